@@ -1,0 +1,184 @@
+"""Power-flow engines over one pandapower net: lightsim2grid (fast) and pandapower runpp (reference).
+
+Both take the injections of every load and static generator and return the same result
+arrays, ordered like the net's tables, so callers never see which engine ran.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+import pandapower as pp
+
+SQRT3 = np.sqrt(3.0)
+
+
+@dataclass
+class PowerFlowResult:
+    """One solved (or failed) operating point; NaN everywhere when not converged."""
+
+    converged: bool
+    vm_pu: np.ndarray
+    line_i_ka: np.ndarray
+    line_loading_pct: np.ndarray
+    trafo_loading_pct: np.ndarray
+    loss_mw: float
+    ext_p_mw: float
+    ext_q_mvar: float
+
+
+class Engine(Protocol):
+    """What the grid model needs from a power-flow engine."""
+
+    name: str
+
+    def solve(self, load_p: np.ndarray, load_q: np.ndarray, sgen_p: np.ndarray, sgen_q: np.ndarray) -> PowerFlowResult: ...
+
+
+def failed_result(net: pp.pandapowerNet) -> PowerFlowResult:
+    """The result of a power flow that did not converge: NaN values, flag down."""
+    nan = np.nan
+    return PowerFlowResult(False, np.full(len(net.bus), nan), np.full(len(net.line), nan),
+                           np.full(len(net.line), nan), np.full(len(net.trafo), nan), nan, nan, nan)
+
+
+def _line_rating_ka(net: pp.pandapowerNet) -> np.ndarray:
+    return (net.line.max_i_ka * net.line.df * net.line.parallel).to_numpy(float)
+
+
+def _trafo_rating_ka(net: pp.pandapowerNet) -> np.ndarray:
+    return (net.trafo.sn_mva / (SQRT3 * net.trafo.vn_hv_kv) * net.trafo.parallel).to_numpy(float)
+
+
+class PandapowerEngine:
+    """pandapower Newton-Raphson: slow, the reference and the fallback."""
+
+    name = "pandapower"
+
+    def __init__(self, net: pp.pandapowerNet):
+        self.net = net
+        self._init = "auto"
+
+    def solve(self, load_p, load_q, sgen_p, sgen_q) -> PowerFlowResult:
+        net = self.net
+        net.load["p_mw"] = load_p
+        net.load["q_mvar"] = load_q
+        net.sgen["p_mw"] = sgen_p
+        net.sgen["q_mvar"] = sgen_q
+        try:
+            pp.runpp(net, init=self._init, numba=True)
+        except pp.LoadflowNotConverged:
+            self._init = "auto"
+            return failed_result(net)
+        self._init = "results"
+        ext = net.res_ext_grid
+        return PowerFlowResult(
+            converged=True,
+            vm_pu=net.res_bus.vm_pu.to_numpy(float),
+            line_i_ka=net.res_line.i_ka.to_numpy(float),
+            line_loading_pct=net.res_line.loading_percent.to_numpy(float),
+            trafo_loading_pct=net.res_trafo.loading_percent.to_numpy(float),
+            loss_mw=float(net.res_line.pl_mw.sum() + net.res_trafo.pl_mw.sum()),
+            ext_p_mw=float(ext.p_mw.sum()),
+            ext_q_mvar=float(ext.q_mvar.sum()),
+        )
+
+
+class LightSimEngine:
+    """lightsim2grid model built once from the net; each step changes injections and solves."""
+
+    name = "lightsim2grid"
+
+    def __init__(self, net: pp.pandapowerNet, max_iter: int = 20, tol: float = 1e-10):
+        from lightsim2grid.network import init_from_pandapower
+
+        self.net = net
+        with warnings.catch_warnings():  # "no generator tagged as slack": it uses the ext_grid, as wanted
+            warnings.simplefilter("ignore")
+            self.model = init_from_pandapower(_numeric_limits(net))
+        if self.model.total_bus() != len(net.bus):
+            raise ValueError("lightsim2grid bus count differs from the pandapower net")
+        self.max_iter, self.tol = max_iter, tol
+        self.flat = np.ones(len(net.bus), dtype=complex)
+        self.v = self.flat.copy()
+        self.line_rating = _line_rating_ka(net)
+        self.trafo_rating = _trafo_rating_ka(net)
+        self.n_gen = len(net.gen)
+        self.load_on = net.load.in_service.to_numpy(bool)
+        self.sgen_on = net.sgen.in_service.to_numpy(bool)
+
+    def _set(self, change, values: np.ndarray, active: np.ndarray) -> None:
+        for i in np.flatnonzero(active):
+            change(int(i), float(values[i]))
+
+    def solve(self, load_p, load_q, sgen_p, sgen_q) -> PowerFlowResult:
+        m = self.model
+        self._set(m.change_p_load, load_p, self.load_on)
+        self._set(m.change_q_load, load_q, self.load_on)
+        self._set(m.change_p_sgen, sgen_p, self.sgen_on)
+        self._set(m.change_q_sgen, sgen_q, self.sgen_on)
+        v = m.ac_pf(self.v, self.max_iter, self.tol)
+        if v.shape[0] == 0:  # diverged from the last solution: retry once from a flat start
+            v = m.ac_pf(self.flat, self.max_iter, self.tol)
+        if v.shape[0] == 0:
+            self.v = self.flat.copy()
+            return failed_result(self.net)
+        self.v = v
+        vm = np.abs(v)
+        vm[vm == 0] = np.nan  # de-energised buses
+        p1, q1, _, a1 = m.get_line_res1()
+        p2, q2, _, a2 = m.get_line_res2()
+        tp1, tq1, _, ta1 = m.get_trafo_res1()
+        tp2, _, _, _ = m.get_trafo_res2()
+        i_ka = np.maximum(a1, a2)
+        gp, gq, _ = m.get_gen_res()
+        return PowerFlowResult(
+            converged=True,
+            vm_pu=vm,
+            line_i_ka=i_ka,
+            line_loading_pct=i_ka / self.line_rating * 100.0,
+            trafo_loading_pct=ta1 / self.trafo_rating * 100.0,
+            loss_mw=float(p1.sum() + p2.sum() + tp1.sum() + tp2.sum()),
+            ext_p_mw=float(gp[self.n_gen:].sum()),
+            ext_q_mvar=float(gq[self.n_gen:].sum()),
+        )
+
+
+def _numeric_limits(net: pp.pandapowerNet) -> pp.pandapowerNet:
+    """Coerce object-typed limit columns (as in SimBench nets) to float for lightsim2grid."""
+    for table in ("sgen", "gen", "load", "storage", "ext_grid"):
+        for col in ("min_p_mw", "max_p_mw", "min_q_mvar", "max_q_mvar"):
+            if col in net[table]:
+                net[table][col] = pd.to_numeric(net[table][col], errors="coerce").astype(float)
+    return net
+
+
+def compare(a: PowerFlowResult, b: PowerFlowResult) -> tuple[float, float]:
+    """Largest voltage difference (pu) and loss difference (kW) between two results."""
+    dv = float(np.nanmax(np.abs(a.vm_pu - b.vm_pu))) if a.converged and b.converged else np.inf
+    return dv, abs(a.loss_mw - b.loss_mw) * 1000.0
+
+
+def build_engine(net: pp.pandapowerNet, preferred: str, probe: tuple[np.ndarray, ...]) -> tuple[Engine, str]:
+    """Build the preferred engine; fall back to pandapower when lightsim2grid cannot reproduce it.
+
+    The probe injections are solved by both engines once; a lightsim2grid model that fails to
+    build, does not converge or disagrees (> 1e-6 pu or 1e-3 kW) is not used. Returns the engine
+    and a note saying why a fallback happened ('' if none).
+    """
+    reference = PandapowerEngine(net)
+    if preferred == "pandapower":
+        return reference, ""
+    ref = reference.solve(*probe)
+    try:
+        fast = LightSimEngine(net)
+        dv, dloss = compare(fast.solve(*probe), ref)
+    except Exception as exc:  # lightsim2grid rejects some element types
+        return reference, f"lightsim2grid could not build this feeder ({exc}); using pandapower"
+    if ref.converged and (dv > 1e-6 or dloss > 1e-3):
+        return reference, f"lightsim2grid disagrees with pandapower (dV {dv:.2e} pu, dloss {dloss:.2e} kW); using pandapower"
+    return fast, ""

@@ -1,0 +1,76 @@
+"""Columnar recording of every published signal: rows buffered in chunks, written as Parquet row groups.
+
+A run that fails part-way still leaves a readable file with every row recorded before the
+failure, because each full chunk is written as it fills and `close()` flushes the rest.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+class Recording:
+    """Rows of float signals keyed by name; the first row fixes the columns."""
+
+    def __init__(self, path: Path, start: np.datetime64, step_s: float, chunk_rows: int = 4096):
+        self.path = Path(path)
+        self.start = np.datetime64(start, "ms")
+        self.step_ms = int(round(step_s * 1000))
+        self.chunk_rows = chunk_rows
+        self.columns: list[str] | None = None
+        self._index: dict[str, int] = {}
+        self._buf: np.ndarray | None = None
+        self._steps = np.zeros(chunk_rows, np.int64)
+        self._fill = 0
+        self._writer: pq.ParquetWriter | None = None
+        self.rows = 0
+        self.unknown: set[str] = set()
+
+    def append(self, step: int, values: dict[str, float]) -> None:
+        """Record one step's values; names never seen in the first row are ignored (and noted)."""
+        if self.columns is None:
+            self.columns = list(values)
+            self._index = {c: i for i, c in enumerate(self.columns)}
+            self._buf = np.empty((self.chunk_rows, len(self.columns)), np.float64)
+        row = self._buf[self._fill]
+        if len(values) == len(self.columns) and values.keys() == self._index.keys():
+            row[:] = np.fromiter(values.values(), np.float64, len(values)) if values else row[:0]
+        else:
+            row[:] = math.nan
+            for name, v in values.items():
+                i = self._index.get(name)
+                if i is None:
+                    self.unknown.add(name)
+                else:
+                    row[i] = v
+        self._steps[self._fill] = step
+        self._fill += 1
+        self.rows += 1
+        if self._fill == self.chunk_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._fill or self.columns is None:
+            return
+        n = self._fill
+        times = self.start + self._steps[:n] * np.timedelta64(self.step_ms, "ms")
+        arrays = [pa.array(times, pa.timestamp("ms"))] + [pa.array(self._buf[:n, i]) for i in range(len(self.columns))]
+        table = pa.Table.from_arrays(arrays, names=["time", *self.columns])
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
+        self._writer.write_table(table)
+        self._fill = 0
+
+    def close(self) -> None:
+        """Write what is buffered and finish the file (an empty run still gets a `time` column)."""
+        self._flush()
+        if self._writer is None:
+            pq.write_table(pa.table({"time": pa.array([], pa.timestamp("ms"))}), self.path)
+        else:
+            self._writer.close()
+            self._writer = None

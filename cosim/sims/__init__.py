@@ -1,0 +1,1 @@
+"""mosaik simulators: thin adapters over the physics and the recording."""
