@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import dates as mdates
 from matplotlib.axes import Axes
-from matplotlib.colors import Normalize, to_rgba
+from matplotlib.colors import Normalize, to_hex, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
@@ -146,7 +146,7 @@ def _prepare_timeseries(timeseries: Any) -> pd.DataFrame:
     """The time series as a DataFrame sorted by time (input left untouched)."""
     ts = timeseries if isinstance(timeseries, pd.DataFrame) else pd.DataFrame(timeseries)
     if "time" in ts.columns and len(ts) > 1:
-        t = pd.to_datetime(ts["time"], errors="coerce")
+        t = _naive_times(ts["time"], getattr(ts["time"].dtype, "tz", None))
         if not t.is_monotonic_increasing:
             ts = ts.iloc[np.argsort(t.to_numpy(), kind="stable")]
     return ts
@@ -156,10 +156,8 @@ def _time_axis(ts: pd.DataFrame) -> _TimeAxis:
     """x positions for the rows of ``ts``: clock times if a usable ``time`` column exists."""
     n = len(ts)
     if n and "time" in ts.columns:
-        raw = pd.to_datetime(ts["time"], errors="coerce") if not isinstance(
-            ts["time"].dtype, pd.DatetimeTZDtype) else ts["time"]
-        tz = getattr(getattr(raw, "dt", None), "tz", None)
-        t = _naive_times(raw, tz)
+        tz = getattr(ts["time"].dtype, "tz", None)
+        t = _naive_times(ts["time"], tz)
         if t.notna().all():
             x = np.asarray(mdates.date2num(t.to_numpy(dtype="datetime64[ns]")), dtype=float)
             return _TimeAxis(x, True, _typical_step(x, DEFAULT_STEP_DAYS), tz)
@@ -380,6 +378,11 @@ def _nan_stats(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return np.nanmin(m, axis=1), np.nanmean(m, axis=1), np.nanmax(m, axis=1)
 
 
+def _at(axis: _TimeAxis, ids: Sequence[str], hit: tuple[int, int, float]) -> str:
+    """``<id> at <clock time>`` for a (row, column, value) hit of `_extreme`."""
+    return f"{ids[hit[1]]} at {_fmt_x(axis, axis.x[hit[0]])}"
+
+
 def _extreme(m: np.ndarray, lowest: bool) -> tuple[int, int, float] | None:
     """(row, column, value) of the lowest or highest finite entry of ``m``."""
     finite = np.isfinite(m)
@@ -402,8 +405,8 @@ def plot_voltage_envelope(axis: _TimeAxis, vm: np.ndarray, bus_ids: Sequence[str
     fig, (ax,) = _new_figure(3.8)
     _shade(ax, spans)
     low, high = _extreme(vm, True), _extreme(vm, False)
-    lo_txt = f" (lowest {low[2]:.3f} pu, bus {bus_ids[low[1]]} at {_fmt_x(axis, axis.x[low[0]])})" if low else ""
-    hi_txt = f" (highest {high[2]:.3f} pu, bus {bus_ids[high[1]]} at {_fmt_x(axis, axis.x[high[0]])})" if high else ""
+    lo_txt = f" (lowest {low[2]:.3f} pu, bus {_at(axis, bus_ids, low)})" if low else ""
+    hi_txt = f" (highest {high[2]:.3f} pu, bus {_at(axis, bus_ids, high)})" if high else ""
     ax.fill_between(axis.x, vmin, vmax, color="tab:blue", alpha=0.12, lw=0, label="_band")
     ax.plot(axis.x, vmax, color="tab:red", lw=1.4, label="max over buses" + hi_txt)
     ax.plot(axis.x, vmean, color="tab:blue", lw=1.2, label="mean over buses")
@@ -498,7 +501,8 @@ def _sum_columns(ts: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
     return pd.DataFrame(_matrix(ts, cols)).sum(axis=1, min_count=1).to_numpy(dtype=float)
 
 
-def plot_generation_load(axis: _TimeAxis, ts: pd.DataFrame, meta: dict, spans: Sequence[_Span]) -> Figure | None:
+def plot_generation_load(axis: _TimeAxis, ts: pd.DataFrame, meta: dict,
+                         spans: Sequence[_Span]) -> Figure | None:
     """Total load against injected (and available) generator power, and the external-grid exchange."""
     gens = _generator_names(ts, meta)
     have = [c for c in ("grid.load_p_mw", "grid.gen_p_mw", "grid.ext_p_mw") if c in ts.columns]
@@ -555,8 +559,8 @@ def plot_branch_loading(axis: _TimeAxis, ts: pd.DataFrame, spans: Sequence[_Span
         m = _matrix(ts, [c for _, c in cols])
         _, _, mx = _nan_stats(m)
         peak = _extreme(m, False)
-        extra = f" (peak {peak[2]:.0f} % on {kind} {cols[peak[1]][0]} at {_fmt_x(axis, axis.x[peak[0]])})" if peak else ""
-        name = "lines" if kind == "line" else "transformers"
+        extra = f" (peak {peak[2]:.0f} % on {kind} {_at(axis, [i for i, _ in cols], peak)})" if peak else ""
+        name = ("line" if kind == "line" else "transformer") + ("s" if len(cols) > 1 else "")
         ax.plot(axis.x, mx, color=colour, lw=1.4, label=f"max over {len(cols)} {name}{extra}")
     ax.axhline(100.0, color="black", ls="--", lw=1.0, label="100 % rating")
     ax.set_title("Branch loading (most loaded line / transformer per step)")
@@ -600,7 +604,8 @@ def plot_seen_vs_true(axis: _TimeAxis, ts: pd.DataFrame, spans: Sequence[_Span])
         ax.plot(axis.x, _numeric(ts, f"seen.{sig}"), color="tab:red", lw=1.2, ls="--",
                 marker="." if len(ts) <= 200 else None, ms=3, label="seen by controller")
         unit = _unit(sig)
-        txt = f"max |seen − true| = {diff:.4g} {unit}".rstrip() if sig in ts.columns else "true value not recorded"
+        txt = (f"max |seen − true| = {diff:.4g} {unit}".rstrip() if sig in ts.columns
+               else "true value not recorded")
         ax.set_title(f"{sig}: {txt}", fontsize="medium", loc="left")
         ax.set_ylabel(f"Value ({unit})" if unit else "Value")
         ax.grid(True, alpha=0.3)
@@ -682,8 +687,8 @@ def _meta_rows(meta: dict, ts: pd.DataFrame, axis: _TimeAxis, n_buses: int) -> l
             ("Generators", _e(gens_txt))]
     if len(ts) and axis.is_date:
         step_min = axis.step * 24 * 60
-        rows.append(("Simulated period", _e(f"{_fmt_x(axis, axis.x[0], True)} to {_fmt_x(axis, axis.x[-1], True)}"
-                                            f" · {len(ts)} steps of {step_min:g} min")))
+        period = f"{_fmt_x(axis, axis.x[0], True)} to {_fmt_x(axis, axis.x[-1], True)}"
+        rows.append(("Simulated period", _e(f"{period} · {len(ts)} steps of {step_min:g} min")))
     else:
         rows.append(("Steps", _e(len(ts))))
     if n_buses:
@@ -702,7 +707,7 @@ def _events_table(ev: pd.DataFrame, colours: dict[str, str]) -> str:
         return "<p class=\"muted\">No events.</p>"
     rows = []
     for r in ev.head(MAX_EVENT_ROWS).itertuples(index=False):
-        swatch = f"<span class=\"swatch\" style=\"background:{_e(matplotlib.colors.to_hex(colours[r.kind]))}\"></span>"
+        swatch = f"<span class=\"swatch\" style=\"background:{_e(to_hex(colours[r.kind]))}\"></span>"
         rows.append(f"<tr><td>{_fmt_time(r.start)}</td><td>{_fmt_time(r.end)}</td>"
                     f"<td class=\"num\">{_fmt_duration(r.start, r.end)}</td>"
                     f"<td>{swatch}{_e(r.kind)}</td><td>{_e(r.target)}</td></tr>")
@@ -724,17 +729,19 @@ def _metrics_table(metrics: dict[str, Any]) -> str:
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0 auto;
 max-width:1200px;padding:1rem 1.5rem;color:#222;line-height:1.4}
-h1{margin:.2rem 0 .6rem;font-size:1.6rem} h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
+h1{margin:.2rem 0 .6rem;font-size:1.6rem}
+h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
 table{border-collapse:collapse;margin:.4rem 0;font-size:.92rem}
 th,td{border:1px solid #ddd;padding:.25rem .6rem;text-align:left;vertical-align:top}
-th{background:#f3f3f3} tbody tr:nth-child(even){background:#fafafa} td.num{text-align:right;font-variant-numeric:tabular-nums}
-table.meta th{width:13rem} .status{display:inline-block;padding:.05rem .6rem;border-radius:.8rem;font-weight:600;color:#fff}
+th{background:#f3f3f3} tbody tr:nth-child(even){background:#fafafa}
+td.num{text-align:right;font-variant-numeric:tabular-nums} table.meta th{width:13rem}
+.status{display:inline-block;padding:.05rem .6rem;border-radius:.8rem;font-weight:600;color:#fff}
 .status.ok{background:#2e7d32} .status.bad{background:#c62828} .status.other{background:#ef6c00}
 .message{border-left:4px solid #ef6c00;background:#fff5e6;padding:.5rem .8rem;white-space:pre-wrap}
 .message.bad{border-color:#c62828;background:#fdecea}
 figure{margin:1rem 0 1.6rem} figure img{max-width:100%;height:auto;display:block}
-.muted{color:#777} .swatch{display:inline-block;width:.8rem;height:.8rem;margin-right:.35rem;border-radius:2px;
-vertical-align:-1px} nav a{margin-right:1rem}
+.muted{color:#777} nav a{margin-right:1rem}
+.swatch{display:inline-block;width:.8rem;height:.8rem;margin-right:.35rem;border-radius:2px;vertical-align:-1px}
 """
 
 
@@ -751,7 +758,8 @@ def _render_html(meta: dict, meta_rows: list[tuple[str, str]], figures: list[tup
     nav += " <a href=\"#events\">Events</a> <a href=\"#kpis\">KPIs</a>"
     figs = "\n".join(f"<figure id=\"{a}\"><img alt=\"{_e(cap)}\" src=\"{uri}\"></figure>"
                      for a, cap, uri in figures)
-    notes_html = ("<ul class=\"muted\">" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>") if notes else ""
+    notes_html = "".join(f"<li>{_e(n)}</li>" for n in notes)
+    notes_html = f"<ul class=\"muted\">{notes_html}</ul>" if notes else ""
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>

@@ -58,6 +58,7 @@ from pymodbus.pdu import ExceptionResponse, ModbusPDU
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from hil import MAPS_DIR
 from hil.registers import (
     INT_RANGES,
     EncodeError,
@@ -79,9 +80,6 @@ __all__ = [
     "fit_sf",
     "main",
 ]
-
-#: Directory of the register maps shipped with the project.
-MAPS_DIR = Path(__file__).resolve().parent.parent / "hil" / "maps"
 
 EXC_NAMES = {
     0x01: "ILLEGAL_FUNCTION",
@@ -306,7 +304,12 @@ class StubServer:
         """pymodbus SimDevice action hook: serve reads, validate and apply writes."""
         if function_code not in _REGISTER_FCS:
             return self._reject(
-                ExcCodes.ILLEGAL_FUNCTION, function_code, address, count, "coil/discrete functions not supported"
+                ExcCodes.ILLEGAL_FUNCTION,
+                function_code,
+                address,
+                count,
+                "coil/discrete functions not supported",
+                what="request",
             )
         offset = address - start_address
         if set_values is None:
@@ -357,9 +360,12 @@ class StubServer:
             out[p.name] = v
         return out
 
-    def _reject(self, code: ExcCodes, fc: int, address: int, count: int, reason: str) -> ExcCodes:
+    def _reject(
+        self, code: ExcCodes, fc: int, address: int, count: int, reason: str, what: str = "write"
+    ) -> ExcCodes:
         self.log.warning(
-            "request rejected: %s (0x%02x) fc=%d addr=%d count=%d: %s",
+            "%s rejected: %s (0x%02x) fc=%d addr=%d count=%d: %s",
+            what,
             EXC_NAMES.get(int(code), str(code)),
             int(code),
             fc,

@@ -62,6 +62,7 @@ class PandapowerEngine:
     def __init__(self, net: pp.pandapowerNet):
         self.net = net
         self._init = "auto"
+        self._numba = len(net.bus) > 500  # JIT compile time only pays off on large feeders
 
     def solve(self, load_p, load_q, sgen_p, sgen_q) -> PowerFlowResult:
         net = self.net
@@ -70,7 +71,7 @@ class PandapowerEngine:
         net.sgen["p_mw"] = sgen_p
         net.sgen["q_mvar"] = sgen_q
         try:
-            pp.runpp(net, init=self._init, numba=True)
+            pp.runpp(net, init=self._init, numba=self._numba)
         except pp.LoadflowNotConverged:
             self._init = "auto"
             return failed_result(net)
@@ -176,9 +177,12 @@ def build_engine(net: pp.pandapowerNet, preferred: str, probe: tuple[np.ndarray,
     ref = reference.solve(*probe)
     try:
         fast = LightSimEngine(net)
-        dv, dloss = compare(fast.solve(*probe), ref)
+        got = fast.solve(*probe)
     except Exception as exc:  # lightsim2grid rejects some element types
         return reference, f"lightsim2grid could not build this feeder ({exc}); using pandapower"
+    if ref.converged and not got.converged:
+        return reference, "lightsim2grid does not converge on this feeder where pandapower does; using pandapower"
+    dv, dloss = compare(got, ref)
     if ref.converged and (dv > 1e-6 or dloss > 1e-3):
         return reference, f"lightsim2grid disagrees with pandapower (dV {dv:.2e} pu, dloss {dloss:.2e} kW); using pandapower"
     return fast, ""

@@ -1,0 +1,1 @@
+"""Controllers: the plug-in interface, classic baselines and deep-RL policies."""
