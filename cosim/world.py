@@ -44,6 +44,12 @@ class Wiring:
     asm: Assembly
     entities: dict[str, Any] = field(default_factory=dict)
     recorded: list[Any] = field(default_factory=list)  # entities whose `signals` the recorder keeps
+    # What a controller (or detector) sees: (entity, attribute). The grid stage sets it to the
+    # grid's signals; a measurement channel replaces it with its attacked copy.
+    observe: tuple[Any, str] | None = None
+    # Where setpoints go: (entity, attribute, time_shifted). The edge that enters the grid is
+    # time-shifted, so setpoints computed at step k act at step k+1.
+    actuate: tuple[Any, str, bool] | None = None
 
 
 def assemble(loaded: LoadedScenario) -> Assembly:
@@ -70,6 +76,8 @@ def add_grid(w: Wiring) -> None:
         w.world.connect(der, grid, "p_avail_mw")
     w.entities["grid"] = grid
     w.recorded.append(grid)
+    w.observe = (grid, "signals")
+    w.actuate = (grid, "setpoints", True)
 
 
 def add_recorder(w: Wiring, recording: Recording, on_step: Callable[[int], None] | None) -> None:
