@@ -63,6 +63,7 @@ _EVENT_COLOURS = ["goldenrod", "mediumorchid", "lightseagreen", "hotpink", "yell
                   "steelblue", "sandybrown", "slateblue", "darkkhaki"]
 _NONCONV_COLOUR = "0.35"
 _ATTACK_COLOUR = "crimson"
+_NONCONV_KINDS = {"nonconverged", "notconverged", "nonconvergence", "divergence", "diverged"}
 _STATUS_CLASS = {"ok": "ok", "success": "ok", "done": "ok", "failed": "bad", "error": "bad"}
 
 
@@ -297,6 +298,16 @@ def _nonconverged_spans(ts: pd.DataFrame, axis: _TimeAxis, vm: np.ndarray) -> li
     else:
         return []
     return _mask_spans(mask, axis, label, _NONCONV_COLOUR, "//", 0.28)
+
+
+def _all_spans(ts: pd.DataFrame, axis: _TimeAxis, ev: pd.DataFrame, colours: dict[str, str],
+               vm: np.ndarray) -> list[_Span]:
+    """Event spans plus non-converged spans; "nonconverged" events are not shaded twice."""
+    nonconv = _nonconverged_spans(ts, axis, vm)
+    if "grid.converged" in ts.columns:
+        same = ev["kind"].map(lambda k: re.sub(r"[^a-z]", "", k.lower()) in _NONCONV_KINDS)
+        ev = ev[~same.astype(bool)]
+    return _event_spans(ev, axis, colours) + nonconv
 
 
 def _shade(ax: Axes, spans: Sequence[_Span], strip: bool = False) -> None:
@@ -831,7 +842,7 @@ def write_report(path: Path, timeseries: pd.DataFrame, events: pd.DataFrame,
     buses = _entity_columns(ts, "bus")
     bus_ids = [b for b, _ in buses]
     vm = _matrix(ts, [c for _, c in buses])
-    spans = _event_spans(ev, axis, colours) + _nonconverged_spans(ts, axis, vm)
+    spans = _all_spans(ts, axis, ev, colours, vm)
 
     builders: list[tuple[str, str, Callable[[], Figure | None], str]] = [
         ("voltage-envelope", "Voltage envelope",

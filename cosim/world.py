@@ -97,4 +97,8 @@ def run_world(asm: Assembly, recording: Recording, on_step: Callable[[int], None
     for stage in STAGES:
         stage(wiring)
     add_recorder(wiring, recording, on_step)
-    world.run(until=asm.n_steps * asm.step_s, print_progress=False)
+    try:
+        world.run(until=asm.n_steps * asm.step_s, print_progress=False)
+    except BaseException:
+        world.shutdown()  # World.run shuts down only when it completes
+        raise

@@ -259,3 +259,15 @@ def test_nonconverged_steps_are_shaded() -> None:
     assert len(spans) == 1
     assert spans[0].x0 < axis.x[4] < spans[0].x1
     assert spans[0].x1 - spans[0].x0 == pytest.approx(axis.step)
+
+
+def test_nonconverged_events_are_not_shaded_twice() -> None:
+    ts = _timeseries(n_buses=3, n_steps=10, nonconverged_step=4, seen=False)
+    t4 = ts["time"].iloc[4]
+    events = pd.concat([_events(), pd.DataFrame({"start": [t4], "end": [t4 + pd.Timedelta("15min")],
+                                                 "kind": ["nonconverged"], "target": ["grid"]})])
+    axis = report._time_axis(ts)
+    ev = report._normalise_events(events, axis.tz)
+    vm = report._matrix(ts, [c for _, c in report._entity_columns(ts, "bus")])
+    labels = [s.label for s in report._all_spans(ts, axis, ev, report._kind_colours(ev["kind"]), vm)]
+    assert labels == ["event: fdi_bias", "power flow not converged"]

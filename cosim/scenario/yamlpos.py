@@ -39,9 +39,10 @@ def load_yaml_with_lines(text: str) -> tuple[Any, dict[Path_, int]]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        problem = exc.problem or str(exc)
-        context = f" {exc.context}" if exc.context else ""
-        raise YamlSyntaxError(line, f"invalid YAML: {problem}{context}") from None
+        message = f"invalid YAML: {exc.problem or exc}"
+        if exc.context and exc.context_mark:
+            message += f" ({exc.context} that starts on line {exc.context_mark.line + 1})"
+        raise YamlSyntaxError(line, message) from None
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(None, f"invalid YAML: {exc}") from None
     lines: dict[Path_, int] = {}
