@@ -17,11 +17,13 @@ import pyarrow.parquet as pq
 class Recording:
     """Rows of float signals keyed by name; the first row fixes the columns."""
 
-    def __init__(self, path: Path, start: np.datetime64, step_s: float, chunk_rows: int = 4096):
+    def __init__(self, path: Path, start: np.datetime64, step_s: float, chunk_rows: int = 4096,
+                 chunk_values: int = 2_000_000):
         self.path = Path(path)
         self.start = np.datetime64(start, "ms")
         self.step_ms = int(round(step_s * 1000))
         self.chunk_rows = chunk_rows
+        self.chunk_values = chunk_values  # caps a chunk's memory (16 MB) on feeders with 10^4+ signals
         self.columns: list[str] | None = None
         self._index: dict[str, int] = {}
         self._buf: np.ndarray | None = None
@@ -36,6 +38,8 @@ class Recording:
         if self.columns is None:
             self.columns = list(values)
             self._index = {c: i for i, c in enumerate(self.columns)}
+            self.chunk_rows = max(1, min(self.chunk_rows, self.chunk_values // max(1, len(self.columns))))
+            self._steps = np.zeros(self.chunk_rows, np.int64)
             self._buf = np.empty((self.chunk_rows, len(self.columns)), np.float64)
         row = self._buf[self._fill]
         if len(values) == len(self.columns) and values.keys() == self._index.keys():

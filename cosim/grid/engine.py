@@ -29,6 +29,19 @@ class PowerFlowResult:
     loss_mw: float
     ext_p_mw: float
     ext_q_mvar: float
+    line_p_mw: np.ndarray  # active power entering each line at its from bus
+    line_q_mvar: np.ndarray
+
+
+@dataclass(frozen=True)
+class InService:
+    """Which elements take part in the power flow (outages and de-energised islands removed)."""
+
+    lines: np.ndarray
+    trafos: np.ndarray
+    buses: np.ndarray
+    loads: np.ndarray
+    sgens: np.ndarray
 
 
 class Engine(Protocol):
@@ -38,12 +51,15 @@ class Engine(Protocol):
 
     def solve(self, load_p: np.ndarray, load_q: np.ndarray, sgen_p: np.ndarray, sgen_q: np.ndarray) -> PowerFlowResult: ...
 
+    def set_in_service(self, status: InService) -> None: ...
+
 
 def failed_result(net: pp.pandapowerNet) -> PowerFlowResult:
     """The result of a power flow that did not converge: NaN values, flag down."""
     nan = np.nan
-    return PowerFlowResult(False, np.full(len(net.bus), nan), np.full(len(net.line), nan),
-                           np.full(len(net.line), nan), np.full(len(net.trafo), nan), nan, nan, nan)
+    lines = np.full(len(net.line), nan)
+    return PowerFlowResult(False, np.full(len(net.bus), nan), lines, lines.copy(), np.full(len(net.trafo), nan),
+                           nan, nan, nan, lines.copy(), lines.copy())
 
 
 def _line_rating_ka(net: pp.pandapowerNet) -> np.ndarray:
@@ -63,6 +79,18 @@ class PandapowerEngine:
         self.net = net
         self._init = "auto"
         self._numba = len(net.bus) > 500  # JIT compile time only pays off on large feeders
+        self._lines_on: np.ndarray | None = None  # set once a topology change took lines out
+
+    def set_in_service(self, status: InService) -> None:
+        """Write the element statuses into the net; pandapower drops isolated buses itself."""
+        net = self.net
+        net.line["in_service"] = status.lines
+        net.trafo["in_service"] = status.trafos
+        net.bus["in_service"] = status.buses
+        net.load["in_service"] = status.loads
+        net.sgen["in_service"] = status.sgens
+        self._lines_on = status.lines
+        self._init = "auto"
 
     def solve(self, load_p, load_q, sgen_p, sgen_q) -> PowerFlowResult:
         net = self.net
@@ -77,15 +105,20 @@ class PandapowerEngine:
             return failed_result(net)
         self._init = "results"
         ext = net.res_ext_grid
+        line = net.res_line[["i_ka", "loading_percent", "p_from_mw", "q_from_mvar"]].to_numpy(float)
+        if self._lines_on is not None:  # lines out of service or in a dead island carry nothing
+            line[~self._lines_on] = 0.0
         return PowerFlowResult(
             converged=True,
             vm_pu=net.res_bus.vm_pu.to_numpy(float),
-            line_i_ka=net.res_line.i_ka.to_numpy(float),
-            line_loading_pct=net.res_line.loading_percent.to_numpy(float),
-            trafo_loading_pct=net.res_trafo.loading_percent.to_numpy(float),
+            line_i_ka=line[:, 0],
+            line_loading_pct=line[:, 1],
+            trafo_loading_pct=np.nan_to_num(net.res_trafo.loading_percent.to_numpy(float)),
             loss_mw=float(net.res_line.pl_mw.sum() + net.res_trafo.pl_mw.sum()),
             ext_p_mw=float(ext.p_mw.sum()),
             ext_q_mvar=float(ext.q_mvar.sum()),
+            line_p_mw=line[:, 2],
+            line_q_mvar=line[:, 3],
         )
 
 
@@ -111,17 +144,29 @@ class LightSimEngine:
         self.n_gen = len(net.gen)
         self.load_on = net.load.in_service.to_numpy(bool)
         self.sgen_on = net.sgen.in_service.to_numpy(bool)
+        self.status = InService(net.line.in_service.to_numpy(bool), net.trafo.in_service.to_numpy(bool),
+                                np.ones(len(net.bus), bool), self.load_on, self.sgen_on)
 
-    def _set(self, change, values: np.ndarray, active: np.ndarray) -> None:
-        for i in np.flatnonzero(active):
-            change(int(i), float(values[i]))
+    def set_in_service(self, status: InService) -> None:
+        """(De)activate the elements whose status changed; restart the next solve from a flat start."""
+        m, old = self.model, self.status
+        for new, was, off, on in ((status.lines, old.lines, m.deactivate_powerline, m.reactivate_powerline),
+                                  (status.trafos, old.trafos, m.deactivate_trafo, m.reactivate_trafo),
+                                  (status.buses, old.buses, m.deactivate_bus, m.reactivate_bus),
+                                  (status.loads, old.loads, m.deactivate_load, m.reactivate_load),
+                                  (status.sgens, old.sgens, m.deactivate_sgen, m.reactivate_sgen)):
+            for i in np.flatnonzero(new != was):
+                (on if new[i] else off)(int(i))
+        self.status, self.load_on, self.sgen_on = status, status.loads, status.sgens
+        self.v = self.flat.copy()
 
     def solve(self, load_p, load_q, sgen_p, sgen_q) -> PowerFlowResult:
         m = self.model
-        self._set(m.change_p_load, load_p, self.load_on)
-        self._set(m.change_q_load, load_q, self.load_on)
-        self._set(m.change_p_sgen, sgen_p, self.sgen_on)
-        self._set(m.change_q_sgen, sgen_q, self.sgen_on)
+        m.update_loads_p(self.load_on, np.asarray(load_p, np.float32))  # vectorised, masked by in-service
+        m.update_loads_q(self.load_on, np.asarray(load_q, np.float32))
+        m.update_sgens_p(self.sgen_on, np.asarray(sgen_p, np.float32))
+        for i in np.flatnonzero(self.sgen_on):  # no vectorised sgen Q update in lightsim2grid
+            m.change_q_sgen(int(i), float(sgen_q[i]))
         v = m.ac_pf(self.v, self.max_iter, self.tol)
         if v.shape[0] == 0:  # diverged from the last solution: retry once from a flat start
             v = m.ac_pf(self.flat, self.max_iter, self.tol)
@@ -130,7 +175,7 @@ class LightSimEngine:
             return failed_result(self.net)
         self.v = v
         vm = np.abs(v)
-        vm[vm == 0] = np.nan  # de-energised buses
+        vm[(vm == 0) | ~self.status.buses] = np.nan  # de-energised buses
         p1, q1, _, a1 = m.get_line_res1()
         p2, q2, _, a2 = m.get_line_res2()
         tp1, tq1, _, ta1 = m.get_trafo_res1()
@@ -146,6 +191,8 @@ class LightSimEngine:
             loss_mw=float(p1.sum() + p2.sum() + tp1.sum() + tp2.sum()),
             ext_p_mw=float(gp[self.n_gen:].sum()),
             ext_q_mvar=float(gq[self.n_gen:].sum()),
+            line_p_mw=p1,
+            line_q_mvar=q1,
         )
 
 
