@@ -169,24 +169,26 @@ class RegisterImage:
 
 
 def encode_clamped(point: Point, value: Any, sf: int | None) -> list[int]:
-    """Like :func:`hil.registers.encode`, but clamps numbers to the type range."""
-    try:
+    """Like :func:`hil.registers.encode`, but clamps integers to the type range.
+
+    Points with a SunSpec scale factor never get the "not implemented"
+    sentinel (0xFFFF, 0x8000, ...) through clamping.
+    """
+    if point.type in ("string", "float32"):
         return encode(point, value, sf)
-    except EncodeError:
-        if point.type in ("string", "float32"):
-            raise
+    if point.sf is not None and sf is None:
+        raise EncodeError(f"point {point.name!r} needs the value of scale factor {point.sf!r}")
     v = float(value)
     if not math.isfinite(v):
         v = 0.0
     if point.scale is not None:
         raw_f = v / point.scale
     elif point.sf is not None and sf is not None:
-        raw_f = v / (10.0**sf)
+        raw_f = v * (10 ** (-sf)) if sf <= 0 else v / (10**sf)
     else:
         raw_f = v
     lo, hi = INT_RANGES[point.type]
-    if point.type in ("uint16", "int16", "sunssf") and point.sf is not None:
-        # keep clear of the SunSpec "not implemented" sentinels
+    if point.sf is not None and point.type != "acc32":
         lo, hi = (lo + 1, hi) if lo < 0 else (lo, hi - 1)
     raw = max(lo, min(hi, int(round(raw_f))))
     return raw_to_registers(point.type, raw)

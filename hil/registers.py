@@ -40,7 +40,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "INT_RANGES",
@@ -57,6 +65,7 @@ __all__ = [
     "encode",
     "is_not_implemented",
     "load_map",
+    "parse_map",
     "raw_to_registers",
     "read_points",
     "registers_to_raw",
@@ -253,9 +262,12 @@ class RegisterMap(BaseModel):
                 )
         return self
 
+    _by_name: dict[str, Point] = PrivateAttr(default_factory=dict)
+    _by_addr: dict[int, Point] = PrivateAttr(default_factory=dict)
+
     def model_post_init(self, _context: Any) -> None:
         self._by_name = {p.name: p for p in self.points}
-        self._by_addr: dict[int, Point] = {}
+        self._by_addr = {}
         for p in self.points:
             for a in range(p.address, p.end):
                 self._by_addr[a] = p
@@ -269,9 +281,6 @@ class RegisterMap(BaseModel):
 
     def __contains__(self, name: object) -> bool:
         return name in self._by_name
-
-    def __iter__(self):  # type: ignore[override]
-        return iter(self.points)
 
     def __len__(self) -> int:
         return len(self.points)

@@ -21,11 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .registers import MAX_READ, Point, RegisterMap, decode_registers, registers_to_raw
+from .registers import MAX_READ, Point, RegisterMap, decode_registers
 
 __all__ = [
+    "BASE_ADDRESSES",
     "END_MODEL_ID",
     "MODEL_DEFS",
+    "MODEL_LENGTHS",
     "SUNS_MARKER",
     "SunSpecError",
     "SunSpecModel",
@@ -278,7 +280,3 @@ async def scan(
         addr += 2 + length
     raise SunSpecError(f"more than {_MAX_MODELS} models; giving up")
 
-
-def marker_ok(registers: list[int]) -> bool:
-    """True when two registers spell 'SunS'."""
-    return tuple(registers[:2]) == SUNS_MARKER and registers_to_raw("string", registers[:2]) == "SunS"
