@@ -4,14 +4,53 @@ Observation: the measurements as the controller sees them (after the channel), b
 name (`bus.18.vm_pu`, `pv1.p_avail_mw`, ...), plus time features `time.hour_sin`,
 `time.hour_cos`, `time.step`. Actions: `<der>.p_limit_mw` and `<der>.q_set_mvar` per DER
 (later `cap.<n>.step`, `trafo.<n>.tap` where the feeder has them). Unknown names and NaN
-are rejected by the caller; the grid model clips every setpoint to device capability.
+are rejected (`check_actions`); the grid model clips every setpoint to device capability.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Mapping
+from numbers import Real
+from typing import TYPE_CHECKING, Callable, ClassVar, Mapping
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from cosim.grid.model import GridModel
+    from cosim.inputs import Inputs
+
+TIME_FEATURES = ("time.hour_sin", "time.hour_cos", "time.step")
+
+
+def time_features(t: np.datetime64, step: int) -> dict[str, float]:
+    """The time part of an observation: hour of day on the unit circle and the step number."""
+    t = np.datetime64(t, "s")
+    hour = (t - t.astype("datetime64[D]")) / np.timedelta64(1, "h")
+    angle = 2.0 * np.pi * hour / 24.0
+    return {"time.hour_sin": float(np.sin(angle)), "time.hour_cos": float(np.cos(angle)), "time.step": float(step)}
+
+
+def check_actions(actions: object, allowed: set[str]) -> tuple[dict[str, float], dict[str, str]]:
+    """Split what `act` returned into valid setpoints and rejected names with the reason."""
+    if not isinstance(actions, Mapping):
+        return {}, {"act": f"returned {type(actions).__name__}, expected a dict of setpoints"}
+    valid, rejected = {}, {}
+    for name, value in actions.items():
+        if name not in allowed:
+            rejected[str(name)] = "is not an action of this scenario"
+        elif isinstance(value, bool) or not isinstance(value, Real):
+            rejected[name] = f"is {type(value).__name__}, expected a number"
+        elif not math.isfinite(value):
+            rejected[name] = f"is {value}"
+        else:
+            valid[name] = float(value)
+    return valid, rejected
+
+
+class ControllerError(Exception):
+    """A controller that cannot run with this scenario; the message is shown to the user as is."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +65,14 @@ class DERInfo:
 
 
 @dataclass(frozen=True)
+class Truth:
+    """Perfect knowledge for an oracle: the run's own grid model and its whole input series."""
+
+    model: GridModel
+    inputs: Inputs
+
+
+@dataclass(frozen=True)
 class ControllerInfo:
     """Static facts a controller gets once, before the first step."""
 
@@ -35,6 +82,7 @@ class ControllerInfo:
     ders: tuple[DERInfo, ...]
     measurements: tuple[str, ...]
     params: Mapping[str, object] = field(default_factory=dict)
+    truth: Truth | None = None  # only for controllers with `oracle = True`, and only inside a run
 
     @property
     def action_names(self) -> tuple[str, ...]:
@@ -45,6 +93,11 @@ class ControllerInfo:
 class Controller(ABC):
     """Subclass and implement `act`; `setup` is called once with the static facts."""
 
+    # An oracle is handed `info.truth` (the true grid and future inputs) instead of seeing only
+    # measurements; only reference baselines such as `opf` set this.
+    oracle: ClassVar[bool] = False
+    _event_sink: Callable[[str, str], None] | None = None
+
     def setup(self, info: ControllerInfo) -> None:
         """Remember what the controller needs from `info` (default: keep it as `self.info`)."""
         self.info = info
@@ -52,3 +105,8 @@ class Controller(ABC):
     @abstractmethod
     def act(self, observation: Mapping[str, float]) -> dict[str, float]:
         """Return setpoints by name for this step (an empty dict leaves the last ones in force)."""
+
+    def report(self, kind: str, target: str = "") -> None:
+        """Record an event of this step (e.g. a fallback) in the run's events.csv; ignored outside a run."""
+        if self._event_sink is not None:
+            self._event_sink(kind, target)

@@ -59,6 +59,8 @@ def compute_metrics(ts: pd.DataFrame, step_s: float, voltage_limits: tuple[float
         "load_energy_kwh": load_energy,
         "renewable_energy_kwh": renewable,
         "curtailed_energy_kwh": float(curtailed_kw.sum() * h),
+        "unserved_energy_kwh": float(np.nan_to_num(ts["grid.unserved_p_mw"].to_numpy(float)).sum() * 1000.0 * h)
+        if "grid.unserved_p_mw" in ts else 0.0,
         "import_energy_kwh": imported,
         "export_energy_kwh": exported,
         "efficiency": (load_energy + exported) / supplied if supplied > 0 else float("nan"),

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 
 class Recording:
-    """Rows of float signals keyed by name; the first row fixes the columns."""
+    """Rows of signals keyed by name; the first row fixes the columns and which of them hold text."""
 
     def __init__(self, path: Path, start: np.datetime64, step_s: float, chunk_rows: int = 4096,
                  chunk_values: int = 2_000_000):
@@ -32,8 +32,9 @@ class Recording:
         self._writer: pq.ParquetWriter | None = None
         self.rows = 0
         self.unknown: set[str] = set()
+        self._text: dict[str, np.ndarray] = {}  # text columns (e.g. label.kind): their chunk buffers
 
-    def append(self, step: int, values: dict[str, float]) -> None:
+    def append(self, step: int, values: dict[str, float | str]) -> None:
         """Record one step's values; names never seen in the first row are ignored (and noted)."""
         if self.columns is None:
             self.columns = list(values)
@@ -41,6 +42,11 @@ class Recording:
             self.chunk_rows = max(1, min(self.chunk_rows, self.chunk_values // max(1, len(self.columns))))
             self._steps = np.zeros(self.chunk_rows, np.int64)
             self._buf = np.empty((self.chunk_rows, len(self.columns)), np.float64)
+            self._text = {c: np.empty(self.chunk_rows, object) for c, v in values.items() if isinstance(v, str)}
+        if self._text:  # slow path, only for runs that record text: strings aside, NaN in their float slot
+            for c, buf in self._text.items():
+                buf[self._fill] = str(values.get(c, ""))
+            values = {c: (math.nan if c in self._text else v) for c, v in values.items()}
         row = self._buf[self._fill]
         if len(values) == len(self.columns) and values.keys() == self._index.keys():
             row[:] = np.fromiter(values.values(), np.float64, len(values)) if values else row[:0]
@@ -63,7 +69,9 @@ class Recording:
             return
         n = self._fill
         times = self.start + self._steps[:n] * np.timedelta64(self.step_ms, "ms")
-        arrays = [pa.array(times, pa.timestamp("ms"))] + [pa.array(self._buf[:n, i]) for i in range(len(self.columns))]
+        arrays = [pa.array(times, pa.timestamp("ms"))] + [
+            pa.array(self._text[c][:n], pa.string()) if c in self._text else pa.array(self._buf[:n, i])
+            for i, c in enumerate(self.columns)]
         table = pa.Table.from_arrays(arrays, names=["time", *self.columns])
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")

@@ -632,6 +632,32 @@ def plot_seen_vs_true(axis: _TimeAxis, ts: pd.DataFrame, spans: Sequence[_Span])
     return fig
 
 
+def plot_detector(axis: _TimeAxis, ts: pd.DataFrame, spans: Sequence[_Span]) -> Figure | None:
+    """Detector score (J over its chi-square threshold) with alarms, over the labelled attack steps."""
+    if "detector.score" not in ts.columns or not len(ts):
+        return None
+    fig, (ax,) = _new_figure(3.4)
+    attack = []
+    if "label.attack" in ts.columns:
+        attack = _mask_spans(_numeric(ts, "label.attack") >= 0.5, axis, "attack active (label)",
+                             _ATTACK_COLOUR, "\\\\", 0.08)
+    _shade(ax, [*spans, *attack])
+    score = _numeric(ts, "detector.score")
+    ax.plot(axis.x, score, color="tab:purple", lw=1.0, label="score = J / chi-square threshold")
+    ax.axhline(1.0, color="black", ls="--", lw=1.0, label="alarm threshold")
+    if "detector.alarm" in ts.columns:
+        hit = _numeric(ts, "detector.alarm") >= 0.5
+        ax.plot(axis.x[hit], score[hit], ls="none", marker="v", ms=4, color="crimson", label="alarm")
+    if np.nanmax(score, initial=0.0) > 20:
+        ax.set_yscale("log")
+    ax.set_ylabel("Score")
+    ax.grid(True, alpha=0.3)
+    _format_time_axis(ax, axis)
+    _legend(ax)
+    fig.suptitle("State-estimation detector")
+    return fig
+
+
 # ----------------------------------------------------------------------------- HTML
 
 
@@ -854,6 +880,7 @@ def write_report(path: Path, timeseries: pd.DataFrame, events: pd.DataFrame,
         ("losses", "Losses", lambda: plot_losses(axis, ts, spans), "no grid.loss_kw column"),
         ("generation-load", "Generation and load",
          lambda: plot_generation_load(axis, ts, meta, spans), "no load or generator power columns"),
+        ("detector", "Detector", lambda: plot_detector(axis, ts, spans), None),
         ("seen-vs-true", "Seen vs. true",
          lambda: plot_seen_vs_true(axis, ts, spans), None),
     ]

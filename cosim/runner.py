@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import time
 import traceback
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
+
+from cosim.events.impact import detection_metrics, impact_table, schedule_frame
+from cosim.grid.feeders import load_feeder
 from cosim.metrics import compute_metrics
 from cosim.recording import Recording
 from cosim.report import write_report
 from cosim.results import nonconverged_events, package_versions, read_timeseries, write_events, write_json
 from cosim.scenario.loader import LoadedScenario
-from cosim.world import assemble, run_world
+from cosim.world import RunOptions, assemble, run_world
+from hil.stubs import DeviceSession
 
 
 @dataclass
@@ -36,8 +42,27 @@ def default_out_dir(name: str, root: Path = Path("runs")) -> Path:
     return root / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def run_scenario(loaded: LoadedScenario, out_dir: Path, on_step: Callable[[int], None] | None = None) -> RunOutcome:
-    """Assemble, run the mosaik world, then write metrics, events and the report."""
+def _baseline(loaded: LoadedScenario, path: Path) -> pd.DataFrame | None:
+    """The same scenario without its events (same seed, sensor noise and controller), for impact
+    differences; None if it fails (the impact table then compares with the state before each event)."""
+    clean = replace(loaded, scenario=loaded.scenario.model_copy(update={"events": []}),
+                    feeder=load_feeder(loaded.scenario.grid.feeder, loaded.base_dir))
+    recording = None
+    try:
+        asm = assemble(clean)
+        recording = Recording(path, asm.inputs.times[0], asm.step_s)
+        run_world(asm, recording)
+    except Exception:  # noqa: BLE001 - a failed baseline only costs the comparison
+        return None
+    finally:
+        if recording is not None:
+            recording.close()
+    return read_timeseries(path)
+
+
+def run_scenario(loaded: LoadedScenario, out_dir: Path, on_step: Callable[[int], None] | None = None,
+                 options: RunOptions | None = None) -> RunOutcome:
+    """Assemble, run the mosaik world (with the scenario's devices up), then write metrics, events and the report."""
     scn = loaded.scenario
     out_dir.mkdir(parents=True, exist_ok=True)
     info = {"name": scn.name, "seed": scn.seed, "scenario": str(loaded.path.resolve()), "feeder": scn.grid.feeder,
@@ -45,14 +70,19 @@ def run_scenario(loaded: LoadedScenario, out_dir: Path, on_step: Callable[[int],
             "steps_planned": scn.clock.n_steps, "step_s": scn.clock.step, "versions": package_versions()}
     write_json(out_dir / "run.json", info)
     t0 = time.perf_counter()
-    status, message, recording = "ok", "", None
+    status, message, recording, asm = "ok", "", None, None
     try:
         asm = assemble(loaded)
+        asm.options = options or RunOptions()
         info["engine"] = asm.model.engine.name
         if asm.model.engine_note:
             info["engine_note"] = asm.model.engine_note
         recording = Recording(out_dir / "timeseries.parquet", asm.inputs.times[0], asm.step_s)
-        run_world(asm, recording, on_step)
+        session = DeviceSession(loaded, out_dir / "devices", asm.options.degraded) if scn.devices else nullcontext()
+        with session:
+            if scn.devices and session.missing:
+                info["devices_missing"] = session.missing
+            run_world(asm, recording, on_step)
     except Exception as exc:  # the run failed part-way: keep what was recorded and say so
         status, message = "failed", f"{type(exc).__name__}: {exc}"
         info["traceback"] = traceback.format_exc()
@@ -67,6 +97,21 @@ def run_scenario(loaded: LoadedScenario, out_dir: Path, on_step: Callable[[int],
         if len(ts):
             metrics = compute_metrics(ts, scn.clock.step, scn.grid.voltage_limits, [g.name for g in scn.generators])
         events = nonconverged_events(ts, scn.clock.step)
+        if asm is not None and asm.events.events:
+            logged = asm.events.frame(asm.inputs.times[0], asm.step_s)
+            events = pd.concat([events, logged], ignore_index=True) if len(events) else logged
+        if asm is not None and asm.schedule.events:
+            scheduled = schedule_frame(asm.schedule, asm.inputs.times[0], asm.step_s)
+            events = pd.concat([events, scheduled], ignore_index=True) if len(events) else scheduled
+            if len(ts):
+                baseline = _baseline(loaded, out_dir / "baseline.parquet") if scn.impact.baseline else None
+                impact = impact_table(ts, asm.schedule, scn.clock.step, scn.grid.voltage_limits, scn.impact.after,
+                                      baseline)
+                impact.to_csv(out_dir / "events_impact.csv", index=False, date_format="%Y-%m-%dT%H:%M:%S")
+        if asm is not None and len(ts):
+            metrics.update(detection_metrics(ts, asm.schedule, scn.clock.step))
+        if asm is not None:
+            metrics.update(asm.run_metrics)
         write_events(out_dir / "events.csv", events)
         write_json(out_dir / "metrics.json", metrics)
         meta = {"name": scn.name, "seed": scn.seed, "feeder": scn.grid.feeder, "voltage_limits": scn.grid.voltage_limits,

@@ -1,9 +1,10 @@
 """Scenario -> mosaik World: start the simulators in-process, create entities, connect them, run.
 
-Data flow per step: inputs (loads, DER availability) -> grid (power flow) -> recorder.
-Each stage is one function that starts its simulator and wires it to what exists; stages
-that sit between grid and controller (channel, controller, detector, bridges) slot in
-the same way.
+Data flow per step: inputs (loads, DER availability) and events (disruptions) -> grid (power
+flow) -> measurement channel (noise, attacks) -> controller and detector -> command channel
+(attacks) -> grid at the next step; the recorder keeps every stage's `signals`. Each stage is
+one function that starts its simulator and wires it to what exists; the event, channel and
+detector stages add nothing to a scenario that does not need them.
 """
 
 from __future__ import annotations
@@ -13,16 +14,42 @@ from typing import Any, Callable
 
 import mosaik
 
+from cosim.bridge_stage import add_bridge, add_bridge_feedback
+from cosim.detection.network import Topology
+from cosim.detection.wls import WLS, estimator_for
+from cosim.eventlog import EventLog
+from cosim.events.build import build_schedule
+from cosim.events.paths import command_path, measurement_path
+from cosim.events.physical import topology_timeline
+from cosim.events.schedule import PHYSICAL, Schedule
+from cosim.events.targets import measurement_model
 from cosim.grid.model import DER, GridModel
 from cosim.inputs import Inputs, build_inputs
+from cosim.realtime import WallClock
 from cosim.recording import Recording
 from cosim.scenario.loader import LoadedScenario
+from hil.devices import extra_ders
 
 SIM_CONFIG = {
     "Inputs": {"python": "cosim.sims.inputs:InputsSim"},
     "Grid": {"python": "cosim.sims.grid:GridSim"},
     "Recorder": {"python": "cosim.sims.recorder:RecorderSim"},
+    "Controller": {"python": "cosim.sims.controller:ControllerSim"},
+    "Events": {"python": "cosim.sims.events:EventsSim"},
+    "Channel": {"python": "cosim.sims.channel:ChannelSim"},
+    "Detector": {"python": "cosim.sims.detector:DetectorSim"},
+    "Bridge": {"python": "cosim.sims.bridge:BridgeSim"},
+    "Pacer": {"python": "cosim.sims.pacer:PacerSim"},
 }
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run, not what: real-time pacing (wall s per simulated s), devices read-only, start without missing devices."""
+
+    realtime: float | None = None
+    read_only: bool = False
+    degraded: bool = False
 
 
 @dataclass
@@ -34,6 +61,12 @@ class Assembly:
     inputs: Inputs
     step_s: int
     n_steps: int
+    events: EventLog = field(default_factory=EventLog)  # simulators add events; the runner writes them
+    schedule: Schedule = field(default_factory=Schedule)  # scheduled disruptions and attacks
+    estimator: WLS | None = None  # state estimation of the detector (and of a stealthy attacker)
+    options: RunOptions = field(default_factory=RunOptions)
+    clock: WallClock | None = None  # the wall-clock schedule of a real-time run
+    run_metrics: dict[str, float] = field(default_factory=dict)  # measured by simulators, not from the series
 
 
 @dataclass
@@ -56,16 +89,23 @@ def assemble(loaded: LoadedScenario) -> Assembly:
     """Grid model and input series for a scenario (no mosaik involved)."""
     scn = loaded.scenario
     ders = [DER(g.name, g.kind, g.bus, g.p_mw, g.rating_mva) for g in scn.generators]
-    model = GridModel(loaded.feeder, ders, scn.grid.engine, scn.grid.line_max_i_ka)
+    ders += extra_ders(scn, loaded.base_dir)  # elements devices add (capacitor banks), after the generators
+    schedule, _ = build_schedule(scn, loaded.feeder)  # the loader has reported its problems
+    metering = measurement_model(scn)
+    estimator = estimator_for(metering, loaded.feeder) if metering is not None else None
+    metered = metering is not None or scn.grid_server is not None  # the grid server publishes line flows
+    model = GridModel(loaded.feeder, ders, scn.grid.engine, scn.grid.line_max_i_ka, metering=metered)
     inputs = build_inputs(scn, len(model.load_p_nom), loaded.base_dir)
-    return Assembly(loaded, model, inputs, int(scn.clock.step), scn.clock.n_steps)
+    return Assembly(loaded, model, inputs, int(scn.clock.step), scn.clock.n_steps, schedule=schedule,
+                    estimator=estimator)
 
 
 def add_inputs(w: Wiring) -> None:
     """Load multipliers and DER availability."""
     sim = w.world.start("Inputs", inputs=w.asm.inputs, step_s=w.asm.step_s)
     w.entities["loads"] = sim.Loads()
-    w.entities["ders"] = [sim.DER(name=d.name, index=i) for i, d in enumerate(w.asm.model.ders)]
+    generators = w.asm.model.ders[: len(w.asm.loaded.scenario.generators)]  # devices' elements have no series
+    w.entities["ders"] = [sim.DER(name=d.name, index=i) for i, d in enumerate(generators)]
 
 
 def add_grid(w: Wiring) -> None:
@@ -80,6 +120,86 @@ def add_grid(w: Wiring) -> None:
     w.actuate = (grid, "setpoints", True)
 
 
+def add_pacer(w: Wiring) -> None:
+    """In a real-time run, the grid's step k waits for its wall-clock release time."""
+    if w.asm.clock is None:
+        return
+    pacer = w.world.start("Pacer", clock=w.asm.clock, step_s=w.asm.step_s).Pacer()
+    w.world.connect(pacer, w.entities["grid"], "setpoints")
+
+
+def add_events(w: Wiring) -> None:
+    """The event schedule (only with events): disruptions into the grid, labels to the recorder."""
+    schedule = w.asm.schedule
+    if not schedule.events:
+        return
+    events = w.world.start("Events", schedule=schedule, step_s=w.asm.step_s).Events()
+    if schedule.on(PHYSICAL):
+        w.world.connect(events, w.entities["grid"], "disruptions")
+    w.entities["events"] = events
+    w.recorded.append(events)
+
+
+def _topology_at(asm: Assembly) -> Callable[[int], Topology] | None:
+    """Step -> the estimator's topology (None without an estimator)."""
+    return topology_timeline(asm.estimator.network, asm.schedule.on(PHYSICAL)) if asm.estimator else None
+
+
+def add_channels(w: Wiring) -> None:
+    """Measurement channel (noise, attacks) after the grid; command channel before it. Each only if needed."""
+    asm, scn = w.asm, w.asm.loaded.scenario
+    mpath = measurement_path(scn, asm.schedule, asm.estimator, _topology_at(asm))
+    if mpath is not None:
+        mchan = w.world.start("Channel", path=mpath, step_s=asm.step_s).MeasurementChannel()
+        source, attr = w.observe
+        w.world.connect(source, mchan, (attr, "measurements"))
+        w.observe = (mchan, "seen")
+        w.entities["mchan"] = mchan
+        w.recorded.append(mchan)
+    cpath = command_path(scn, asm.schedule, asm.loaded.feeder)
+    if cpath is not None:
+        cchan = w.world.start("Channel", path=cpath, step_s=asm.step_s).CommandChannel()
+        target, attr, shifted = w.actuate
+        delay = {"time_shifted": True, "initial_data": {"delivered": {}}} if shifted else {}
+        w.world.connect(cchan, target, ("delivered", attr), **delay)
+        w.actuate = (cchan, "commands", False)
+        w.entities["cchan"] = cchan
+        w.recorded.append(cchan)
+
+
+def add_detector(w: Wiring) -> None:
+    """The state-estimation detector (only with a detector block) on what the controller sees."""
+    if w.asm.loaded.scenario.detector is None:
+        return
+    det = w.world.start("Detector", estimator=w.asm.estimator, topology_at=_topology_at(w.asm),
+                        step_s=w.asm.step_s).Detector()
+    source, attr = w.observe
+    w.world.connect(source, det, (attr, "measurements"))
+    w.entities["detector"] = det
+    w.recorded.append(det)
+
+
+def add_controller(w: Wiring) -> None:
+    """The controller (skipped for kind none): observes `w.observe`, its setpoints reach `w.actuate` next step."""
+    loaded = w.asm.loaded
+    if loaded.scenario.controller.kind == "none":
+        return
+    from controllers.base import Truth
+    from controllers.registry import prepare
+
+    model = w.asm.model
+    controller, info = prepare(loaded.scenario, loaded.base_dir, model.signal_names, Truth(model, w.asm.inputs))
+    ctrl = w.world.start("Controller", controller=controller, info=info, start=w.asm.inputs.times[0],
+                         step_s=w.asm.step_s, events=w.asm.events).Controller()
+    source, attr = w.observe
+    w.world.connect(source, ctrl, (attr, "observation"))
+    target, target_attr, shifted = w.actuate
+    delay = {"time_shifted": True, "initial_data": {"setpoints": {}}} if shifted else {}
+    w.world.connect(ctrl, target, ("setpoints", target_attr), **delay)
+    w.entities["controller"] = ctrl
+    w.recorded.append(ctrl)
+
+
 def add_recorder(w: Wiring, recording: Recording, on_step: Callable[[int], None] | None) -> None:
     """The recorder, last: it keeps the `signals` of every recorded entity."""
     rec = w.world.start("Recorder", recording=recording, step_s=w.asm.step_s, on_step=on_step).Recorder()
@@ -87,18 +207,39 @@ def add_recorder(w: Wiring, recording: Recording, on_step: Callable[[int], None]
         w.world.connect(entity, rec, "signals")
 
 
-STAGES: list[Callable[[Wiring], None]] = [add_inputs, add_grid]
+STAGES: list[Callable[[Wiring], None]] = [add_inputs, add_grid, add_pacer, add_bridge, add_events, add_channels,
+                                          add_controller, add_bridge_feedback, add_detector]
+
+
+def _timed(clock: WallClock, on_step: Callable[[int], None] | None) -> Callable[[int], None]:
+    """`on_step` that also notes when each step was complete (the recorder calls it with steps done)."""
+
+    def done(n: int) -> None:
+        clock.finished(n - 1)
+        if on_step is not None:
+            on_step(n)
+
+    return done
 
 
 def run_world(asm: Assembly, recording: Recording, on_step: Callable[[int], None] | None = None) -> None:
     """Build a fresh mosaik World for one run and run it to the horizon (World.run works once)."""
     world = mosaik.World(SIM_CONFIG, skip_greetings=True, configure_logging=False)
+    rt = asm.options.realtime
+    asm.clock = WallClock(asm.step_s, rt) if rt else None
+    if asm.clock is not None:
+        on_step = _timed(asm.clock, on_step)
     wiring = Wiring(world, asm)
     for stage in STAGES:
         stage(wiring)
     add_recorder(wiring, recording, on_step)
     try:
+        if asm.clock is not None:
+            asm.clock.start()
         world.run(until=asm.n_steps * asm.step_s, print_progress=False)
     except BaseException:
         world.shutdown()  # World.run shuts down only when it completes
         raise
+    finally:
+        if asm.clock is not None:
+            asm.run_metrics.update(asm.clock.metrics())

@@ -43,6 +43,10 @@ class Feeder:
         """pandapower line index of a published line number."""
         return int(self.net.line.index[self._position(self.line_labels, label, "line")])
 
+    def trafo_index(self, label: int) -> int:
+        """pandapower trafo index of a published trafo number."""
+        return int(self.net.trafo.index[self._position(self.trafo_labels, label, "trafo")])
+
     def describe(self, kind: str) -> str:
         """Human summary of the valid numbers, e.g. 'buses 1..33'."""
         labels = {"bus": self.bus_labels, "line": self.line_labels, "trafo": self.trafo_labels}[kind]

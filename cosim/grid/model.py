@@ -6,12 +6,15 @@ Bus, line and trafo numbers in signal names follow the feeder's published number
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandapower as pp
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
-from cosim.grid.engine import PowerFlowResult, build_engine
+from cosim.grid.engine import InService, PowerFlowResult, build_engine
 from cosim.grid.feeders import Feeder
 
 
@@ -37,13 +40,86 @@ class StepResult:
     der_q_mvar: np.ndarray
     der_p_avail_mw: np.ndarray
     native_p_mw: float
+    unserved_p_mw: float = 0.0
+    bus_p_mw: np.ndarray | None = None  # net injection per bus (generation positive), when metering
+    bus_q_mvar: np.ndarray | None = None
 
+
+@dataclass(frozen=True)
+class Disruptions:
+    """Physical disruptions in force: outaged lines / trafos (published numbers), tripped DERs,
+    load multipliers per bus and availability multipliers per DER (e.g. a passing cloud)."""
+
+    lines_out: frozenset[int] = frozenset()
+    trafos_out: frozenset[int] = frozenset()
+    ders_tripped: frozenset[str] = frozenset()
+    load_factor: tuple[tuple[int, float], ...] = ()
+    der_availability: tuple[tuple[str, float], ...] = ()
+
+
+def signal_names(feeder: Feeder, ders: list[DER], metering: bool = False) -> list[str]:
+    """Names of the values a grid model publishes, in order (metering adds bus injections and line flows)."""
+    names = [f"bus.{b}.vm_pu" for b in feeder.bus_labels]
+    names += [f"line.{k}.loading_pct" for k in feeder.line_labels]
+    names += [f"line.{k}.i_ka" for k in feeder.line_labels]
+    names += [f"trafo.{k}.loading_pct" for k in feeder.trafo_labels]
+    names += ["grid.loss_kw", "grid.ext_p_mw", "grid.ext_q_mvar", "grid.load_p_mw", "grid.load_q_mvar",
+              "grid.gen_p_mw", "grid.converged", "grid.unserved_p_mw"]
+    for d in ders:
+        names += [f"{d.name}.p_mw", f"{d.name}.q_mvar", f"{d.name}.p_avail_mw"]
+    if metering:
+        names += [f"bus.{b}.p_mw" for b in feeder.bus_labels] + [f"bus.{b}.q_mvar" for b in feeder.bus_labels]
+        names += [f"line.{k}.p_mw" for k in feeder.line_labels] + [f"line.{k}.q_mvar" for k in feeder.line_labels]
+    return names
+
+
+@dataclass
+class _Topology:
+    """Static connectivity of the feeder by bus position, to find what an outage de-energises."""
+
+    line_ends: np.ndarray
+    trafo_ends: np.ndarray
+    switch_ends: np.ndarray  # closed bus-bus switches
+    sources: np.ndarray  # bus positions of in-service external grids
+    line_base: np.ndarray  # in service and no open line switch
+    trafo_base: np.ndarray
+    bus_base: np.ndarray
+    load_bus: np.ndarray
+    sgen_bus: np.ndarray
+
+    @classmethod
+    def of(cls, net: pp.pandapowerNet) -> "_Topology":
+        pos = pd.Index(net.bus.index)
+        sw = net.switch
+        open_sw = sw[~sw.closed.astype(bool)] if len(sw) else sw
+        line_base = net.line.in_service.to_numpy(bool) & ~net.line.index.isin(open_sw.element[open_sw.et == "l"])
+        trafo_base = net.trafo.in_service.to_numpy(bool) & ~net.trafo.index.isin(open_sw.element[open_sw.et == "t"])
+        bb = sw[(sw.et == "b") & sw.closed.astype(bool)] if len(sw) else sw
+        ext = net.ext_grid[net.ext_grid.in_service.astype(bool)]
+        return cls(
+            line_ends=np.column_stack([pos.get_indexer(net.line.from_bus), pos.get_indexer(net.line.to_bus)]),
+            trafo_ends=np.column_stack([pos.get_indexer(net.trafo.hv_bus), pos.get_indexer(net.trafo.lv_bus)]),
+            switch_ends=np.column_stack([pos.get_indexer(bb.bus), pos.get_indexer(bb.element)]).reshape(-1, 2),
+            sources=pos.get_indexer(ext.bus),
+            line_base=line_base, trafo_base=trafo_base, bus_base=net.bus.in_service.to_numpy(bool),
+            load_bus=pos.get_indexer(net.load.bus), sgen_bus=pos.get_indexer(net.sgen.bus))
+
+    def energised(self, lines_on: np.ndarray, trafos_on: np.ndarray) -> np.ndarray:
+        """Buses connected to an external grid through in-service branches and closed switches."""
+        n = len(self.bus_base)
+        ends = np.vstack([self.line_ends[lines_on], self.trafo_ends[trafos_on], self.switch_ends])
+        ends = ends[self.bus_base[ends].all(axis=1)]
+        graph = coo_matrix((np.ones(len(ends)), (ends[:, 0], ends[:, 1])), shape=(n, n))
+        _, comp = connected_components(graph, directed=False)
+        live = np.isin(comp, comp[self.sources])
+        return live & self.bus_base
 
 class GridModel:
-    """Feeder + DERs + engine. `step()` applies injections and solves one power flow."""
+    """Feeder + DERs + engine. `step()` applies injections and solves one power flow; disruptions
+    (outages, trips, load steps, clouds) change what the next steps solve."""
 
     def __init__(self, feeder: Feeder, ders: list[DER], engine: str = "lightsim2grid",
-                 line_max_i_ka: float | None = None):
+                 line_max_i_ka: float | None = None, metering: bool = False):
         self.feeder = feeder
         net = feeder.net
         if line_max_i_ka is not None:
@@ -63,9 +139,21 @@ class GridModel:
         self.load_p_nom = net.load.p_mw.to_numpy(float).copy()
         self.load_q_nom = net.load.q_mvar.to_numpy(float).copy()
         self.load_on = net.load.in_service.to_numpy(bool)
+        self.load_base = self.load_on.copy()
+        self.sgen_base = net.sgen.in_service.to_numpy(bool)
+        self.sgen_on = self.sgen_base.astype(float)
+        self.load_factor = np.ones(len(net.load))
+        self.der_avail_factor = np.ones(len(self.ders))
+        self.der_online = np.ones(len(self.ders))
+        self.load_dead = np.zeros(len(net.load), bool)
+        self.topology = _Topology.of(net)
+        self._energised = self.topology.bus_base.copy()
+        self.disruptions = Disruptions()
+        self._der_index = {d.name: i for i, d in enumerate(self.ders)}
         probe = self._injections(np.ones(len(net.load)), np.zeros(len(self.ders)), np.zeros(len(self.ders)), 1.0, 1.0)
         self.engine, self.engine_note = build_engine(net, engine, probe[:4])
-        self._names = self._signal_names()
+        self.metering = metering
+        self._names = signal_names(feeder, self.ders, metering)
 
     # -- stepping ---------------------------------------------------------------------------
     def capability(self, p_avail: np.ndarray, p_limit: np.ndarray, q_set: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -76,11 +164,12 @@ class GridModel:
         return p, np.clip(q_set, -q_max, q_max)
 
     def _injections(self, load_scale, der_p, der_q, native_pv_pu, native_wind_pu):
-        load_p = self.load_p_nom * load_scale * self.load_on
-        load_q = self.load_q_nom * load_scale * self.load_on
+        scale = load_scale * self.load_factor * self.load_on
+        load_p = self.load_p_nom * scale
+        load_q = self.load_q_nom * scale
         native_scale = np.where(self.native_is_pv, native_pv_pu, np.where(self.native_is_wind, native_wind_pu, 1.0))
-        sgen_p = np.concatenate([self.native_p_nom * native_scale, der_p])
-        sgen_q = np.concatenate([self.native_q_nom * native_scale, der_q])
+        sgen_p = np.concatenate([self.native_p_nom * native_scale, der_p]) * self.sgen_on
+        sgen_q = np.concatenate([self.native_q_nom * native_scale, der_q]) * self.sgen_on
         return load_p, load_q, sgen_p, sgen_q
 
     def step(self, load_scale: np.ndarray, der_p_avail: np.ndarray, der_p_limit: np.ndarray | None = None,
@@ -89,25 +178,82 @@ class GridModel:
         n = len(self.ders)
         limit = np.full(n, np.inf) if der_p_limit is None else der_p_limit
         q_set = np.zeros(n) if der_q_set is None else der_q_set
+        der_p_avail = np.asarray(der_p_avail, float) * self.der_avail_factor
         der_p, der_q = self.capability(der_p_avail, limit, q_set)
+        der_p, der_q = der_p * self.der_online, der_q * self.der_online
         load_p, load_q, sgen_p, sgen_q = self._injections(load_scale, der_p, der_q, native_pv_pu, native_wind_pu)
         pf = self.engine.solve(load_p, load_q, sgen_p, sgen_q)
-        return StepResult(pf, float(load_p.sum()), float(load_q.sum()), der_p, der_q,
-                          np.asarray(der_p_avail, float), float(sgen_p[: self.native_sgens].sum()))
+        result = StepResult(pf, float(load_p.sum()), float(load_q.sum()), der_p, der_q, der_p_avail,
+                            float(sgen_p[: self.native_sgens].sum()))
+        if self.load_dead.any():
+            result.unserved_p_mw = float((self.load_p_nom * load_scale * self.load_factor)[self.load_dead].sum())
+        if self.metering:
+            result.bus_p_mw, result.bus_q_mvar = self._bus_injections(load_p, load_q, sgen_p, sgen_q, pf)
+        return result
+
+    def _bus_injections(self, load_p, load_q, sgen_p, sgen_q, pf: PowerFlowResult) -> tuple[np.ndarray, np.ndarray]:
+        """Net injection per bus in MW / Mvar, generation positive; the slack bus gets the external grid."""
+        t, nb = self.topology, len(self.topology.bus_base)
+        p = np.bincount(t.sgen_bus, sgen_p, nb) - np.bincount(t.load_bus, load_p, nb)
+        q = np.bincount(t.sgen_bus, sgen_q, nb) - np.bincount(t.load_bus, load_q, nb)
+        p[t.sources[0]] += pf.ext_p_mw
+        q[t.sources[0]] += pf.ext_q_mvar
+        dead = ~self._energised
+        p[dead], q[dead] = np.nan, np.nan
+        return p, q
+
+    # -- physical disruptions ---------------------------------------------------------------
+    def line_outage(self, label: int) -> None:
+        """Take a line out of service; buses it cut off are de-energised and their load goes unserved."""
+        self.apply_disruptions(replace(self.disruptions, lines_out=self.disruptions.lines_out | {label}))
+
+    def line_restore(self, label: int) -> None:
+        """Put an outaged line back (and re-energise what it feeds)."""
+        self.apply_disruptions(replace(self.disruptions, lines_out=self.disruptions.lines_out - {label}))
+
+    def trafo_outage(self, label: int) -> None:
+        """Take a transformer out of service."""
+        self.apply_disruptions(replace(self.disruptions, trafos_out=self.disruptions.trafos_out | {label}))
+
+    def trafo_restore(self, label: int) -> None:
+        """Put an outaged transformer back."""
+        self.apply_disruptions(replace(self.disruptions, trafos_out=self.disruptions.trafos_out - {label}))
+
+    def apply_disruptions(self, d: Disruptions) -> None:
+        """Bring the model to the disruptions `d` (outages, trips, load steps, clouds); cheap when unchanged."""
+        if d is self.disruptions or d == self.disruptions:
+            self.disruptions = d
+            return
+        old, self.disruptions = self.disruptions, d
+        if (d.lines_out, d.trafos_out) != (old.lines_out, old.trafos_out):
+            self._set_topology(d.lines_out, d.trafos_out)
+        self.load_factor = np.ones(len(self.load_p_nom))
+        load_bus = self.feeder.net.load.bus.to_numpy()
+        for bus, factor in d.load_factor:
+            self.load_factor[load_bus == self.feeder.bus_index(bus)] *= factor
+        self.der_avail_factor = np.ones(len(self.ders))
+        for name, factor in d.der_availability:
+            self.der_avail_factor[self._der_index[name]] *= factor
+        self._update_der_online()
+
+    def _set_topology(self, lines_out: frozenset[int], trafos_out: frozenset[int]) -> None:
+        f, t = self.feeder, self.topology
+        lines_on = t.line_base & ~f.net.line.index.isin([f.line_index(k) for k in lines_out])
+        trafos_on = t.trafo_base & ~f.net.trafo.index.isin([f.trafo_index(k) for k in trafos_out])
+        live = t.energised(lines_on, trafos_on)
+        self._energised = live
+        self.load_on = self.load_base & live[t.load_bus]
+        self.load_dead = self.load_base & ~live[t.load_bus]
+        self.sgen_on = (self.sgen_base & live[t.sgen_bus]).astype(float)
+        self.engine.set_in_service(InService(lines_on & live[t.line_ends].all(axis=1),
+                                             trafos_on & live[t.trafo_ends].all(axis=1),
+                                             live, self.load_on, self.sgen_on.astype(bool)))
+
+    def _update_der_online(self) -> None:
+        tripped = np.array([d.name in self.disruptions.ders_tripped for d in self.ders], bool)
+        self.der_online = (~tripped & (self.sgen_on[self.native_sgens:] > 0)).astype(float)
 
     # -- naming -----------------------------------------------------------------------------
-    def _signal_names(self) -> list[str]:
-        f = self.feeder
-        names = [f"bus.{b}.vm_pu" for b in f.bus_labels]
-        names += [f"line.{k}.loading_pct" for k in f.line_labels]
-        names += [f"line.{k}.i_ka" for k in f.line_labels]
-        names += [f"trafo.{k}.loading_pct" for k in f.trafo_labels]
-        names += ["grid.loss_kw", "grid.ext_p_mw", "grid.ext_q_mvar", "grid.load_p_mw", "grid.load_q_mvar",
-                  "grid.gen_p_mw", "grid.converged"]
-        for d in self.ders:
-            names += [f"{d.name}.p_mw", f"{d.name}.q_mvar", f"{d.name}.p_avail_mw"]
-        return names
-
     @property
     def signal_names(self) -> list[str]:
         """Names of the values `signals()` returns, in order; stable for the model's lifetime."""
@@ -120,8 +266,11 @@ class GridModel:
         if not pf.converged:
             der = np.where(np.arange(der.size) % 3 == 2, der, np.nan)  # available power is still known
         scalars = [pf.loss_mw * 1000.0, pf.ext_p_mw, pf.ext_q_mvar, r.load_p_mw, r.load_q_mvar,
-                   float(r.der_p_mw.sum()) + r.native_p_mw, float(pf.converged)]
-        return np.concatenate([pf.vm_pu, pf.line_loading_pct, pf.line_i_ka, pf.trafo_loading_pct, scalars, der])
+                   float(r.der_p_mw.sum()) + r.native_p_mw, float(pf.converged), r.unserved_p_mw]
+        parts = [pf.vm_pu, pf.line_loading_pct, pf.line_i_ka, pf.trafo_loading_pct, scalars, der]
+        if self.metering:
+            parts += [r.bus_p_mw, r.bus_q_mvar, pf.line_p_mw, pf.line_q_mvar]
+        return np.concatenate(parts)
 
     def signals(self, r: StepResult) -> dict[str, float]:
         """All published values of a step by name, e.g. {'bus.18.vm_pu': 0.91, ...}."""

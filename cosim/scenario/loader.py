@@ -14,11 +14,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from cosim.events.build import event_problems
 from cosim.grid.feeders import Feeder, FeederError, load_feeder
 from cosim.profiles import ProfileError, csv_profile
 from cosim.scenario.errors import Problem, ScenarioError, field_path
 from cosim.scenario.schema import Scenario
 from cosim.scenario.yamlpos import YamlSyntaxError, line_for, load_yaml_with_lines
+from hil.checks import device_problems
 
 
 @dataclass
@@ -44,6 +46,17 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
     return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
 
 
+def _pick(candidates: list[type[BaseModel]], node: Any, default: type[BaseModel] | None) -> type[BaseModel] | None:
+    """The model a mapping of a union stands for: by its `kind`, else the one whose required keys it has."""
+    if not isinstance(node, dict) or len(candidates) < 2:
+        return default
+    if "kind" in node:
+        return next((c for c in candidates if "kind" in c.model_fields
+                     and node["kind"] in typing.get_args(c.model_fields["kind"].annotation)), default)
+    return next((c for c in candidates
+                 if all(name in node for name, f in c.model_fields.items() if f.is_required())), default)
+
+
 def _model_at(data: Any, path: tuple) -> type[BaseModel] | None:
     """The schema model that describes the mapping at `path` (discriminated by its `kind`)."""
     model: type[BaseModel] | None = Scenario
@@ -52,6 +65,7 @@ def _model_at(data: Any, path: tuple) -> type[BaseModel] | None:
     for part in path:
         if isinstance(part, int):
             node = node[part] if isinstance(node, list) and part < len(node) else None
+            model = _pick(candidates, node, model)
             continue
         if model is None or part not in model.model_fields:
             return None
@@ -62,11 +76,7 @@ def _model_at(data: Any, path: tuple) -> type[BaseModel] | None:
             sample = node if isinstance(node, dict) else None
             kind = sample.get("kind") if sample else None
             model = next((c for c in candidates if kind in typing.get_args(c.model_fields["kind"].annotation)), None)
-    if isinstance(node, dict) and len(candidates) > 1:
-        kind = node.get("kind")
-        return next((c for c in candidates if "kind" in c.model_fields
-                     and kind in typing.get_args(c.model_fields["kind"].annotation)), model)
-    return model
+    return _pick(candidates, node, model)
 
 
 def _data_path(data: Any, loc: tuple) -> tuple:
@@ -80,6 +90,8 @@ def _data_path(data: Any, loc: tuple) -> tuple:
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             out.append(part)
             node = node[part]
+        elif isinstance(node, dict) and part == node.get("kind"):
+            pass  # the union tag of a check on the whole mapping, e.g. ('events', 0, 'fdi')
         elif last or not isinstance(node, dict):
             out.append(part)
             node = None
@@ -137,7 +149,26 @@ def _feeder_problems(scn: Scenario, feeder: Feeder, base_dir: Path, lines: dict)
                 csv_profile(path, time_grid(scn))
             except ProfileError as exc:
                 add(("loads", "profile"), str(exc))
+    if not any(p.field.startswith("generators") for p in problems):
+        problems += event_problems(scn, feeder, lines)
+        for path, message in device_problems(scn, feeder, base_dir):
+            add(path, message)
+    if not problems:  # the controller is tried on the assembled run, which needs everything else valid
+        problems += _controller_problems(scn, feeder, base_dir, lines)
     return problems
+
+
+def _controller_problems(scn: Scenario, feeder: Feeder, base_dir: Path, lines: dict) -> list[Problem]:
+    """The controller must import, accept its params and accept this scenario (names, feeder)."""
+    if scn.controller.kind == "none":
+        return []
+    from controllers.registry import check
+
+    error = check(scn, feeder, base_dir)
+    if error is None:
+        return []
+    path = tuple(error.field.split("."))
+    return [Problem(error.field, str(error), line_for(lines, path))]
 
 
 def load_scenario(path: str | Path) -> LoadedScenario:

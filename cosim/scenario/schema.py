@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import typing
 from datetime import datetime
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, field_validator,
+                      model_validator)
 
 from cosim.scenario.units import format_duration, parse_duration
 
@@ -132,9 +134,440 @@ Generator = Annotated[Union[PVGenerator, WindGenerator], Field(discriminator="ki
 
 
 class Controller(Strict):
-    """Which controller drives the DER setpoints."""
+    """Which controller drives the DER setpoints: a shipped baseline, a user's Python class or a trained policy."""
 
-    kind: Literal["none"] = "none"
+    kind: Literal["none", "droop", "volt_watt", "opf", "python", "drl"] = "none"
+    path: str | None = Field(default=None, description="kind python: <file.py>:<ClassName>, relative to the scenario")
+    policy: str | None = Field(default=None, description="kind drl: the policy file, relative to the scenario")
+    params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the controller's constructor")
+
+    @model_validator(mode="after")
+    def _kind_keys(self) -> "Controller":
+        for key, owner, example in (("path", "python", "my_ctrl.py:MyController"), ("policy", "drl", "policies/x.pt")):
+            given = getattr(self, key) is not None
+            if self.kind == owner and not given:
+                raise ValueError(f"kind {owner} needs {key}, e.g. {key}: {example}")
+            if self.kind != owner and given:
+                raise ValueError(f"{key} is only for kind {owner}, not {self.kind}")
+        return self
+
+
+class Bound(Strict):
+    """Pass/fail thresholds on one metric (inclusive)."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> "Bound":
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both, e.g. {max: 5}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+# -- events (disruptions and attacks) and the detector -------------------------------------------
+
+PHYSICAL_KINDS = ("line_outage", "trafo_outage", "dg_trip", "load_step", "cloud_transient")
+MEASUREMENT_KINDS = ("fdi", "fdi_stealthy", "replay", "delay", "drop", "sensor_stuck", "timestamp_skew")
+COMMAND_KINDS = ("command_injection", "command_tamper", "delay", "drop")
+EVENT_KINDS = tuple(dict.fromkeys(PHYSICAL_KINDS + MEASUREMENT_KINDS + COMMAND_KINDS))
+EventKind = Literal[EVENT_KINDS]  # type: ignore[valid-type]
+Target = Union[str, list[str]]
+
+
+class _Event(Strict):
+    """When an event starts (time from the start of the run) and how long it lasts."""
+
+    at: Seconds
+    duration: Seconds
+
+    @field_validator("at")
+    @classmethod
+    def _not_negative(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError("must be a time from the start of the run such as 10h or 90min")
+        return v
+
+    @field_validator("duration")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be a positive duration such as 20min or 2h")
+        return v
+
+
+class LineOutage(_Event):
+    """A line (published number) out of service; buses it cuts off lose supply."""
+
+    kind: Literal["line_outage"]
+    line: int
+
+
+class TrafoOutage(_Event):
+    """A transformer (published number) out of service."""
+
+    kind: Literal["trafo_outage"]
+    trafo: int
+
+
+class DGTrip(_Event):
+    """Scenario generators (name or wildcard) disconnect: no P, no Q."""
+
+    kind: Literal["dg_trip"]
+    generator: str
+
+
+class LoadStep(_Event):
+    """The loads at one or more buses are multiplied by `factor`."""
+
+    kind: Literal["load_step"]
+    bus: Union[int, list[int]]
+    factor: float = Field(ge=0)
+
+
+class CloudTransient(_Event):
+    """A cloud over PV generators (name or wildcard): available power drops by `depth` (0..1)."""
+
+    kind: Literal["cloud_transient"]
+    generator: str = "*"
+    depth: float = Field(default=0.7, ge=0, le=1)
+
+
+class FDI(_Event):
+    """False data on measured signals: seen = true * scale + bias + ramp * elapsed fraction + N(0, random)."""
+
+    kind: Literal["fdi"]
+    target: Target
+    bias: float = 0.0
+    scale: float = 1.0
+    ramp: float = 0.0
+    random: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _does_something(self) -> "FDI":
+        if self.bias == 0 and self.scale == 1 and self.ramp == 0 and self.random == 0:
+            raise ValueError("fdi needs at least one of bias, scale (other than 1), ramp or random")
+        return self
+
+
+class FDIStealthy(_Event):
+    """False data consistent with the grid model (a = H c): buses seem to inject delta_p / delta_q more."""
+
+    kind: Literal["fdi_stealthy"]
+    buses: list[int] = Field(min_length=1)
+    delta_p_mw: float = 0.0
+    delta_q_mvar: float = 0.0
+
+    @model_validator(mode="after")
+    def _does_something(self) -> "FDIStealthy":
+        if self.delta_p_mw == 0 and self.delta_q_mvar == 0:
+            raise ValueError("fdi_stealthy needs a non-zero delta_p_mw or delta_q_mvar")
+        return self
+
+
+class Replay(_Event):
+    """The signals replay what they showed over `window` before the attack (looped)."""
+
+    kind: Literal["replay"]
+    target: Target
+    window: Seconds
+
+    @field_validator("window")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be a positive duration such as 15min")
+        return v
+
+
+class Delay(_Event):
+    """Measurements (or, with target `commands`, setpoints) arrive `steps` steps late."""
+
+    kind: Literal["delay"]
+    target: Target
+    steps: int = Field(ge=1)
+
+
+class Drop(_Event):
+    """Each update of the signals (or setpoints) is lost with probability `rate`."""
+
+    kind: Literal["drop"]
+    target: Target
+    rate: float = Field(default=1.0, ge=0, le=1)
+    fill: Literal["hold", "nan"] = "hold"
+
+
+class SensorStuck(_Event):
+    """The sensors freeze at their reading when the fault starts (or at `value`)."""
+
+    kind: Literal["sensor_stuck"]
+    target: Target
+    value: float | None = None
+
+
+class TimestampSkew(_Event):
+    """The meters' clocks run `skew` ahead: the receiver takes samples that are `skew` old for current."""
+
+    kind: Literal["timestamp_skew"]
+    target: Target
+    skew: Seconds
+
+    @field_validator("skew")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be a positive duration such as 2min")
+        return v
+
+
+class CommandInjection(_Event):
+    """An unauthorised setpoint `value` written to the targets every step of the event."""
+
+    kind: Literal["command_injection"]
+    target: Target
+    value: float
+
+
+class CommandTamper(_Event):
+    """The controller's setpoints arrive as setpoint * scale + offset."""
+
+    kind: Literal["command_tamper"]
+    target: Target
+    scale: float = 1.0
+    offset: float = 0.0
+
+    @model_validator(mode="after")
+    def _does_something(self) -> "CommandTamper":
+        if self.scale == 1 and self.offset == 0:
+            raise ValueError("command_tamper needs a scale other than 1 or a non-zero offset")
+        return self
+
+
+class RandomSpec(Strict):
+    """A seeded random schedule: Poisson arrivals of the listed kinds, random targets and parameters."""
+
+    kinds: list[EventKind] = Field(min_length=1)
+    rate_per_day: float = Field(gt=0)
+    seed: int | None = None
+    duration: tuple[Seconds, Seconds] = (600.0, 3600.0)
+
+    @field_validator("duration")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < v[0] <= v[1]:
+            raise ValueError(f"expected [shortest, longest] with 0 < shortest <= longest, got {list(v)}")
+        return v
+
+
+class RandomEvents(Strict):
+    """An events entry `{random: {...}}` that expands into generated events."""
+
+    kind: Literal["random"] = "random"
+    random: RandomSpec
+
+
+EVENT_MODELS: tuple[type[_Event], ...] = (LineOutage, TrafoOutage, DGTrip, LoadStep, CloudTransient, FDI, FDIStealthy,
+                                          Replay, Delay, Drop, SensorStuck, TimestampSkew, CommandInjection,
+                                          CommandTamper)
+
+
+def _event_tag(value: Any) -> str | None:
+    """The kind of an events entry; an entry with a `random` key and no kind is a random schedule."""
+    if isinstance(value, dict):
+        return value.get("kind", "random" if "random" in value else None)
+    return getattr(value, "kind", None)
+
+
+def _kind_of(model: type[BaseModel]) -> str:
+    return typing.get_args(model.model_fields["kind"].annotation)[0]
+
+
+Event = Annotated[Union[tuple(Annotated[m, Tag(_kind_of(m))] for m in EVENT_MODELS + (RandomEvents,))],  # type: ignore
+                  Discriminator(_event_tag)]
+
+
+class Meters(Strict):
+    """One family of meters: noise standard deviation (signal units) and where they are."""
+
+    sigma: float = Field(gt=0)
+    at: Union[Literal["all"], list[int]] = "all"
+
+
+class Measurements(Strict):
+    """The measurement set of state estimation; `null` switches a family off."""
+
+    vm_pu: Meters | None = Meters(sigma=0.002)
+    p_mw: Meters | None = Meters(sigma=0.005)
+    q_mvar: Meters | None = Meters(sigma=0.005)
+    line_p_mw: Meters | None = Meters(sigma=0.005)
+    line_q_mvar: Meters | None = Meters(sigma=0.005)
+
+
+class Detector(Strict):
+    """WLS state estimation on the seen measurements with a chi-square and a largest-normalised-residual test."""
+
+    kind: Literal["wls"] = "wls"
+    significance: float = Field(default=0.01, gt=0, lt=0.5)
+    alarm: Literal["chi2", "lnr", "any"] = "chi2"
+    lnr_threshold: float | None = Field(default=None, gt=0)
+    noise: bool = True
+    measurements: Measurements = Measurements()
+
+
+class Impact(Strict):
+    """How the physical impact of events is measured."""
+
+    baseline: bool = Field(default=True, description="also run without events; report differences and "
+                                                        "recovery against that run")
+    after: Seconds | None = Field(default=None, description="window after each event (default: as long as the event)")
+
+    @field_validator("after")
+    @classmethod
+    def _positive(cls, v: float | None) -> float | None:
+        if v is not None and v <= 0:
+            raise ValueError("must be a positive duration such as 30min")
+        return v
+
+
+# -- hardware in the loop: field devices over Modbus-TCP and the grid's own Modbus server ----------
+
+DEVICE_KINDS = ("inverter", "capbank", "regulator", "recloser", "custom")
+
+
+class ModbusTarget(Strict):
+    """Where a device answers Modbus-TCP (loopback unless the device allows remote hosts)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+    unit: int = Field(default=1, ge=0, le=247)
+    timeout: Seconds = 0.5
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be a positive duration such as 0.5 or 500ms")
+        return v
+
+
+def _ordered_pair(v: tuple[float, float] | None) -> tuple[float, float] | None:
+    if v is not None and v[0] > v[1]:
+        raise ValueError(f"expected [low, high] with low <= high, got [{v[0]}, {v[1]}]")
+    return v
+
+
+class DeviceLimits(Strict):
+    """What the safety guard lets controllers write: ranges of setpoints and how fast they may move."""
+
+    w_max_lim_pct: tuple[float, float] | None = Field(default=None, description="inverter active-power limit, % of WMax")
+    var_pct: tuple[float, float] | None = Field(default=None, description="inverter reactive power, % of WMax")
+    max_step_pct_per_s: float | None = Field(default=None, gt=0, description="rate limit of the % setpoints")
+    tap: tuple[int, int] | None = Field(default=None, description="regulator tap positions")
+    step: tuple[int, int] | None = Field(default=None, description="capacitor bank steps")
+
+    _ordered = field_validator("w_max_lim_pct", "var_pct", "tap", "step")(_ordered_pair)
+
+
+class _WireAttack(_Event):
+    """An attack on one device's Modbus traffic (a proxy in the path), from `at` for `duration`."""
+
+
+class WireFDI(_WireAttack):
+    """Read responses tampered in flight: the point's value is seen as value * scale + bias."""
+
+    kind: Literal["fdi"]
+    point: str
+    scale: float = 1.0
+    bias: float = 0.0
+
+
+class WireReplay(_WireAttack):
+    """Read responses replaced by the ones recorded over `window` before the attack (looped)."""
+
+    kind: Literal["replay"]
+    window: Seconds
+
+
+class WireDelay(_WireAttack):
+    """Every frame to and from the device held `seconds` (wall clock) in flight."""
+
+    kind: Literal["delay"]
+    seconds: float = Field(gt=0)
+
+
+class WireDrop(_WireAttack):
+    """Requests to the device lost with probability `rate`."""
+
+    kind: Literal["drop"]
+    rate: float = Field(default=1.0, ge=0, le=1)
+
+
+class WireInjection(_WireAttack):
+    """A rogue Modbus client writes `value` to the point directly (bypassing the guard), once per step."""
+
+    kind: Literal["command_injection"]
+    point: str
+    value: float
+
+
+class WireTamper(_WireAttack):
+    """The bridge's writes to the point are rewritten in flight to value * scale + offset."""
+
+    kind: Literal["command_tamper"]
+    point: str
+    scale: float = 1.0
+    offset: float = 0.0
+
+
+WireAttack = Annotated[Union[WireFDI, WireReplay, WireDelay, WireDrop, WireInjection, WireTamper],
+                       Field(discriminator="kind")]
+
+
+class Device(Strict):
+    """A field device in the loop over Modbus-TCP: a real one, or a firmware stub the testbed starts (`emulate`)."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
+    kind: Literal[DEVICE_KINDS]  # type: ignore[valid-type]
+    bus: int | None = None
+    generator: str | None = Field(default=None, description="inverter: the scenario generator whose P and Q it sets")
+    line: int | None = Field(default=None, description="recloser: the line whose current it measures")
+    map: str | None = Field(default=None, description="register map YAML, relative to the scenario (custom: required)")
+    modbus: ModbusTarget
+    emulate: bool = False
+    watchdog: Seconds | None = Field(default=None, gt=0, description="stub fail-safe after this long without a request")
+    stub_args: dict[str, Union[bool, int, float, str]] = Field(default_factory=dict,
+                                                               description="extra stub options, e.g. {ramp_rate: 50}")
+    limits: DeviceLimits = DeviceLimits()
+    writable: list[str] | None = Field(default=None, description="allow-list of writable points (default per kind)")
+    points: list[str] | None = Field(default=None, description="custom: the points read and published")
+    rating_mvar: float | None = Field(default=None, gt=0, description="capbank: full output at 1 pu")
+    allow_remote: bool = False
+    wire: list[WireAttack] = Field(default_factory=list, description="attacks on this device's Modbus traffic")
+
+    @model_validator(mode="after")
+    def _kind_keys(self) -> "Device":
+        if self.kind == "custom" and self.map is None:
+            raise ValueError("kind custom needs map: <register map YAML>")
+        if self.kind == "custom" and self.emulate:
+            raise ValueError("kind custom has no firmware stub to emulate it; set emulate: false")
+        for key, owner in (("generator", "inverter"), ("line", "recloser"), ("rating_mvar", "capbank")):
+            if getattr(self, key) is not None and self.kind != owner:
+                raise ValueError(f"{key} is only for kind {owner}, not {self.kind}")
+        if self.points is not None and self.kind != "custom":
+            raise ValueError(f"points is only for kind custom; kind {self.kind} reads a fixed set")
+        return self
+
+
+class GridServer(Strict):
+    """A Modbus-TCP server that exposes the simulated grid to an external SCADA, RTU or PLC."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+    unit: int = Field(default=1, ge=0, le=247)
+    commands: bool = Field(default=True, description="accept setpoint writes (they pass the safety guard)")
+    allow_remote: bool = False
 
 
 class Scenario(Strict):
@@ -149,3 +582,9 @@ class Scenario(Strict):
     loads: Loads = Loads()
     generators: list[Generator] = []
     controller: Controller = Controller()
+    events: list[Event] = []
+    detector: Detector | None = None
+    impact: Impact = Impact()
+    devices: list[Device] = []
+    grid_server: GridServer | None = None
+    criteria: dict[str, Bound] = Field(default_factory=dict, description="metric name -> thresholds for `cosim regress`")

@@ -14,7 +14,8 @@ META = {
         "Grid": {
             "public": True,
             "params": [],
-            "attrs": ["p_avail_mw", "load_scale", "native_pv_pu", "native_wind_pu", "setpoints", "signals"],
+            "attrs": ["p_avail_mw", "load_scale", "native_pv_pu", "native_wind_pu", "setpoints", "disruptions",
+                      "signals"],
         },
     },
 }
@@ -26,7 +27,7 @@ def _one(values: dict):
 
 
 class GridSim(mosaik_api_v3.Simulator):
-    """Receives load multipliers, DER availability and setpoints; publishes all grid signals."""
+    """Receives load multipliers, DER availability, setpoints and disruptions; publishes all grid signals."""
 
     def __init__(self) -> None:
         super().__init__(META)
@@ -55,6 +56,8 @@ class GridSim(mosaik_api_v3.Simulator):
             p_avail[self._der_index[src.rsplit(".", 1)[-1]]] = value
         for setpoints in inp.get("setpoints", {}).values():
             self.apply_setpoints(setpoints)
+        for disruptions in inp.get("disruptions", {}).values():
+            m.apply_disruptions(disruptions)
         result = m.step(_one(inp["load_scale"]), p_avail, self.p_limit, self.q_set,
                         _one(inp["native_pv_pu"]), _one(inp["native_wind_pu"]))
         self._signals = m.signals(result)

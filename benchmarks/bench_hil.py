@@ -1,0 +1,141 @@
+"""Hardware-in-the-loop speed (issue 5), measured side by side in one run on 127.0.0.1.
+
+1. Bridge round trip: 10 emulated inverters (firmware stubs), the bridge's read of each (one
+   request covering every point it needs), median per read, one device at a time and all ten
+   at once (concurrently on one event loop).
+2. Added step time: the same IEEE 33 scenario with volt-var droop, run as fast as possible
+   with 10 emulated inverters in the loop and with none; the difference per step.
+3. Real-time soak: 10 steps per second (1 s steps, --realtime 0.1) with the 10 emulated
+   inverters for --soak-minutes (default 0.5; the issue's goal is 10): lateness p50 / p99 /
+   max and deadline misses, from metrics.json.
+
+Usage: python benchmarks/bench_hil.py [--soak-minutes 10] [--steps 600] [--reads 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+warnings.filterwarnings("ignore")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cosim.runner import run_scenario  # noqa: E402
+from cosim.scenario.loader import load_scenario  # noqa: E402
+from cosim.world import RunOptions  # noqa: E402
+from hil.client import DeviceClient  # noqa: E402
+from hil.devices import couplings  # noqa: E402
+from hil.link import ReadPlan  # noqa: E402
+from hil.stubs import DeviceSession  # noqa: E402
+
+BUSES = (18, 17, 16, 15, 33, 32, 31, 30, 25, 22)
+
+
+def scenario(folder: Path, steps: int, devices: bool, base_port: int) -> Path:
+    """IEEE 33 at noon, ten 0.3 MW PV plants, droop; with `devices`, each behind an emulated inverter."""
+    lines = ["name: bench-hil" + ("-devices" if devices else "-none"), "seed: 1",
+             f'clock: {{start: "2025-06-21T12:00:00", duration: {steps}s, step: 1s}}',
+             "grid: {feeder: ieee33}", "loads: {profile: constant, scale: 0.8}", "controller: {kind: droop}",
+             "generators:"]
+    lines += [f"  - {{name: pv{i + 1}, kind: pv, bus: {b}, p_mw: 0.3, cloudiness: 0.0}}" for i, b in enumerate(BUSES)]
+    if devices:
+        lines.append("devices:")
+        lines += [f"  - {{name: inv{i + 1}, kind: inverter, generator: pv{i + 1}, modbus: {{port: {base_port + i}}}, "
+                  "emulate: true}" for i in range(len(BUSES))]
+    path = folder / ("devices.yaml" if devices else "none.yaml")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+async def round_trips(loaded, reads: int) -> dict[str, float]:
+    """Median per read: each device alone, then all ten concurrently."""
+    cs = couplings(loaded.scenario, loaded.base_dir)
+    clients = [DeviceClient(c.name, "127.0.0.1", c.spec.modbus.port, timeout=1.0) for c in cs]
+    for client in clients:
+        assert await client.connect()
+    c0 = cs[0]
+    spans = ReadPlan(c0.regmap, set(c0.reads) | set(c0.writable)).spans
+    assert len(spans) == 1, spans
+    start, count = spans[0]
+    one = []
+    for i in range(reads):
+        client = clients[i % len(clients)]
+        t0 = time.perf_counter()
+        await client.read(start, count)
+        one.append(time.perf_counter() - t0)
+    together = []
+    for _ in range(reads // len(clients)):
+        t0 = time.perf_counter()
+        await asyncio.gather(*(c.read(start, count) for c in clients))
+        together.append((time.perf_counter() - t0) / len(clients))
+    for client in clients:
+        client.close()
+    return {"registers_per_read": count, "read_median_ms": 1000 * float(np.median(one)),
+            "read_p99_ms": 1000 * float(np.percentile(one, 99)),
+            "read_concurrent10_median_ms_per_device": 1000 * float(np.median(together))}
+
+
+def timed_run(path: Path, out: Path, options: RunOptions | None = None) -> tuple[float, float, dict]:
+    """Wall and CPU seconds of this process per step (end of step 1 to end of the last: set-up excluded), metrics."""
+    done: list[tuple[float, float]] = []
+
+    def on_step(k: int) -> None:
+        t = os.times()
+        done.append((time.perf_counter(), t.user + t.system))
+
+    outcome = run_scenario(load_scenario(path), out, on_step, options)
+    assert outcome.status == "ok", outcome.message
+    n = len(done) - 1
+    return ((done[-1][0] - done[0][0]) / n, (done[-1][1] - done[0][1]) / n,
+            json.loads((out / "metrics.json").read_text()))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--soak-minutes", type=float, default=0.5)
+    ap.add_argument("--steps", type=int, default=600, help="steps of the added-step-time runs")
+    ap.add_argument("--reads", type=int, default=2000)
+    ap.add_argument("--base-port", type=int, default=15120)
+    args = ap.parse_args()
+    results: dict[str, object] = {"load_average_at_start": os.getloadavg(), "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        with_devices = scenario(folder, args.steps, True, args.base_port)
+        loaded = load_scenario(with_devices)
+        with DeviceSession(loaded, folder / "stubs"):  # the ten stubs stay up for all three parts
+            results["round_trip"] = asyncio.run(round_trips(loaded, args.reads))
+            print("round trip:", results["round_trip"], flush=True)
+            none_step, none_cpu, _ = timed_run(scenario(folder, args.steps, False, 0), folder / "none")
+            dev_step, dev_cpu, dev_metrics = timed_run(with_devices, folder / "dev")
+            results["step_time"] = {
+                "steps": args.steps, "no_devices_ms_per_step": 1000 * none_step,
+                "ten_devices_ms_per_step": 1000 * dev_step, "added_ms_per_step": 1000 * (dev_step - none_step),
+                "added_cpu_ms_per_step": 1000 * (dev_cpu - none_cpu),
+                "bridge_step_p50_ms": dev_metrics["bridge_step_p50_ms"],
+                "bridge_requests_per_step": dev_metrics["bridge_requests"] / args.steps}
+            print("step time:", results["step_time"], flush=True)
+            soak_steps = int(round(args.soak_minutes * 600))
+            soak = scenario(folder, soak_steps, True, args.base_port)
+            step_s, _, m = timed_run(soak, folder / "soak", RunOptions(realtime=0.1))
+            results["soak"] = {"minutes": args.soak_minutes, "steps": soak_steps, "wall_ms_per_step": 1000 * step_s,
+                               **{k: v for k, v in m.items() if k.startswith(("rt_", "bridge_", "device_stale"))}}
+            print("soak:", results["soak"], flush=True)
+    out = ROOT / "benchmarks" / "results" / "bench_hil.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    results["load_average_at_end"] = os.getloadavg()
+    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()

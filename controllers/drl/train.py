@@ -1,0 +1,214 @@
+"""Train a policy in `GridEnv` with stable-baselines3 and export it as a torch-only checkpoint.
+
+SAC and TD3 drive continuous setpoints; DQN picks from a discretised action table (every
+combination of `levels` evenly spaced values per action), as in the background papers.
+Writes `policy.pt` + `policy.json`, `learning_curve.csv` (one row per training day) and
+`learning_curve.png` into the output folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import platform
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3 import DQN, SAC, TD3
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.noise import NormalActionNoise
+from torch import nn
+
+from controllers.drl.checkpoint import MLP, save_policy
+from controllers.drl.env import DAY_KPIS, HELDOUT_BASE, GridEnv, NoGenerators, RewardWeights
+from cosim.scenario.loader import LoadedScenario
+
+ALGOS = ("sac", "td3", "dqn")
+CURVE_FIELDS = ("episode", "timesteps", "day", "return", *DAY_KPIS)
+MAX_DQN_ACTIONS = 4096
+
+
+class TrainError(ValueError):
+    """A training request that cannot work (unknown algorithm, nothing to control, too many DQN actions)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What to train and how; the defaults produced the shipped policy."""
+
+    algo: str = "sac"
+    steps: int = 50_000
+    seed: int = 0
+    curtail: bool = False
+    events_per_day: float = 0.0
+    hidden: tuple[int, ...] = (64, 64)
+    # Setpoints do not change what later steps can achieve (no ramp limits, no storage), so the
+    # best policy is myopic: gamma 0 turns the critic into a reward model and learns fastest.
+    gamma: float = 0.0
+    learning_rate: float = 1e-3
+    batch_size: int = 256
+    learning_starts: int = 2_000  # random steps before learning; at most half of `steps`
+    dqn_levels: int = 5
+    reward: RewardWeights = RewardWeights()
+
+
+@dataclass
+class TrainResult:
+    """Where the outputs went and how long training took."""
+
+    policy: Path
+    metadata: Path
+    curve_csv: Path
+    curve_png: Path
+    wall_s: float
+    episodes: int
+
+
+class DiscreteActions(gym.ActionWrapper):
+    """Every combination of `levels` values in [-1, 1] per action dimension, as one Discrete space."""
+
+    def __init__(self, env: gym.Env, levels: int):
+        super().__init__(env)
+        dims = env.action_space.shape[0]
+        if levels < 2 or levels**dims > MAX_DQN_ACTIONS:
+            raise TrainError(f"DQN needs 2 <= levels and levels^{dims} <= {MAX_DQN_ACTIONS}, got levels={levels}")
+        self.table = np.array(list(itertools.product(np.linspace(-1.0, 1.0, levels), repeat=dims)), np.float32)
+        self.action_space = gym.spaces.Discrete(len(self.table))
+
+    def action(self, action: int) -> np.ndarray:
+        """The continuous action of table row `action`."""
+        return self.table[int(action)]
+
+
+class CurveCallback(BaseCallback):
+    """Collects one learning-curve row per finished day and reports progress."""
+
+    def __init__(self, on_progress: Callable[[int], None] | None):
+        super().__init__()
+        self.rows: list[dict] = []
+        self.on_progress = on_progress
+        self._return = 0.0
+
+    def _on_step(self) -> bool:
+        self._return += float(self.locals["rewards"][0])
+        info = self.locals["infos"][0]
+        if self.locals["dones"][0]:
+            kpis = info.get("day_kpis", {})
+            self.rows.append({"episode": len(self.rows) + 1, "timesteps": self.num_timesteps,
+                              "day": self.training_env.get_attr("day_seed")[0], "return": self._return, **kpis})
+            self._return = 0.0
+        if self.on_progress is not None:
+            self.on_progress(self.num_timesteps)
+        return True
+
+
+def _model(cfg: TrainConfig, env: gym.Env) -> BaseAlgorithm:
+    common = dict(gamma=cfg.gamma, learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
+                  learning_starts=min(cfg.learning_starts, cfg.steps // 2), buffer_size=max(cfg.steps, 1), seed=cfg.seed, verbose=0,
+                  device="cpu", policy_kwargs={"net_arch": list(cfg.hidden), "activation_fn": nn.ReLU})
+    if cfg.algo == "sac":
+        return SAC("MlpPolicy", env, **common)
+    if cfg.algo == "td3":
+        n = env.action_space.shape[0]
+        return TD3("MlpPolicy", env, action_noise=NormalActionNoise(np.zeros(n), 0.1 * np.ones(n)), **common)
+    return DQN("MlpPolicy", env, exploration_fraction=0.3, target_update_interval=1_000, train_freq=4, **common)
+
+
+def _linears(module: nn.Module) -> list[nn.Linear]:
+    """The Linear layers of an SB3 MLP in order (built with ReLU activations by `_model`)."""
+    return [m for m in module.modules() if isinstance(m, nn.Linear)]
+
+
+def export_actor(model: BaseAlgorithm, algo: str) -> MLP:
+    """The deterministic actor (SAC, TD3) or Q-network (DQN) of an SB3 model as a plain `MLP`."""
+    if algo == "sac":
+        layers, head = _linears(model.actor.latent_pi) + [model.actor.mu], "tanh"
+    elif algo == "td3":
+        layers, head = _linears(model.actor.mu), "tanh"
+    else:
+        layers, head = _linears(model.q_net.q_net), "argmax"
+    net = MLP([layers[0].in_features] + [layer.out_features for layer in layers], head)
+    for mine, theirs in zip(net.layers, layers):
+        mine.load_state_dict(theirs.state_dict())
+    return net.eval()
+
+
+def write_curve(rows: list[dict], csv_path: Path, png_path: Path) -> None:
+    """The learning curve as CSV and as a two-panel PNG (return; violations and losses per day)."""
+    with csv_path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=CURVE_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r["timesteps"] for r in rows]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    top.plot(steps, [r["return"] for r in rows], marker=".")
+    top.set_ylabel("return per day")
+    top.set_yscale("symlog")  # the first, random days score orders of magnitude worse
+    top.set_title("training days")
+    bottom.plot(steps, [r.get("voltage_violation_bus_minutes", np.nan) for r in rows], marker=".", color="tab:red")
+    bottom.set_ylabel("violation bus-minutes", color="tab:red")
+    losses = bottom.twinx()
+    losses.plot(steps, [r.get("loss_energy_kwh", np.nan) for r in rows], marker=".", color="tab:blue")
+    losses.set_ylabel("losses (kWh)", color="tab:blue")
+    bottom.set_xlabel("environment steps")
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+
+
+def train(scenario: str | Path | LoadedScenario, cfg: TrainConfig, out_dir: Path, command: str = "",
+          on_progress: Callable[[int], None] | None = None) -> TrainResult:
+    """Train on random days of `scenario`, export the policy and the learning curve into `out_dir`.
+
+    TrainError for requests that cannot work; `command` is recorded in the metadata.
+    """
+    if cfg.algo not in ALGOS:
+        raise TrainError(f"unknown algorithm {cfg.algo!r}: expected one of {', '.join(ALGOS)}")
+    if cfg.steps < 1:
+        raise TrainError(f"--steps must be at least 1, got {cfg.steps}")
+    torch.set_num_threads(1)  # small networks: one thread is fastest and leaves the other core free
+    t0 = time.perf_counter()
+    try:
+        env = GridEnv(scenario, curtail=cfg.curtail, events_per_day=cfg.events_per_day, weights=cfg.reward)
+    except NoGenerators as exc:
+        raise TrainError(str(exc)) from None
+    train_env: gym.Env = DiscreteActions(env, cfg.dqn_levels) if cfg.algo == "dqn" else env
+    model = _model(cfg, train_env)
+    callback = CurveCallback(on_progress)
+    model.learn(total_timesteps=cfg.steps, callback=callback)
+    wall = time.perf_counter() - t0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    net = export_actor(model, cfg.algo)
+    scn = env.loaded.scenario
+    meta = {
+        "algo": cfg.algo,
+        "layout": env.layout.to_dict(),
+        "action_table": train_env.table.tolist() if cfg.algo == "dqn" else None,
+        "feeder": scn.grid.feeder,
+        "voltage_limits": list(scn.grid.voltage_limits),
+        "ders": [asdict(d) for d in env.ders],
+        "scenario": {"name": scn.name, "file": str(env.loaded.path), "seed": scn.seed, "step_s": scn.clock.step},
+        "training": {**asdict(cfg), "wall_s": round(wall, 1), "episodes": len(callback.rows),
+                     "days": f"random seeds in [0, {HELDOUT_BASE}); held-out days use {HELDOUT_BASE} + k",
+                     "command": command},
+        "versions": {"cosim-testbed": importlib_metadata.version("cosim-testbed"), "torch": torch.__version__,
+                     "python": platform.python_version()},
+        "created": datetime.now().isoformat(timespec="seconds"),
+    }
+    weights, meta_path = save_policy(out_dir / "policy", net, meta)
+    curve_csv, curve_png = out_dir / "learning_curve.csv", out_dir / "learning_curve.png"
+    write_curve(callback.rows, curve_csv, curve_png)
+    return TrainResult(weights, meta_path, curve_csv, curve_png, wall, len(callback.rows))

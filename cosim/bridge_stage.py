@@ -1,0 +1,54 @@
+"""World stages of hardware in the loop: the Modbus bridge between controller and grid, and its feedback.
+
+`add_bridge` (after the grid, before the channels) puts the bridge on the actuation path:
+controller -> (command channel) -> bridge -> devices -> bridge -> grid, the edge into the grid
+time-shifted like any setpoint path. The bridge also gets the grid's true signals, the
+physics of emulated devices. `add_bridge_feedback` (after the controller) lets the controller
+see the devices' readings and flags (`inv1.stale`, ...) from the previous step.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hil.bridge import Bridge
+from hil.devices import couplings
+
+if TYPE_CHECKING:
+    from cosim.world import Wiring
+
+SETTLE_S = 0.25  # a fast run gives emulated devices one firmware tick to take their first inputs
+
+
+def add_bridge(w: "Wiring") -> None:
+    """The bridge (only with devices or a grid server); it becomes the target of setpoints."""
+    asm, scn = w.asm, w.asm.loaded.scenario
+    if not scn.devices and scn.grid_server is None:
+        return
+    model, feeder = asm.model, asm.loaded.feeder
+    lines = tuple(feeder.line_labels.tolist())
+
+    def closed_lines() -> list[bool]:
+        out = model.disruptions.lines_out
+        return [bool(base) and label not in out for base, label in zip(model.topology.line_base, lines)]
+
+    bridge = Bridge(scn, couplings(scn, asm.loaded.base_dir), asm.step_s, asm.options.read_only,
+                    settle_s=0.0 if asm.clock is not None else SETTLE_S, buses=tuple(feeder.bus_labels.tolist()),
+                    lines=lines, closed_lines=closed_lines)
+    entity = w.world.start("Bridge", bridge=bridge, step_s=asm.step_s, n_steps=asm.n_steps, events=asm.events,
+                           metrics=asm.run_metrics).Bridge()
+    grid = w.entities["grid"]
+    w.world.connect(grid, entity, ("signals", "grid"))
+    target, attr, shifted = w.actuate
+    delay = {"time_shifted": True, "initial_data": {"delivered": {}}} if shifted else {}
+    w.world.connect(entity, target, ("delivered", attr), **delay)
+    w.actuate = (entity, "commands", False)
+    w.entities["bridge"] = entity
+    w.recorded.append(entity)
+
+
+def add_bridge_feedback(w: "Wiring") -> None:
+    """The controller also observes the bridge's signals of the previous step."""
+    if "bridge" in w.entities and "controller" in w.entities:
+        w.world.connect(w.entities["bridge"], w.entities["controller"], ("signals", "observation"),
+                        time_shifted=True, initial_data={"signals": {}})

@@ -1,0 +1,1 @@
+"""Attack detection: state estimation with bad-data tests (WLS), scored against ground-truth labels."""

@@ -1,0 +1,50 @@
+"""Events raised by simulators during a run (a controller error, a disruption, an alarm).
+
+One `EventLog` per run lives on the `Assembly`; in-process simulators get it as an init
+parameter and add to it, and the runner writes it to events.csv next to the events it
+derives from the time series. Times are step numbers until the log is turned into a table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from cosim.results import EVENT_COLUMNS
+
+
+@dataclass
+class Event:
+    """Something that happened over steps [start, end) to a target, e.g. a rejected setpoint."""
+
+    start: int
+    end: int
+    kind: str
+    target: str
+
+
+class EventLog:
+    """Events in step numbers; a repeat of the same kind and target in the next step extends the last one."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self._open: dict[tuple[str, str], Event] = {}
+
+    def add(self, step: int, kind: str, target: str, steps: int = 1) -> None:
+        """Record `kind` on `target` from `step` for `steps` steps (merged with an adjoining same event)."""
+        last = self._open.get((kind, target))
+        if last is not None and last.start <= step <= last.end:
+            last.end = max(last.end, step + steps)
+            return
+        event = Event(step, step + steps, kind, target)
+        self.events.append(event)
+        self._open[(kind, target)] = event
+
+    def frame(self, start: np.datetime64, step_s: float) -> pd.DataFrame:
+        """The events as an events.csv table (start, end, kind, target) in wall-clock time."""
+        step = pd.Timedelta(seconds=step_s)
+        t0 = pd.Timestamp(start)
+        rows = [(t0 + e.start * step, t0 + e.end * step, e.kind, e.target) for e in self.events]
+        return pd.DataFrame(rows, columns=EVENT_COLUMNS)

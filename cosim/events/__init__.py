@@ -1,0 +1,1 @@
+"""Disruptions and cyberattacks: the schedule, its targets, and the pure transforms the simulators apply."""

@@ -1,0 +1,92 @@
+"""Scenario events -> one `Schedule`, and the feeder-aware checks the loader reports as problems.
+
+Explicit entries are resolved in file order, then `random:` entries expand around them; events
+are numbered 1.. by start time. Every problem names the entry and key at fault.
+"""
+
+from __future__ import annotations
+
+from cosim.detection.network import MAX_BUSES, plan_for
+from cosim.events.randomize import expand
+from cosim.events.schedule import EventProblem, Schedule, ScheduledEvent, conflict, resolve
+from cosim.events.targets import Catalog, measurement_model
+from cosim.grid.feeders import Feeder
+from cosim.scenario.errors import Problem, field_path
+from cosim.scenario.schema import RandomEvents, Scenario
+from cosim.scenario.yamlpos import line_for
+
+
+def metered_signals(scn: Scenario, feeder: Feeder) -> tuple[str, ...]:
+    """Signals in the measurement model (what a stealthy attack rewrites), empty without one."""
+    model = measurement_model(scn)
+    return tuple(m.name for m in plan_for(model, feeder)) if model is not None else ()
+
+
+def build_schedule(scn: Scenario, feeder: Feeder) -> tuple[Schedule, list[tuple[tuple, str]]]:
+    """The schedule of `scn` and the problems found as (path in the scenario, message)."""
+    cat = Catalog.of(scn, feeder)
+    metered = metered_signals(scn, feeder)
+    problems: list[tuple[tuple, str]] = []
+    placed: list[ScheduledEvent] = []
+    randoms = []
+    for i, spec in enumerate(scn.events):
+        if isinstance(spec, RandomEvents):
+            randoms.append((i, spec))
+            continue
+        try:
+            event = resolve(spec, cat, scn.clock, metered, ("events", i))
+        except EventProblem as exc:
+            problems.append((("events", i, *exc.key.split(".")) if exc.key else ("events", i), exc.message))
+            continue
+        clash = next((why for e in placed if (why := conflict(e, event))), None)
+        if clash:
+            problems.append((("events", i), clash))
+            continue
+        placed.append(event)
+    for i, spec in randoms:
+        try:
+            placed += expand(spec.random, i, scn, cat, metered, placed)
+        except EventProblem as exc:
+            problems.append((("events", i, *exc.key.split(".")), exc.message))
+    ordered = sorted(placed, key=lambda e: (e.start, e.origin))
+    numbered = tuple(ScheduledEvent(e.spec, e.path, e.start, e.end, e.targets, e.origin, n + 1)
+                     for n, e in enumerate(ordered))
+    return Schedule(numbered, scn.clock.step), problems
+
+
+def _detector_problems(scn: Scenario, feeder: Feeder) -> list[tuple[tuple, str]]:
+    model = measurement_model(scn)
+    if model is None:
+        return []
+    if len(feeder.bus_labels) > MAX_BUSES:
+        return [(("detector",), f"the WLS detector handles feeders of up to {MAX_BUSES:,} buses; "
+                                f"{scn.grid.feeder} has {len(feeder.bus_labels):,}")]
+    problems = []
+    known = {True: set(feeder.bus_labels.tolist()), False: set(feeder.line_labels.tolist())}
+    for name in type(model.measurements).model_fields:
+        cfg = getattr(model.measurements, name)
+        if cfg is None or cfg.at == "all":
+            continue
+        what = "line" if name.startswith("line_") else "bus"
+        missing = [x for x in cfg.at if x not in known[what == "bus"]]
+        if missing:
+            problems.append((("detector", "measurements", name, "at"),
+                             f"{what} {missing[0]} does not exist on feeder {scn.grid.feeder} "
+                             f"({feeder.describe(what)})"))
+    if problems:
+        return problems
+    n_meters = len(plan_for(model, feeder))
+    n_states = 2 * len(feeder.bus_labels) - 1
+    if n_meters <= n_states:
+        problems.append((("detector", "measurements"),
+                         f"{n_meters} meters cannot estimate {n_states} states (angles and magnitudes of "
+                         f"{len(feeder.bus_labels)} buses): meter more buses or lines"))
+    return problems
+
+
+def event_problems(scn: Scenario, feeder: Feeder, lines: dict) -> list[Problem]:
+    """Loader check: events and detector settings that cannot run on this feeder, with their lines."""
+    found = _detector_problems(scn, feeder)
+    if not found:
+        found += build_schedule(scn, feeder)[1]
+    return [Problem(field_path(path), message, line_for(lines, path)) for path, message in found]

@@ -1,0 +1,37 @@
+"""The channel contents of a run: its measurement and command paths built from the schedule."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from cosim.detection.network import Topology
+from cosim.detection.wls import WLS
+from cosim.events.commands import CommandPath, make_command_attack
+from cosim.events.measurement import MeasurementPath, SensorNoise, make_attack
+from cosim.events.schedule import COMMAND, MEASUREMENT, Schedule
+from cosim.events.targets import Catalog
+from cosim.grid.feeders import Feeder
+from cosim.scenario.schema import Scenario
+from cosim.seeding import rng_for
+
+
+def measurement_path(scn: Scenario, schedule: Schedule, estimator: WLS | None,
+                     topology_at: Callable[[int], Topology] | None) -> MeasurementPath | None:
+    """Sensor noise (when the detector asks for it) and the measurement attacks; None if neither."""
+    events = schedule.on(MEASUREMENT)
+    noisy = scn.detector is not None and scn.detector.noise
+    if not events and not noisy:
+        return None
+    attacks = [make_attack(e, rng_for(scn.seed, "attack", str(e.id)), schedule.step_s, estimator, topology_at)
+               for e in events]
+    noise = SensorNoise(estimator.meters.names, estimator.meters.sigma, rng_for(scn.seed, "sensors")) if noisy else None
+    return MeasurementPath(attacks, noise)
+
+
+def command_path(scn: Scenario, schedule: Schedule, feeder: Feeder) -> CommandPath | None:
+    """The command attacks over the scenario's setpoints; None without any."""
+    events = schedule.on(COMMAND)
+    if not events:
+        return None
+    attacks = [make_command_attack(e, rng_for(scn.seed, "attack", str(e.id))) for e in events]
+    return CommandPath(attacks, Catalog.of(scn, feeder).setpoints)

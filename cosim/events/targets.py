@@ -1,0 +1,120 @@
+"""What events may act on in one scenario: signal, setpoint, line, trafo, bus and generator names.
+
+Targets are matched with shell wildcards (`bus.*.vm_pu`, `pv*`). Command targets may be written
+as the setpoint (`pv1.q_set_mvar`) or as the quantity it sets (`pv1.q_mvar`, `pv1.p_mw`), with an
+optional `commands.` prefix; `commands` alone means every setpoint.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from dataclasses import dataclass
+
+from cosim.grid.feeders import Feeder
+from cosim.grid.model import DER, signal_names
+from cosim.scenario.schema import Detector, FDIStealthy, RandomEvents, Scenario
+
+SETPOINT_ALIASES = {".q_mvar": ".q_set_mvar", ".p_mw": ".p_limit_mw"}
+
+
+class TargetError(ValueError):
+    """A target that names nothing on this grid; the message says what exists."""
+
+
+def measurement_model(scn: Scenario) -> Detector | None:
+    """The measurement set the grid must meter: the detector's, or the default one for stealthy attacks."""
+    if scn.detector is not None:
+        return scn.detector
+    stealthy = any(isinstance(e, FDIStealthy) or (isinstance(e, RandomEvents) and "fdi_stealthy" in e.random.kinds)
+                   for e in scn.events)
+    return Detector() if stealthy else None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The names of one scenario's grid, in publication order."""
+
+    signals: tuple[str, ...]
+    setpoints: dict[str, float]  # name -> value in force when no controller has sent one
+    lines: dict[int, bool]  # published number -> in service in the base case
+    trafos: tuple[int, ...]
+    buses: tuple[int, ...]
+    load_buses: frozenset[int]
+    slack_bus: int
+    generators: dict[str, DER]
+
+    @classmethod
+    def of(cls, scn: Scenario, feeder: Feeder) -> "Catalog":
+        """Names of `scn` on `feeder` (metering signals included when a measurement model is needed)."""
+        net = feeder.net
+        ders = [DER(g.name, g.kind, g.bus, g.p_mw, g.rating_mva) for g in scn.generators]
+        setpoints = {}
+        for d in ders:
+            setpoints[f"{d.name}.p_limit_mw"] = d.p_mw  # a limit at nameplate changes nothing
+            setpoints[f"{d.name}.q_set_mvar"] = 0.0
+        label = dict(zip(net.bus.index, feeder.bus_labels.tolist()))
+        return cls(
+            signals=tuple(signal_names(feeder, ders, measurement_model(scn) is not None)),
+            setpoints=setpoints,
+            lines=dict(zip(feeder.line_labels.tolist(), net.line.in_service.astype(bool).tolist())),
+            trafos=tuple(feeder.trafo_labels.tolist()),
+            buses=tuple(feeder.bus_labels.tolist()),
+            load_buses=frozenset(label[b] for b in net.load.bus),
+            slack_bus=label[net.ext_grid.bus.iloc[0]],
+            generators={d.name: d for d in ders},
+        )
+
+    def match_signals(self, patterns: str | list[str]) -> tuple[str, ...]:
+        """Measured signals matching any pattern; each pattern must match something."""
+        return _match(patterns, self.signals, "signal", _signal_hint(self.signals))
+
+    def match_setpoints(self, patterns: str | list[str]) -> tuple[str, ...]:
+        """Setpoints matching any pattern (aliases and the `commands` prefix understood)."""
+        names = tuple(self.setpoints)
+        if not names:
+            raise TargetError("the scenario has no generators, so there are no setpoints to attack")
+        patterns = [patterns] if isinstance(patterns, str) else patterns
+        cleaned = []
+        for p in patterns:
+            p = "*" if p == "commands" else p.removeprefix("commands.")
+            for alias, name in SETPOINT_ALIASES.items():
+                if p.endswith(alias):
+                    p = p[: -len(alias)] + name
+            cleaned.append(p)
+        return _match(cleaned, names, "setpoint", f"setpoints are {_short(names)}")
+
+    def match_generators(self, pattern: str) -> tuple[str, ...]:
+        """Scenario generators whose name matches."""
+        names = tuple(self.generators)
+        return _match([pattern], names, "generator", f"generators are {_short(names)}" if names else
+                      "the scenario has no generators")
+
+
+def is_command_target(target: str | list[str]) -> bool:
+    """A delay / drop target on the command path: `commands` or `commands.<setpoint pattern>`."""
+    targets = [target] if isinstance(target, str) else target
+    return all(t == "commands" or t.startswith("commands.") for t in targets)
+
+
+def _match(patterns: str | list[str], names: tuple[str, ...], what: str, hint: str) -> tuple[str, ...]:
+    patterns = [patterns] if isinstance(patterns, str) else patterns
+    found: dict[str, None] = {}
+    for p in patterns:
+        hits = fnmatch.filter(names, p)
+        if not hits:
+            guess = difflib.get_close_matches(p, names, n=1)
+            mean = f"; did you mean {guess[0]!r}?" if guess else ""
+            raise TargetError(f"{what} {p!r} matches nothing on this grid{mean} ({hint})")
+        found.update(dict.fromkeys(hits))
+    return tuple(n for n in names if n in found)
+
+
+def _short(names: tuple[str, ...], n: int = 6) -> str:
+    return ", ".join(names[:n]) + (f", ... ({len(names)} in all)" if len(names) > n else "")
+
+
+def _signal_hint(signals: tuple[str, ...]) -> str:
+    """The signal families, e.g. 'signals look like bus.<n>.vm_pu, line.<n>.loading_pct, ...'."""
+    families = dict.fromkeys(".".join("<n>" if p.isdigit() else p for p in s.split(".")) for s in signals)
+    return "signals look like " + ", ".join(list(families)[:12])

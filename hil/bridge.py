@@ -1,0 +1,225 @@
+"""Everything the co-simulation does over Modbus in one step, as one object the mosaik simulator drives.
+
+Per step: take the controller's setpoints (and the commands a SCADA wrote to the grid
+server), route each to the device that acts for it (or pass it on to the grid), set the
+wire attacks of the step, run every device's I/O cycle concurrently, and return the
+setpoints the grid gets: the passed-on ones plus what each device reports doing. Every
+request runs on the caller's event loop; nothing here blocks it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from cosim.scenario.schema import (GridServer as GridServerSpec, Scenario, WireDelay, WireDrop, WireFDI, WireInjection,
+                                   WireReplay, WireTamper)
+from cosim.seeding import rng_for
+from hil.client import DeviceClient
+from hil.devices import Coupling
+from hil.grid_server import GridServer, entries, load_layout
+from hil.guard import Guard, Rule
+from hil.link import DeviceLink
+from hil.mitm import ModbusProxy, rogue_write
+
+
+@dataclass
+class WireSchedule:
+    """The wire attacks of one device on the step grid, with the proxy that carries them."""
+
+    proxy: ModbusProxy
+    attacks: list[tuple[int, int, object]]  # (first step, end step, spec)
+    replay_from: dict[int, int]  # attack index -> first step of its recording window
+
+    def apply(self, k: int) -> tuple[list[tuple[str, float]], list[tuple[str, str]]]:
+        """Set the proxy for step k; returns the rogue writes (point, value) and labels (kind, target) of the step."""
+        p = self.proxy
+        p.clear()
+        writes, labels = [], []
+        for i, (start, end, a) in enumerate(self.attacks):
+            if isinstance(a, WireReplay) and self.replay_from[i] <= k < start:
+                p.recording = True
+            if not start <= k < end:
+                continue
+            point = getattr(a, "point", "")
+            labels.append((f"wire_{a.kind}", point))
+            if isinstance(a, WireFDI):
+                p.tamper[a.point] = (a.scale, a.bias)
+            elif isinstance(a, WireReplay):
+                p.replaying = True
+            elif isinstance(a, WireDelay):
+                p.delay_s = a.seconds
+            elif isinstance(a, WireDrop):
+                p.drop_rate = a.rate
+            elif isinstance(a, WireTamper):
+                p.write_tamper[a.point] = (a.scale, a.offset)
+            elif isinstance(a, WireInjection):
+                writes.append((a.point, a.value))
+        return writes, labels
+
+
+def _steps(seconds: float, step_s: int) -> int:
+    return int(math.ceil(seconds / step_s - 1e-9))
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else math.nan
+
+
+class Bridge:
+    """The scenario's devices (and grid server) for one run; see the module docstring."""
+
+    def __init__(self, scn: Scenario, couplings: list[Coupling], step_s: int, read_only: bool = False,
+                 settle_s: float = 0.0, buses: tuple[int, ...] = (), lines: tuple[int, ...] = (),
+                 closed_lines: Callable[[], list[bool]] | None = None):
+        self.scn, self.couplings, self.step_s, self.read_only = scn, couplings, step_s, read_only
+        self.settle_s, self.buses, self.lines = settle_s, buses, lines
+        self.closed_lines = closed_lines or (lambda: [True] * len(lines))
+        self.links: list[DeviceLink] = []
+        self.wire: dict[str, WireSchedule] = {}
+        self.server: GridServer | None = None
+        self.server_guard: Guard | None = None
+        self.step_ms: list[float] = []
+        self.notes: list[tuple[str, str]] = []
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start proxies and the grid server, and connect every device (one attempt each)."""
+        for c in self.couplings:
+            spec = c.spec
+            host, port = spec.modbus.host, spec.modbus.port
+            if spec.wire:
+                proxy = ModbusProxy((host, port), c.regmap, seed=int(rng_for(self.scn.seed, "wire", c.name).integers(2**31)))
+                host, port = "127.0.0.1", await proxy.start()
+                self.wire[c.name] = self._schedule(proxy, spec.wire)
+            guard = Guard(c.name, c.writable, c.rules(), self.read_only)
+            client = DeviceClient(c.name, host, port, spec.modbus.unit, spec.modbus.timeout)
+            hold = spec.watchdog if spec.watchdog is not None else math.inf
+            self.links.append(DeviceLink(c, guard, client, spec.emulate, hold, self.settle_s))
+        if self.scn.grid_server is not None:
+            self.server = self._grid_server(self.scn.grid_server)
+            await self.server.start()
+        await asyncio.gather(*(link.start() for link in self.links))
+
+    def _schedule(self, proxy: ModbusProxy, attacks: list) -> WireSchedule:
+        placed, replay_from = [], {}
+        for i, a in enumerate(attacks):
+            start = int(a.at // self.step_s)
+            placed.append((start, start + max(1, _steps(a.duration, self.step_s)), a))
+            if isinstance(a, WireReplay):
+                replay_from[i] = max(0, start - max(1, _steps(a.window, self.step_s)))
+        return WireSchedule(proxy, placed, replay_from)
+
+    def _grid_server(self, spec: GridServerSpec) -> GridServer:
+        gens = self.scn.generators
+        names = [g.name for g in gens]
+        rules = {}
+        for g in gens:
+            rules[f"{g.name}.p_limit_mw"] = Rule(0.0, g.p_mw)
+            rules[f"{g.name}.q_set_mvar"] = Rule(-g.rating_mva, g.rating_mva)
+        self.server_guard = Guard("scada", rules.keys(), rules, self.read_only)
+        table = entries(load_layout(), self.buses, self.lines, names)
+        return GridServer(table, self.server_guard, spec.host, spec.port, spec.unit)
+
+    async def stop(self) -> None:
+        """Close every connection, proxy and the server."""
+        for link in self.links:
+            link.close()
+        for w in self.wire.values():
+            await w.proxy.stop()
+        if self.server is not None:
+            await self.server.stop()
+
+    def close(self) -> None:
+        """Synchronous clean-up for a run that ends abnormally (no awaiting possible)."""
+        for link in self.links:
+            link.close()
+        for w in self.wire.values():
+            w.proxy.close()
+        if self.server is not None:
+            self.server.close()
+
+    # -- one step ---------------------------------------------------------------------------------
+    async def step(self, k: int, commands: Mapping[str, float], grid: Mapping[str, float]) -> dict[str, float]:
+        """Route `commands`, exchange with every device, publish the grid; returns the setpoints for the grid."""
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        self.notes = []
+        merged = dict(commands)
+        if self.server is not None:
+            merged.update(self.server.take_commands())
+        passed: dict[str, float] = {}
+        for name, value in merged.items():
+            if not self._route(name, value):
+                passed[name] = value
+        await asyncio.gather(*(self._device_step(k, link, grid) for link in self.links))
+        delivered = dict(passed)
+        for link in self.links:
+            delivered.update(link.grid_setpoints())
+            self.notes += link.notes
+        if self.server is not None:
+            self.server.update(grid, self.closed_lines(), k)
+            self.notes += self.server.notes
+            self.server.notes = []
+        self.step_ms.append((loop.time() - t0) * 1000.0)
+        return delivered
+
+    def _route(self, name: str, value: float) -> bool:
+        for link in self.links:
+            points = link.c.translate(name, value)
+            if points is not None:
+                for point, v in points.items():
+                    link.command(point, v)
+                return True
+        return False
+
+    async def _device_step(self, k: int, link: DeviceLink, grid: Mapping[str, float]) -> None:
+        schedule = self.wire.get(link.name)
+        if schedule is not None:
+            writes, labels = schedule.apply(k)
+            self.notes += [(kind, f"{link.name}.{p}" if p else link.name) for kind, p in labels]
+            spec = link.c.spec
+            for point, value in writes:
+                await rogue_write(spec.modbus.host, spec.modbus.port, link.c.regmap, point, value, spec.modbus.unit,
+                                  spec.modbus.timeout)
+        await link.cycle(grid)
+
+    # -- what the run records ---------------------------------------------------------------------
+    def signals(self) -> dict[str, float]:
+        """Every device's readings and flags, and this step's guard decisions (`guard.blocked`, `guard.clamped`)."""
+        out: dict[str, float] = {}
+        for link in self.links:
+            out.update(link.signals())
+        out["guard.blocked"] = float(sum(kind == "guard_blocked" for kind, _ in self.notes))
+        out["guard.clamped"] = float(sum(kind == "guard_clamped" for kind, _ in self.notes))
+        return out
+
+    def metrics(self) -> dict[str, float]:
+        """Counts and timings of the whole run for metrics.json."""
+        guards = [link.guard for link in self.links] + ([self.server_guard] if self.server_guard else [])
+        counts = {key: sum(link.counts[key] for link in self.links) for key in
+                  ("readback_mismatches", "rejected_writes", "setpoint_changes", "write_timeouts", "stale_steps")}
+        stats = [link.client.stats for link in self.links]
+        rtt = [x for s in stats for x in s.rtt_ms]
+        return {
+            "guard_blocked_writes": sum(g.blocked for g in guards),
+            "guard_clamped_writes": sum(g.clamped for g in guards),
+            "guard_readback_mismatches": counts["readback_mismatches"],
+            "device_rejected_writes": counts["rejected_writes"],
+            "device_setpoint_changes": counts["setpoint_changes"],
+            "device_write_timeouts": counts["write_timeouts"],
+            "device_stale_steps": counts["stale_steps"],
+            "device_reconnects": sum(s.reconnects for s in stats),
+            "bridge_requests": sum(s.requests for s in stats),
+            "bridge_timeouts": sum(s.timeouts for s in stats),
+            "bridge_garbage": sum(s.garbage for s in stats),
+            "bridge_exceptions": sum(s.exceptions for s in stats),
+            "bridge_rtt_p50_ms": _percentile(rtt, 50),
+            "bridge_rtt_p99_ms": _percentile(rtt, 99),
+            "bridge_step_p50_ms": _percentile(self.step_ms, 50),
+            "bridge_step_max_ms": max(self.step_ms) if self.step_ms else math.nan,
+        }

@@ -1,0 +1,180 @@
+"""One async Modbus-TCP connection to one device: requests with a deadline, failures classified, reconnect with backoff.
+
+pymodbus runs on the caller's event loop (mosaik's, inside the bridge). Every request uses
+`retries=0`, so a write that times out is never sent twice; pymodbus's own reconnect is
+off, and `DeviceClient` reconnects in a background task with exponential backoff instead,
+so a step never waits for a dead device. A failed request raises `DeviceError` with a
+kind: `timeout` (no answer within the deadline), `connection` (refused, reset, closed),
+`exception` (a Modbus exception response, with its code) or `garbage` (bytes that are no
+valid answer, or an answer of the wrong size).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException
+
+EXCEPTION_NAMES = {
+    0x01: "ILLEGAL_FUNCTION", 0x02: "ILLEGAL_DATA_ADDRESS", 0x03: "ILLEGAL_DATA_VALUE",
+    0x04: "SERVER_DEVICE_FAILURE", 0x05: "ACKNOWLEDGE", 0x06: "SERVER_DEVICE_BUSY",
+    0x08: "MEMORY_PARITY_ERROR", 0x0A: "GATEWAY_PATH_UNAVAILABLE", 0x0B: "GATEWAY_TARGET_NO_RESPONSE",
+}
+
+FailureKind = Literal["timeout", "connection", "exception", "garbage"]
+
+
+class DeviceError(Exception):
+    """A request that failed; `kind` says how, `code` is the Modbus exception code when there is one."""
+
+    def __init__(self, kind: FailureKind, message: str, code: int | None = None):
+        super().__init__(message)
+        self.kind, self.code = kind, code
+
+
+def exception_text(code: int | None) -> str:
+    """'0x02 ILLEGAL_DATA_ADDRESS' for a Modbus exception code."""
+    if code is None:
+        return "an exception response"
+    return f"0x{code:02x} {EXCEPTION_NAMES.get(code, 'UNKNOWN')}"
+
+
+async def reachable(host: str, port: int, timeout: float) -> str | None:
+    """None when a TCP connection to host:port opens within `timeout`, else why not, in words."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except asyncio.TimeoutError:
+        return f"no answer from {host}:{port} within {timeout:g} s (timeout)"
+    except ConnectionRefusedError:
+        return f"connection refused by {host}:{port} (nothing listens on that port)"
+    except OSError as exc:
+        reason = errno.errorcode.get(exc.errno or 0, "") if exc.errno else ""
+        return f"cannot connect to {host}:{port}: {exc.strerror or exc}{f' ({reason})' if reason else ''}"
+    writer.close()
+    return None
+
+
+@dataclass
+class Stats:
+    """What happened on one connection: request counts by outcome and round-trip times (ms)."""
+
+    requests: int = 0
+    timeouts: int = 0
+    exceptions: int = 0
+    garbage: int = 0
+    connection_errors: int = 0
+    reconnects: int = 0
+    rtt_ms: list[float] = field(default_factory=list)
+
+
+class DeviceClient:
+    """One device: `read` / `write` raise `DeviceError`; `connected`, `ensure_reconnect` keep the link alive."""
+
+    def __init__(self, name: str, host: str, port: int, unit: int = 1, timeout: float = 0.5,
+                 backoff: tuple[float, float] = (0.2, 5.0)):
+        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # failures are reported as DeviceError
+        self.name, self.host, self.port, self.unit, self.timeout = name, host, port, unit, timeout
+        self.backoff_min, self.backoff_max = backoff
+        self.delay = self.backoff_min
+        self.next_attempt = 0.0
+        self.stats = Stats()
+        self._task: asyncio.Task | None = None
+        self._rx = 0  # bytes received, to tell garbage from silence when a request times out
+        self.client = AsyncModbusTcpClient(host, port=port, timeout=timeout, retries=0, reconnect_delay=0,
+                                           name=name, trace_packet=self._trace)
+
+    def _trace(self, sending: bool, data: bytes) -> bytes:
+        if not sending:
+            self._rx += len(data)
+        return data
+
+    @property
+    def connected(self) -> bool:
+        return self.client.connected
+
+    async def connect(self) -> bool:
+        """Open the connection now (one attempt of at most `timeout` seconds)."""
+        ok = await self.client.connect()
+        if ok:
+            self.delay = self.backoff_min
+        return bool(ok)
+
+    def ensure_reconnect(self, now: float) -> None:
+        """Start a background reconnect attempt when one is due; the delay doubles after each failure."""
+        if self.connected or (self._task is not None and not self._task.done()) or now < self.next_attempt:
+            return
+        self._task = asyncio.ensure_future(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        if await self.connect():
+            self.stats.reconnects += 1
+            return
+        self.next_attempt = time.monotonic() + self.delay
+        self.delay = min(2.0 * self.delay, self.backoff_max)
+
+    @property
+    def reconnecting(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def read(self, address: int, count: int, write: tuple[int, list[int]] | None = None) -> list[int]:
+        """Holding registers [address, address + count); with `write` (address, registers), written first in the
+        same transaction (FC23), which saves a round trip; never retried."""
+        if write is None:
+            call = lambda: self.client.read_holding_registers(address, count=count, device_id=self.unit)  # noqa: E731
+        else:
+            call = lambda: self.client.readwrite_registers(  # noqa: E731
+                read_address=address, read_count=count, write_address=write[0], values=write[1], device_id=self.unit)
+        rr = await self._request(call)
+        regs = list(getattr(rr, "registers", []) or [])
+        if len(regs) != count:
+            self.stats.garbage += 1
+            raise DeviceError("garbage", f"{self.name}: read {address}+{count} answered with {len(regs)} registers")
+        return regs
+
+    async def write(self, address: int, registers: list[int]) -> None:
+        """FC16 write of `registers` at `address`; never retried."""
+        await self._request(lambda: self.client.write_registers(address, registers, device_id=self.unit))
+
+    async def _request(self, call: Callable[[], Awaitable]):
+        if not self.connected:
+            self.stats.connection_errors += 1
+            raise DeviceError("connection", f"{self.name}: not connected to {self.host}:{self.port}")
+        self.stats.requests += 1
+        rx, t0 = self._rx, time.perf_counter()
+        try:
+            rr = await call()
+        except ConnectionException as exc:
+            self.stats.connection_errors += 1
+            raise DeviceError("connection", f"{self.name}: {exc}") from None
+        except ModbusException as exc:
+            if not self.connected:
+                self.stats.connection_errors += 1
+                raise DeviceError("connection", f"{self.name}: connection lost ({exc})") from None
+            if self._rx > rx:
+                self.stats.garbage += 1
+                raise DeviceError("garbage", f"{self.name}: no valid answer within {self.timeout:g} s "
+                                             f"({self._rx - rx} bytes of garbage)") from None
+            self.stats.timeouts += 1
+            raise DeviceError("timeout", f"{self.name}: no answer within {self.timeout:g} s") from None
+        self.stats.rtt_ms.append((time.perf_counter() - t0) * 1000.0)
+        if rr is None:
+            self.stats.garbage += 1
+            raise DeviceError("garbage", f"{self.name}: empty answer")
+        if rr.isError():
+            code = getattr(rr, "exception_code", None)
+            self.stats.exceptions += 1
+            raise DeviceError("exception", f"{self.name}: the device answered {exception_text(code)}", code)
+        return rr
+
+    def close(self) -> None:
+        """Drop the connection and any pending reconnect (safe to call from synchronous code)."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        self.client.close()

@@ -1,0 +1,261 @@
+"""One device in the loop: each step, feed it, write the guarded setpoints, read it back, notice trouble.
+
+A cycle writes the setpoints in force that the device does not hold yet (each through the
+guard, one request each, never retried), then reads every point it needs in as few requests
+as the map allows, which doubles as the read-back check of this cycle's writes; the physics
+inputs of an emulated device ride on the first read (FC23, write then read in one
+transaction), so a quiet step costs one round trip per device. What went wrong is noted as
+events for the run's event log: `guard_blocked`, `guard_clamped`, `readback_mismatch`,
+`device_rejected`, `write_timeout`, `write_unencodable`, `device_setpoint_changed` (a
+writable point changed without a write from the bridge: another master, or the device's own
+fail-safe), `device_stale` (with `device_timeout`, `device_garbage` or `device_exception`
+saying why, when connected) and `device_reconnected`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hil.client import DeviceClient, DeviceError
+from hil.devices import Coupling
+from hil.guard import Guard
+from hil.registers import MAX_READ, EncodeError, Point, RegisterMap, decode, encode
+
+
+def read_spans(regmap: RegisterMap, names: set[str]) -> list[tuple[int, int]]:
+    """(start, count) requests covering the points `names` and their scale factors, each inside one mapped run."""
+    wanted = set(names) | {regmap[n].sf for n in names if regmap[n].sf}
+    spans = []
+    for start, count in regmap.blocks(max_count=0x10000):
+        run = sorted((p for p in regmap.points if start <= p.address < start + count), key=lambda p: p.address)
+        chosen = [p for p in run if p.name in wanted]
+        if not chosen:
+            continue
+        lo, hi = chosen[0].address, max(p.end for p in chosen)
+        span_start = lo
+        for p in run:
+            if p.address < lo or p.end > hi:
+                continue
+            if p.end - span_start > MAX_READ:
+                spans.append((span_start, p.address - span_start))
+                span_start = p.address
+        spans.append((span_start, hi - span_start))
+    return spans
+
+
+class ReadPlan:
+    """How to read some points of a map: the requests, and where each point (scale factors first) sits in them."""
+
+    def __init__(self, regmap: RegisterMap, names: set[str]):
+        self.regmap = regmap
+        self.spans = read_spans(regmap, names)
+        wanted = set(names) | {regmap[n].sf for n in names if regmap[n].sf}
+        self.places: list[tuple[Point, int, int]] = []  # (point, span index, offset in the span)
+        for p in sorted((regmap[n] for n in wanted), key=lambda p: p.type != "sunssf"):
+            i = next(i for i, (a, n) in enumerate(self.spans) if a <= p.address and p.end <= a + n)
+            self.places.append((p, i, p.address - self.spans[i][0]))
+
+    def decode(self, blocks: list[list[int]]) -> tuple[dict[str, Any], dict[str, list[int]], dict[str, int | None]]:
+        """Values (engineering units, SunSpec 'not implemented' as None), raw registers and scale factors."""
+        values: dict[str, Any] = {}
+        raw: dict[str, list[int]] = {}
+        na = self.regmap.sunspec_na
+        for p, i, o in self.places:
+            regs = blocks[i][o: o + p.size]
+            raw[p.name] = regs
+            values[p.name] = decode(p, regs, values.get(p.sf) if p.sf else None, na_as_none=na or p.type == "sunssf")
+        sfs = {p.name: values[p.name] for p, _, _ in self.places if p.type == "sunssf"}
+        return values, raw, sfs
+
+
+def _merge(writes: dict[int, list[int]]) -> list[tuple[int, list[int]]]:
+    """Adjacent register writes joined into one request each."""
+    out: list[tuple[int, list[int]]] = []
+    for address in sorted(writes):
+        regs = writes[address]
+        if out and out[-1][0] + len(out[-1][1]) == address:
+            out[-1] = (out[-1][0], out[-1][1] + regs)
+        else:
+            out.append((address, list(regs)))
+    return out
+
+
+class DeviceLink:
+    """Client + coupling + guard of one device, and what the bridge knows of it between steps."""
+
+    def __init__(self, coupling: Coupling, guard: Guard, client: DeviceClient, emulate: bool,
+                 hold_s: float = math.inf, settle_s: float = 0.0):
+        self.c, self.guard, self.client, self.emulate, self.hold_s = coupling, guard, client, emulate, hold_s
+        self.settle_s = settle_s
+        regmap = coupling.regmap
+        self.watched = {p for p in coupling.writable if p in regmap} - coupling.pulse - coupling.volatile
+        self.plan = ReadPlan(regmap, set(coupling.reads) | self.watched)
+        self.values: dict[str, Any] | None = None  # last good reading (engineering units)
+        self.raw: dict[str, list[int]] = {}
+        self.sfs: dict[str, int | None] = {}
+        self.known: dict[str, list[int]] = {}  # writable points as the bridge last saw or set them
+        self.wanted: dict[str, float] = {}  # level setpoints in force
+        self.pulses: dict[str, float] = {}  # one-shot commands of this step
+        self.fresh_at = -math.inf
+        self.stale = True
+        self.synced = False  # read since the last (re)connection
+        self.syncs = 0  # connections that got as far as a first read
+        self.io_ms = math.nan
+        self.notes: list[tuple[str, str]] = []
+        self.counts = {"readback_mismatches": 0, "rejected_writes": 0, "setpoint_changes": 0, "write_timeouts": 0,
+                       "stale_steps": 0}
+
+    @property
+    def name(self) -> str:
+        return self.c.name
+
+    def command(self, point: str, value: float) -> None:
+        """A setpoint for `point` from a controller or SCADA: held until replaced (pulses: this step only)."""
+        (self.pulses if point in self.c.pulse else self.wanted)[point] = value
+
+    def _note(self, kind: str, point: str = "") -> None:
+        self.notes.append((kind, f"{self.name}.{point}" if point else self.name))
+
+    async def start(self) -> None:
+        """First connection attempt (a failure leaves the device stale; reconnection goes on in the background)."""
+        if not await self.client.connect():
+            self.client.next_attempt = time.monotonic() + self.client.delay
+
+    async def cycle(self, grid: Mapping[str, float]) -> None:
+        """One step of I/O with the device (see the module docstring); never raises for device trouble."""
+        t0 = time.perf_counter()
+        self.notes = []
+        try:
+            if not self.client.connected:
+                self.synced = False
+                self.client.ensure_reconnect(time.monotonic())
+                raise DeviceError("connection", f"{self.name}: not connected")
+            if not self.synced:
+                await self._read()
+                self.synced = True
+                self.syncs += 1
+                if self.syncs > 1:
+                    self._note("device_reconnected")
+            feed = self._feed(grid)
+            if feed and self.fresh_at == -math.inf and self.settle_s > 0:
+                for address, regs in feed:
+                    await self.client.write(address, regs)
+                await asyncio.sleep(self.settle_s)  # let the stub's firmware take its first inputs
+            written = await self._write()
+            await self._read(feed)
+            self._verify(written)
+            self.fresh_at, self.stale = time.monotonic(), False
+        except DeviceError as exc:
+            self.stale = True
+            self.counts["stale_steps"] += 1
+            self._note("device_stale")
+            if exc.kind != "connection":
+                self._note(f"device_{exc.kind}")
+        finally:
+            self.pulses = {}
+            self.io_ms = (time.perf_counter() - t0) * 1000.0
+
+    def _feed(self, grid: Mapping[str, float]) -> list[tuple[int, list[int]]]:
+        """The physics inputs of an emulated device as register writes (address, registers)."""
+        if not self.emulate:
+            return []
+        writes: dict[int, list[int]] = {}
+        for point, value in self.c.inputs(grid).items():
+            if self.guard.check_input(point, value).blocked:
+                self._note("guard_blocked", point)
+                continue
+            p = self.c.regmap[point]
+            writes[p.address] = encode(p, value, self.sfs.get(p.sf) if p.sf else None)
+        return _merge(writes)
+
+    async def _write(self) -> dict[str, tuple[list[int], float]]:
+        """Write what the device does not hold yet; returns point -> (registers, value) actually sent."""
+        now = time.monotonic()
+        sent: dict[str, tuple[list[int], float]] = {}
+        for point, asked in [*self.wanted.items(), *self.pulses.items()]:
+            d = self.guard.check(point, asked, now)
+            if d.blocked:
+                self._note("guard_blocked", point)
+                continue
+            if d.clamped:
+                self._note("guard_clamped", point)
+            p = self.c.regmap[point]
+            try:
+                regs = encode(p, d.value, self.sfs.get(p.sf) if p.sf else None)
+            except EncodeError:  # a value the register cannot hold (a point without min/max in its map)
+                self._note("write_unencodable", point)
+                continue
+            if point not in self.c.pulse and self.raw.get(point) == regs:
+                self.guard.settle(point, d.value, now)
+                continue
+            try:
+                await self.client.write(p.address, regs)
+            except DeviceError as exc:
+                if exc.kind == "exception":
+                    self.counts["rejected_writes"] += 1
+                    self._note("device_rejected", point)
+                    continue
+                if exc.kind == "timeout":  # it may or may not have landed: the read-back tells
+                    self.counts["write_timeouts"] += 1
+                    self._note("write_timeout", point)
+                    sent[point] = (regs, d.value)
+                    continue
+                raise
+            sent[point] = (regs, d.value)
+        return sent
+
+    async def _read(self, feed: Sequence[tuple[int, list[int]]] = ()) -> None:
+        """Read every point of the plan; the first physics-input write rides on the first read (FC23)."""
+        for address, regs in feed[1:]:
+            await self.client.write(address, regs)
+        blocks = []
+        for i, (start, count) in enumerate(self.plan.spans):
+            blocks.append(await self.client.read(start, count, feed[0] if feed and i == 0 else None))
+        values, raw, sfs = self.plan.decode(blocks)
+        first = self.values is None or not self.synced
+        self.values, self.raw, self.sfs = values, raw, sfs
+        if first:  # the device's state is the base of the rate limits from now on
+            now = time.monotonic()
+            for point in self.guard.rules:
+                if isinstance(values.get(point), (int, float)):
+                    self.guard.settle(point, float(values[point]), now)
+
+    def _verify(self, sent: dict[str, tuple[list[int], float]]) -> None:
+        now = time.monotonic()
+        for point, (regs, value) in sent.items():
+            if point in self.c.pulse:
+                continue
+            if self.raw.get(point) != regs:
+                self.counts["readback_mismatches"] += 1
+                self._note("readback_mismatch", point)
+            else:
+                self.guard.settle(point, value, now)
+        for point in self.watched:
+            now_raw = self.raw.get(point)
+            if now_raw is None:
+                continue
+            before = self.known.get(point)
+            if before is not None and before != now_raw and point not in sent:
+                self.counts["setpoint_changes"] += 1
+                self._note("device_setpoint_changed", point)
+            self.known[point] = now_raw
+
+    def signals(self) -> dict[str, float]:
+        """Published readings plus `<name>.stale` and `<name>.io_ms` (this step's I/O time)."""
+        out = self.c.signals(self.values)
+        out[f"{self.name}.stale"] = float(self.stale)
+        out[f"{self.name}.io_ms"] = self.io_ms
+        return out
+
+    def grid_setpoints(self) -> dict[str, float]:
+        """The device's effect on the grid: its last reading, held `hold_s` after it went stale, then its fail-safe."""
+        if self.values is None or time.monotonic() - self.fresh_at > self.hold_s:
+            return self.c.grid_setpoints(None)
+        return self.c.grid_setpoints(self.values)
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,107 @@
+"""The commissioning tool behind `cosim probe`: read a device's registers and decode them, or say clearly why not.
+
+Given a register map, every point is read (in as few requests as the map allows) and decoded;
+with SunSpec, the model chain is discovered and its known models decoded. A refused
+connection, a timeout or a Modbus exception code ends in a `ProbeError` whose message names
+the device, what was asked and what to check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from hil.client import DeviceClient, DeviceError, exception_text, reachable
+from hil.link import ReadPlan
+from hil.registers import RegisterMap
+from hil.sunspec import SunSpecError, model_map, scan
+
+
+class ProbeError(Exception):
+    """The probe could not read the device; the message is for the person at the terminal."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One decoded point."""
+
+    group: str
+    name: str
+    address: int
+    value: Any
+    unit: str
+    access: str
+
+
+def _explain(exc: DeviceError, what: str, host: str, port: int, unit: int) -> ProbeError:
+    where = f"{host}:{port} unit {unit}"
+    if exc.kind == "exception":
+        hint = {0x02: "the register map does not match this device", 0x01: "the device does not serve this function",
+                0x0B: "no device answers this unit id behind the gateway; check --unit"}.get(exc.code or 0, "")
+        return ProbeError(f"{where} answered {exception_text(exc.code)} to {what}" + (f": {hint}" if hint else ""))
+    if exc.kind == "timeout":
+        return ProbeError(f"{where} accepted the connection but did not answer {what} within the timeout: "
+                          "check --unit, or the device is busy")
+    if exc.kind == "garbage":
+        return ProbeError(f"{where} answered {what} with bytes that are not Modbus-TCP: is it a Modbus device?")
+    return ProbeError(f"{where}: the connection was lost during {what}")
+
+
+async def _connect(host: str, port: int, unit: int, timeout: float) -> DeviceClient:
+    why = await reachable(host, port, timeout)
+    if why is not None:
+        raise ProbeError(f"{why}; is the device up (emulated ones: cosim devices up SCENARIO) and the port right?")
+    client = DeviceClient("probe", host, port, unit, timeout)
+    if not await client.connect():
+        raise ProbeError(f"cannot open a Modbus-TCP connection to {host}:{port}")
+    return client
+
+
+async def read_map(host: str, port: int, unit: int, regmap: RegisterMap, timeout: float = 1.0) -> list[Reading]:
+    """Every point of `regmap`, decoded."""
+    client = await _connect(host, port, unit, timeout)
+    try:
+        plan = ReadPlan(regmap, set(regmap.names))
+        blocks = []
+        for start, count in plan.spans:
+            try:
+                blocks.append(await client.read(start, count))
+            except DeviceError as exc:
+                raise _explain(exc, f"a read of registers {start}..{start + count - 1}", host, port, unit) from None
+        values = plan.decode(blocks)[0]
+        return [Reading(regmap.device, p.name, p.address, values.get(p.name), p.unit, p.access) for p in regmap.points]
+    finally:
+        client.close()
+
+
+async def read_sunspec(host: str, port: int, unit: int, timeout: float = 1.0) -> list[Reading]:
+    """The SunSpec model chain: every point of the known models (1, 103, 123), decoded."""
+    client = await _connect(host, port, unit, timeout)
+    try:
+        try:
+            models = await scan(client.client, device_id=unit)
+        except SunSpecError as exc:
+            try:  # say what the device answers where the marker should be
+                await client.read(40000, 2)
+            except DeviceError as err:
+                raise _explain(err, "a read of the SunSpec marker at 40000", host, port, unit) from None
+            raise ProbeError(f"{host}:{port} unit {unit}: {exc}") from None
+        out = []
+        for m in models:
+            if m.is_end or not m.points:
+                continue
+            rmap = model_map(m.id, m.address)
+            for p in rmap.points[2:]:
+                if p.name in m.points:
+                    out.append(Reading(f"model {m.id} {m.name}", p.name, p.address, m.points[p.name], p.unit, p.access))
+        return out
+    finally:
+        client.close()
+
+
+def probe(host: str, port: int, unit: int = 1, regmap: RegisterMap | None = None, timeout: float = 1.0) -> list[Reading]:
+    """Synchronous entry point: read with `regmap`, or by SunSpec discovery when it is None."""
+    if regmap is not None:
+        return asyncio.run(read_map(host, port, unit, regmap, timeout))
+    return asyncio.run(read_sunspec(host, port, unit, timeout))

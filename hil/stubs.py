@@ -1,0 +1,219 @@
+"""Firmware-stub processes for a scenario's emulated devices: start, wait for "ready", stop.
+
+Two users: `cosim devices up|down SCENARIO` keeps stubs running between commands (detached
+processes, one pid file each under `.cosim/devices/<scenario name>/`), and `DeviceSession`
+gives one run the devices it needs — it starts the stubs that are not up yet (their logs go
+to the run folder), checks that every device answers, and stops what it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from cosim.scenario.loader import LoadedScenario
+from hil.client import reachable
+from hil.devices import Coupling, couplings, map_path
+
+READY = re.compile(r"ready \S+ on (\S+):(\d+)")
+STATE_DIR = Path(".cosim") / "devices"
+
+
+class DeviceUnavailable(RuntimeError):
+    """A device a run needs does not answer, or its stub would not start; the message says which and why."""
+
+
+@dataclass
+class StubInfo:
+    """A running stub: what it emulates, where it listens, its process and log."""
+
+    device: str
+    kind: str
+    host: str
+    port: int
+    pid: int
+    log: str
+
+
+def stub_command(c: Coupling) -> list[str]:
+    """The command line of the firmware stub that emulates device `c` (the stub module is named after its kind)."""
+    s = c.spec
+    cmd = [sys.executable, "-m", f"firmware_stubs.{s.kind}", "--host", s.modbus.host,
+           "--port", str(s.modbus.port), "--unit", str(s.modbus.unit)]
+    if s.watchdog:
+        cmd += ["--watchdog", f"{s.watchdog:g}"]
+    if s.map is not None:
+        cmd += ["--map", str(map_path(s, c.base_dir))]
+    return cmd + c.stub_argv()
+
+
+def start_stub(c: Coupling, log_path: Path, detach: bool = False, timeout: float = 20.0) -> tuple[StubInfo, subprocess.Popen]:
+    """Start the stub of `c` (stderr to `log_path`) and wait for its ready line; raise DeviceUnavailable if it fails."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w", encoding="utf-8") as log:
+        proc = subprocess.Popen(stub_command(c), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                                start_new_session=detach)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log_path.read_text(encoding="utf-8", errors="replace")
+        m = READY.search(text)
+        if m:
+            s = c.spec
+            return StubInfo(s.name, s.kind, m.group(1), int(m.group(2)), proc.pid, str(log_path)), proc
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    stop_process(proc.pid, proc)
+    tail = "\n  ".join(log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:])
+    raise DeviceUnavailable(f"the {c.spec.kind} stub for device {c.name} did not start "
+                            f"(log {log_path}):\n  {tail or 'no output'}")
+
+
+def stop_process(pid: int, proc: subprocess.Popen | None = None, timeout: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after `timeout`; quiet when the process is already gone."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None:
+            if proc.poll() is not None:
+                return
+        elif not _alive(pid):
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    if proc is not None:
+        proc.wait(timeout=timeout)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie of ours is not alive
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _is_stub(pid: int, port: int) -> bool:
+    """True when `pid` is a firmware stub listening on `port` (guards against a recycled pid)."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(a.startswith(b"firmware_stubs.") for a in args) and str(port).encode() in args
+
+
+def unreachable(targets: dict[str, tuple[str, int, float]]) -> dict[str, str]:
+    """For devices name -> (host, port, timeout): name -> why it cannot be reached, for those that cannot."""
+
+    async def check() -> list[str | None]:
+        return await asyncio.gather(*(reachable(h, p, max(t, 1.0)) for h, p, t in targets.values()))
+
+    return {name: why for name, why in zip(targets, asyncio.run(check())) if why is not None}
+
+
+def _targets(cs: list[Coupling]) -> dict[str, tuple[str, int, float]]:
+    return {c.name: (c.spec.modbus.host, c.spec.modbus.port, c.spec.modbus.timeout) for c in cs}
+
+
+# -- `cosim devices up | down` ----------------------------------------------------------------------
+
+def state_dir(loaded: LoadedScenario, root: Path = STATE_DIR) -> Path:
+    """Where the pid files of a scenario's stubs live."""
+    return root / loaded.scenario.name
+
+
+def devices_up(loaded: LoadedScenario, root: Path = STATE_DIR) -> list[tuple[StubInfo, str]]:
+    """Start every emulated device's stub that is not running yet; (stub, 'started' | 'already running') each."""
+    folder = state_dir(loaded, root)
+    out = []
+    for c in couplings(loaded.scenario, loaded.base_dir):
+        if not c.spec.emulate:
+            continue
+        pid_file = folder / f"{c.name}.json"
+        if pid_file.exists():
+            info = StubInfo(**json.loads(pid_file.read_text(encoding="utf-8")))
+            if _alive(info.pid) and _is_stub(info.pid, info.port):
+                out.append((info, "already running"))
+                continue
+            pid_file.unlink()
+        busy = unreachable(_targets([c]))
+        if c.name not in busy:
+            raise DeviceUnavailable(f"device {c.name}: {c.spec.modbus.host}:{c.spec.modbus.port} is already in use by "
+                                    "another process; stop it or change modbus.port")
+        info, _ = start_stub(c, folder / f"{c.name}.log", detach=True)
+        pid_file.write_text(json.dumps(asdict(info), indent=2) + "\n", encoding="utf-8")
+        out.append((info, "started"))
+    return out
+
+
+def devices_down(loaded: LoadedScenario, root: Path = STATE_DIR) -> list[tuple[StubInfo, str]]:
+    """Stop the stubs `devices_up` started for this scenario; (stub, 'stopped' | 'was not running') each."""
+    folder = state_dir(loaded, root)
+    out = []
+    for pid_file in sorted(folder.glob("*.json")):
+        info = StubInfo(**json.loads(pid_file.read_text(encoding="utf-8")))
+        if _alive(info.pid) and _is_stub(info.pid, info.port):
+            stop_process(info.pid)
+            out.append((info, "stopped"))
+        else:
+            out.append((info, "was not running"))
+        pid_file.unlink()
+    return out
+
+
+# -- one run --------------------------------------------------------------------------------------
+
+class DeviceSession:
+    """Context manager: the devices of one run are up and answering (or, when degraded, the missing ones noted)."""
+
+    def __init__(self, loaded: LoadedScenario, log_dir: Path, degraded: bool = False):
+        self.couplings = couplings(loaded.scenario, loaded.base_dir)
+        self.log_dir, self.degraded = log_dir, degraded
+        self.started: list[tuple[StubInfo, subprocess.Popen]] = []
+        self.missing: dict[str, str] = {}
+
+    def __enter__(self) -> "DeviceSession":
+        try:
+            down = unreachable(_targets(self.couplings))
+            for c in self.couplings:
+                if c.spec.emulate and c.name in down:
+                    self.started.append(start_stub(c, self.log_dir / f"{c.name}.log"))
+            self.missing = unreachable(_targets(self.couplings)) if self.couplings else {}
+        except BaseException:
+            self.close()
+            raise
+        if self.missing and not self.degraded:
+            self.close()
+            lines = "\n".join(f"  {name}: {why}" for name, why in self.missing.items())
+            raise DeviceUnavailable(f"{len(self.missing)} device(s) do not answer:\n{lines}\n"
+                                    "start them (emulated ones: cosim devices up SCENARIO) or run with --degraded "
+                                    "to start with them marked stale")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the stubs this session started."""
+        for info, proc in self.started:
+            stop_process(info.pid, proc)
+        self.started.clear()
