@@ -13,9 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
 
 from controllers.registry import parse_spec
+from cosim.results import read_timeseries
 from cosim.runner import run_scenario
 from cosim.scenario.loader import load_scenario
 
@@ -32,7 +32,7 @@ def compare(path: Path, specs: list[str], out: Path) -> list[tuple[str, ...]]:
         outcome = run_scenario(loaded, out / spec.replace(":", "_").replace("/", "_"))
         wall = time.perf_counter() - t0
         m = outcome.metrics
-        ts = pd.read_parquet(outcome.out_dir / "timeseries.parquet")
+        ts = read_timeseries(outcome.out_dir / "timeseries.parquet")
         q = ts[[f"{g.name}.q_mvar" for g in loaded.scenario.generators]].abs().sum(axis=1)
         reactive = float(q.sum() * loaded.scenario.clock.step / 3600.0 * 1000.0)
         rows.append((spec, f"{m['voltage_violation_bus_minutes']:,.0f}", f"{m['vm_max_pu']:.4f}",

@@ -100,7 +100,7 @@ def run(scenario: Path = typer.Argument(..., help="scenario YAML file"),
 @app.command()
 def train(scenario: Path = typer.Argument(..., help="scenario YAML file; episodes are random days of it"),
           algo: str = typer.Option("sac", "--algo", help="sac or td3 (continuous setpoints), dqn (discretised)"),
-          steps: int = typer.Option(50_000, "--steps", help="environment steps (one per scenario step)"),
+          steps: int = typer.Option(60_000, "--steps", help="environment steps (one per scenario step)"),
           seed: int = typer.Option(0, "--seed", help="seed of the training days and the learner"),
           out_dir: Optional[Path] = typer.Option(None, "--out", help="output folder (default runs/<name>-<algo>-<timestamp>)"),
           curtail: bool = typer.Option(False, "--curtail", help="also learn active-power limits, not only reactive power"),

