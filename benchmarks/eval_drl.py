@@ -67,7 +67,8 @@ def goals(table: dict[str, dict[str, float]]) -> list[str]:
            f"{'met' if drl[loss] <= droop[loss] else 'not met'}"]
     if "opf" in table:
         ratio = drl[loss] / table["opf"][loss] - 1.0
-        out.append(f"DRL losses within 10 % of the oracle's: {100 * ratio:+.1f} % -> {'met' if ratio <= 0.10 else 'not met'}")
+        out.append(f"DRL losses within 10 % of the oracle's: {100 * ratio:+.1f} % -> "
+                   f"{'met' if ratio <= 0.10 else 'not met'}")
     return out
 
 

@@ -177,7 +177,7 @@ class GridEnv(gym.Env):
         truncated = self.t >= self.n_steps - 1
         info = {"violations": self._violations, "loss_kw": self.loss_kw}
         if truncated or not ok:
-            info["day_kpis"] = dict(self.totals)
+            info.update(day=self.day_seed, day_kpis=dict(self.totals))
         return self._observation(), reward, not ok, truncated, info
 
     # -- internals --------------------------------------------------------------------------

@@ -135,7 +135,8 @@ class FastFlow:
             return float("nan"), False
         return loss, True
 
-    def _base_injection(self, load_scale: np.ndarray, native_pv_pu: np.ndarray, native_wind_pu: np.ndarray) -> np.ndarray:
+    def _base_injection(self, load_scale: np.ndarray, native_pv_pu: np.ndarray,
+                        native_wind_pu: np.ndarray) -> np.ndarray:
         """Per-bus injections in pu of loads and the feeder's own generators, (steps, buses)."""
         m = self.model
         s = np.zeros((len(self.v), load_scale.shape[0]), complex)

@@ -102,8 +102,8 @@ class CurveCallback(BaseCallback):
         info = self.locals["infos"][0]
         if self.locals["dones"][0]:
             kpis = info.get("day_kpis", {})
-            self.rows.append({"episode": len(self.rows) + 1, "timesteps": self.num_timesteps,
-                              "day": self.training_env.get_attr("day_seed")[0], "return": self._return, **kpis})
+            self.rows.append({"episode": len(self.rows) + 1, "timesteps": self.num_timesteps, "day": info.get("day"),
+                              "return": self._return, **kpis})
             self._return = 0.0
         if self.on_progress is not None:
             self.on_progress(self.num_timesteps)
@@ -111,9 +111,10 @@ class CurveCallback(BaseCallback):
 
 
 def _model(cfg: TrainConfig, env: gym.Env) -> BaseAlgorithm:
+    """The SB3 learner for `cfg`, on CPU, with ReLU MLPs `export_actor` can copy."""
     common = dict(gamma=cfg.gamma, learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
-                  learning_starts=min(cfg.learning_starts, cfg.steps // 2), buffer_size=max(cfg.steps, 1), seed=cfg.seed, verbose=0,
-                  device="cpu", policy_kwargs={"net_arch": list(cfg.hidden), "activation_fn": nn.ReLU})
+                  learning_starts=min(cfg.learning_starts, cfg.steps // 2), buffer_size=cfg.steps, seed=cfg.seed,
+                  verbose=0, device="cpu", policy_kwargs={"net_arch": list(cfg.hidden), "activation_fn": nn.ReLU})
     if cfg.algo == "sac":
         return SAC("MlpPolicy", env, **common)
     if cfg.algo == "td3":
