@@ -39,10 +39,7 @@ def add_bridge(w: "Wiring") -> None:
                            metrics=asm.run_metrics).Bridge()
     grid = w.entities["grid"]
     w.world.connect(grid, entity, ("signals", "grid"))
-    target, attr, shifted = w.actuate
-    delay = {"time_shifted": True, "initial_data": {"delivered": {}}} if shifted else {}
-    w.world.connect(entity, target, ("delivered", attr), **delay)
-    w.actuate = (entity, "commands", False)
+    w.splice_command_stage(entity)
     w.entities["bridge"] = entity
     w.recorded.append(entity)
 

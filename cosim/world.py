@@ -84,6 +84,14 @@ class Wiring:
     # time-shifted, so setpoints computed at step k act at step k+1.
     actuate: tuple[Any, str, bool] | None = None
 
+    def splice_command_stage(self, entity: Any) -> None:
+        """Put `entity` in front of the current actuator: its `delivered` output goes where setpoints went,
+        and it receives the setpoints from now on (`commands`)."""
+        target, attr, shifted = self.actuate
+        delay = {"time_shifted": True, "initial_data": {"delivered": {}}} if shifted else {}
+        self.world.connect(entity, target, ("delivered", attr), **delay)
+        self.actuate = (entity, "commands", False)
+
 
 def assemble(loaded: LoadedScenario) -> Assembly:
     """Grid model and input series for a scenario (no mosaik involved)."""
@@ -159,10 +167,7 @@ def add_channels(w: Wiring) -> None:
     cpath = command_path(scn, asm.schedule, asm.loaded.feeder)
     if cpath is not None:
         cchan = w.world.start("Channel", path=cpath, step_s=asm.step_s).CommandChannel()
-        target, attr, shifted = w.actuate
-        delay = {"time_shifted": True, "initial_data": {"delivered": {}}} if shifted else {}
-        w.world.connect(cchan, target, ("delivered", attr), **delay)
-        w.actuate = (cchan, "commands", False)
+        w.splice_command_stage(cchan)
         w.entities["cchan"] = cchan
         w.recorded.append(cchan)
 

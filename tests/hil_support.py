@@ -22,29 +22,40 @@ def free_port() -> int:
 
 
 class Stub:
-    """A firmware stub subprocess on 127.0.0.1 (`port` 0 = any free port); `stop()` always ends it."""
+    """A firmware stub subprocess on 127.0.0.1 (`port` 0 = any free port); stderr is collected by a
+    reader thread, and `stop()` always ends the process."""
 
-    def __init__(self, kind: str, *args: str, port: int = 0, timeout: float = 20.0):
-        self.kind, self.port, self.lines = kind, port, []
+    def __init__(self, device: str, *args: str, port: int = 0, timeout: float = 20.0):
+        self.device, self.host, self.port = device, "127.0.0.1", port
+        self.lines: list[str] = []
         self._ready = threading.Event()
-        self.proc = subprocess.Popen([sys.executable, "-m", f"firmware_stubs.{kind}", "--port", str(port), *args],
+        self.proc = subprocess.Popen([sys.executable, "-m", f"firmware_stubs.{device}", "--port", str(port), *args],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      text=True, cwd=REPO)
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         if not self._ready.wait(timeout):
             self.stop()
-            raise RuntimeError(f"{kind} stub not ready:\n{''.join(self.lines)}")
+            raise RuntimeError(f"{device} stub not ready:\n{self.log}")
 
     def _read(self) -> None:
         for line in self.proc.stderr:
             self.lines.append(line)
             m = READY.search(line)
-            if m:
-                self.port = int(m.group(2))
+            if m and not self._ready.is_set():
+                self.host, self.port = m.group(1), int(m.group(2))
                 self._ready.set()
         self._ready.set()
 
-    def stop(self) -> None:
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> int | None:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -52,6 +63,8 @@ class Stub:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
+        self._reader.join(timeout=5)
+        return self.proc.returncode
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:

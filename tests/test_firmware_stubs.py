@@ -10,15 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import re
 import socket
 import struct
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,68 +31,14 @@ from hil.registers import (
     write_points,
 )
 from hil.sunspec import scan
+from tests.hil_support import Stub
 
-REPO = Path(__file__).resolve().parent.parent
-READY = re.compile(r"ready \S+ on (\S+):(\d+)")
 MAPS = {d: load_map(MAPS_DIR / f"{d}.yaml") for d in ("inverter", "capbank", "regulator", "recloser")}
 
 
 # --------------------------------------------------------------------------- #
 # harness
 # --------------------------------------------------------------------------- #
-class Stub:
-    """A firmware stub subprocess; stderr is collected by a reader thread."""
-
-    def __init__(self, device: str, *args: str, ready_timeout: float = 15.0):
-        self.device = device
-        self.lines: list[str] = []
-        self._ready = threading.Event()
-        self.host = "127.0.0.1"
-        self.port = 0
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"firmware_stubs.{device}", "--port", "0", *args],
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        if not self._ready.wait(ready_timeout):
-            self.stop()
-            raise RuntimeError(f"{device} stub not ready:\n{self.log}")
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-            m = READY.search(line)
-            if m and not self._ready.is_set():
-                self.host, self.port = m.group(1), int(m.group(2))
-                self._ready.set()
-        self._ready.set()
-
-    @property
-    def log(self) -> str:
-        return "".join(self.lines)
-
-    @property
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self._reader.join(timeout=5)
-        return self.proc.returncode
-
-
 @pytest.fixture
 def start_stub():
     started: list[Stub] = []
