@@ -83,11 +83,14 @@ class ControllerInfo:
     measurements: tuple[str, ...]
     params: Mapping[str, object] = field(default_factory=dict)
     truth: Truth | None = None  # only for controllers with `oracle = True`, and only inside a run
+    # discrete setpoints where the feeder has them: (name, lowest, highest), e.g. ("trafo.1.tap", -9, 9)
+    discrete: tuple[tuple[str, int, int], ...] = ()
 
     @property
     def action_names(self) -> tuple[str, ...]:
         """Every setpoint name a controller may return."""
-        return tuple(f"{d.name}.{a}" for d in self.ders for a in ("p_limit_mw", "q_set_mvar"))
+        continuous = tuple(f"{d.name}.{a}" for d in self.ders for a in ("p_limit_mw", "q_set_mvar"))
+        return continuous + tuple(name for name, _, _ in self.discrete)
 
 
 class Controller(ABC):

@@ -127,11 +127,13 @@ def _explain(block: ControllerBlock, exc: Exception, call: str) -> str:
     return f"{call} raised {type(exc).__name__}: {exc}"
 
 
-def controller_info(scn: Scenario, measurements: Sequence[str], truth: Truth | None = None) -> ControllerInfo:
+def controller_info(scn: Scenario, measurements: Sequence[str], truth: Truth | None = None,
+                    discrete: Sequence[tuple[str, int, int]] = ()) -> ControllerInfo:
     """The static facts a scenario gives its controller."""
     ders = tuple(DERInfo(g.name, g.kind, g.bus, g.p_mw, g.rating_mva) for g in scn.generators)
     return ControllerInfo(feeder=scn.grid.feeder, step_s=scn.clock.step, voltage_limits=tuple(scn.grid.voltage_limits),
-                          ders=ders, measurements=tuple(measurements), params=dict(scn.controller.params), truth=truth)
+                          ders=ders, measurements=tuple(measurements), params=dict(scn.controller.params), truth=truth,
+                          discrete=tuple(discrete))
 
 
 def prepare(scn: Scenario, base_dir: Path, measurements: Sequence[str],
@@ -142,7 +144,8 @@ def prepare(scn: Scenario, base_dir: Path, measurements: Sequence[str],
     """
     block = scn.controller
     controller = instantiate(controller_class(block, base_dir), block, base_dir)
-    info = controller_info(scn, measurements, truth if controller.oracle else None)
+    discrete = [(d.name, d.low, d.high) for d in truth.model.discrete.values()] if truth is not None else []
+    info = controller_info(scn, measurements, truth if controller.oracle else None, discrete)
     try:
         controller.setup(info)
     except Exception as exc:

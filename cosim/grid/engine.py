@@ -51,6 +51,8 @@ class Engine(Protocol):
 
     def solve(self, load_p: np.ndarray, load_q: np.ndarray, sgen_p: np.ndarray, sgen_q: np.ndarray) -> PowerFlowResult: ...
 
+    def network_changed(self) -> None: ...
+
     def set_in_service(self, status: InService) -> None: ...
 
 
@@ -92,6 +94,9 @@ class PandapowerEngine:
         self._lines_on = status.lines
         self._init = "auto"
 
+    def network_changed(self) -> None:
+        """Tap or shunt positions changed in the net: runpp reads them from the net on the next solve."""
+
     def solve(self, load_p, load_q, sgen_p, sgen_q) -> PowerFlowResult:
         net = self.net
         net.load["p_mw"] = load_p
@@ -128,12 +133,8 @@ class LightSimEngine:
     name = "lightsim2grid"
 
     def __init__(self, net: pp.pandapowerNet, max_iter: int = 20, tol: float = 1e-10):
-        from lightsim2grid.network import init_from_pandapower
-
         self.net = net
-        with warnings.catch_warnings():  # "no generator tagged as slack": it uses the ext_grid, as wanted
-            warnings.simplefilter("ignore")
-            self.model = init_from_pandapower(_numeric_limits(net))
+        self.model = self._build(net)
         if self.model.total_bus() != len(net.bus):
             raise ValueError("lightsim2grid bus count differs from the pandapower net")
         self.max_iter, self.tol = max_iter, tol
@@ -144,8 +145,30 @@ class LightSimEngine:
         self.n_gen = len(net.gen)
         self.load_on = net.load.in_service.to_numpy(bool)
         self.sgen_on = net.sgen.in_service.to_numpy(bool)
-        self.status = InService(net.line.in_service.to_numpy(bool), net.trafo.in_service.to_numpy(bool),
-                                np.ones(len(net.bus), bool), self.load_on, self.sgen_on)
+        self.status = self._base_status(net)
+
+    @staticmethod
+    def _build(net: pp.pandapowerNet):
+        from lightsim2grid.network import init_from_pandapower
+
+        with warnings.catch_warnings():  # "no generator tagged as slack": it uses the ext_grid, as wanted
+            warnings.simplefilter("ignore")
+            return init_from_pandapower(_numeric_limits(net))
+
+    @staticmethod
+    def _base_status(net: pp.pandapowerNet) -> InService:
+        """Element statuses as the net states them (what a freshly built model has)."""
+        return InService(net.line.in_service.to_numpy(bool), net.trafo.in_service.to_numpy(bool),
+                         np.ones(len(net.bus), bool), net.load.in_service.to_numpy(bool),
+                         net.sgen.in_service.to_numpy(bool))
+
+    def network_changed(self) -> None:
+        """Tap or shunt positions changed in the net: rebuild the model from it (taps move rarely),
+        then re-apply the statuses of outages and islands."""
+        status = self.status
+        self.model = self._build(self.net)
+        self.status = self._base_status(self.net)
+        self.set_in_service(status)
 
     def set_in_service(self, status: InService) -> None:
         """(De)activate the elements whose status changed; restart the next solve from a flat start."""

@@ -57,6 +57,34 @@ class Disruptions:
     der_availability: tuple[tuple[str, float], ...] = ()
 
 
+@dataclass(frozen=True)
+class Discrete:
+    """A discrete setpoint the feeder offers: an on-load tap changer or a switched shunt (capacitor bank)."""
+
+    name: str  # trafo.<n>.tap or cap.<n>.step
+    table: str  # pandapower table: trafo or shunt
+    column: str  # tap_pos or step
+    index: int  # pandapower index
+    low: int
+    high: int
+
+
+def discrete_setpoints(feeder: Feeder) -> list[Discrete]:
+    """Tap changers (trafos with a tap step and range) and shunts (steps 0..max_step) of a feeder.
+
+    Trafos use the feeder's trafo numbers; shunts use pandapower's shunt index.
+    """
+    net, out = feeder.net, []
+    for pos, (idx, row) in enumerate(net.trafo.iterrows()):
+        step, low, high = (float(row.get(c, np.nan) if row.get(c) is not None else np.nan)
+                           for c in ("tap_step_percent", "tap_min", "tap_max"))
+        if np.isfinite([step, low, high]).all() and step > 0 and high > low:
+            out.append(Discrete(f"trafo.{feeder.trafo_labels[pos]}.tap", "trafo", "tap_pos", int(idx), int(low), int(high)))
+    for idx, row in net.shunt.iterrows():
+        out.append(Discrete(f"cap.{idx}.step", "shunt", "step", int(idx), 0, int(row.get("max_step", 1) or 1)))
+    return out
+
+
 def signal_names(feeder: Feeder, ders: list[DER], metering: bool = False) -> list[str]:
     """Names of the values a grid model publishes, in order (metering adds bus injections and line flows)."""
     names = [f"bus.{b}.vm_pu" for b in feeder.bus_labels]
@@ -70,6 +98,7 @@ def signal_names(feeder: Feeder, ders: list[DER], metering: bool = False) -> lis
     if metering:
         names += [f"bus.{b}.p_mw" for b in feeder.bus_labels] + [f"bus.{b}.q_mvar" for b in feeder.bus_labels]
         names += [f"line.{k}.p_mw" for k in feeder.line_labels] + [f"line.{k}.q_mvar" for k in feeder.line_labels]
+    names += [d.name for d in discrete_setpoints(feeder)]
     return names
 
 
@@ -152,6 +181,7 @@ class GridModel:
         self._der_index = {d.name: i for i, d in enumerate(self.ders)}
         probe = self._injections(np.ones(len(net.load)), np.zeros(len(self.ders)), np.zeros(len(self.ders)), 1.0, 1.0)
         self.engine, self.engine_note = build_engine(net, engine, probe[:4])
+        self.discrete = {d.name: d for d in discrete_setpoints(feeder)}
         self.metering = metering
         self._names = signal_names(feeder, self.ders, metering)
 
@@ -253,6 +283,16 @@ class GridModel:
         tripped = np.array([d.name in self.disruptions.ders_tripped for d in self.ders], bool)
         self.der_online = (~tripped & (self.sgen_on[self.native_sgens:] > 0)).astype(float)
 
+    def set_discrete(self, name: str, value: float) -> int:
+        """Move a tap changer or shunt to `value`, rounded and clipped to its range; returns the position."""
+        d = self.discrete[name]
+        position = int(np.clip(round(value), d.low, d.high))
+        table = self.feeder.net[d.table]
+        if table.at[d.index, d.column] != position:
+            table.at[d.index, d.column] = position
+            self.engine.network_changed()
+        return position
+
     # -- naming -----------------------------------------------------------------------------
     @property
     def signal_names(self) -> list[str]:
@@ -270,6 +310,8 @@ class GridModel:
         parts = [pf.vm_pu, pf.line_loading_pct, pf.line_i_ka, pf.trafo_loading_pct, scalars, der]
         if self.metering:
             parts += [r.bus_p_mw, r.bus_q_mvar, pf.line_p_mw, pf.line_q_mvar]
+        net = self.feeder.net
+        parts.append([float(net[d.table].at[d.index, d.column]) for d in self.discrete.values()])
         return np.concatenate(parts)
 
     def signals(self, r: StepResult) -> dict[str, float]:

@@ -64,8 +64,12 @@ class GridSim(mosaik_api_v3.Simulator):
         return time + self.step_s
 
     def apply_setpoints(self, setpoints: dict[str, float]) -> None:
-        """Hold the latest `<der>.p_limit_mw` / `<der>.q_set_mvar` setpoints until replaced."""
+        """Hold the latest `<der>.p_limit_mw` / `<der>.q_set_mvar` setpoints until replaced; move taps and
+        capacitor steps (`trafo.<n>.tap`, `cap.<n>.step`)."""
         for name, value in setpoints.items():
+            if name in self.model.discrete:
+                self.model.set_discrete(name, value)
+                continue
             der, _, attr = name.partition(".")
             i = self._der_index[der]
             if attr == "p_limit_mw":
