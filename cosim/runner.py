@@ -96,18 +96,17 @@ def run_scenario(loaded: LoadedScenario, out_dir: Path, on_step: Callable[[int],
         ts = read_timeseries(ts_path)
         if len(ts):
             metrics = compute_metrics(ts, scn.clock.step, scn.grid.voltage_limits, [g.name for g in scn.generators])
-        events = nonconverged_events(ts, scn.clock.step)
+        frames = [nonconverged_events(ts, scn.clock.step)]
         if asm is not None and asm.events.events:
-            logged = asm.events.frame(asm.inputs.times[0], asm.step_s)
-            events = pd.concat([events, logged], ignore_index=True) if len(events) else logged
+            frames.append(asm.events.frame(asm.inputs.times[0], asm.step_s))
         if asm is not None and asm.schedule.events:
-            scheduled = schedule_frame(asm.schedule, asm.inputs.times[0], asm.step_s)
-            events = pd.concat([events, scheduled], ignore_index=True) if len(events) else scheduled
-            if len(ts):
-                baseline = _baseline(loaded, out_dir / "baseline.parquet") if scn.impact.baseline else None
-                impact = impact_table(ts, asm.schedule, scn.clock.step, scn.grid.voltage_limits, scn.impact.after,
-                                      baseline)
-                impact.to_csv(out_dir / "events_impact.csv", index=False, date_format="%Y-%m-%dT%H:%M:%S")
+            frames.append(schedule_frame(asm.schedule, asm.inputs.times[0], asm.step_s))
+        events = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
+        if asm is not None and asm.schedule.events and len(ts):
+            baseline = _baseline(loaded, out_dir / "baseline.parquet") if scn.impact.baseline else None
+            impact = impact_table(ts, asm.schedule, scn.clock.step, scn.grid.voltage_limits, scn.impact.after,
+                                  baseline)
+            impact.to_csv(out_dir / "events_impact.csv", index=False, date_format="%Y-%m-%dT%H:%M:%S")
         if asm is not None and len(ts):
             metrics.update(detection_metrics(ts, asm.schedule, scn.clock.step))
         if asm is not None:

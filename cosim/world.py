@@ -84,12 +84,21 @@ class Wiring:
     # time-shifted, so setpoints computed at step k act at step k+1.
     actuate: tuple[Any, str, bool] | None = None
 
+    def observe_into(self, entity: Any, attr: str) -> None:
+        """Feed what a controller sees (`observe`) into `entity`'s input `attr`."""
+        source, source_attr = self.observe
+        self.world.connect(source, entity, (source_attr, attr))
+
+    def actuate_from(self, entity: Any, attr: str) -> None:
+        """Send `entity`'s output `attr` where setpoints go (`actuate`), time-shifted if that edge is."""
+        target, target_attr, shifted = self.actuate
+        delay = {"time_shifted": True, "initial_data": {attr: {}}} if shifted else {}
+        self.world.connect(entity, target, (attr, target_attr), **delay)
+
     def splice_command_stage(self, entity: Any) -> None:
         """Put `entity` in front of the current actuator: its `delivered` output goes where setpoints went,
         and it receives the setpoints from now on (`commands`)."""
-        target, attr, shifted = self.actuate
-        delay = {"time_shifted": True, "initial_data": {"delivered": {}}} if shifted else {}
-        self.world.connect(entity, target, ("delivered", attr), **delay)
+        self.actuate_from(entity, "delivered")
         self.actuate = (entity, "commands", False)
 
 
@@ -159,8 +168,7 @@ def add_channels(w: Wiring) -> None:
     mpath = measurement_path(scn, asm.schedule, asm.estimator, _topology_at(asm))
     if mpath is not None:
         mchan = w.world.start("Channel", path=mpath, step_s=asm.step_s).MeasurementChannel()
-        source, attr = w.observe
-        w.world.connect(source, mchan, (attr, "measurements"))
+        w.observe_into(mchan, "measurements")
         w.observe = (mchan, "seen")
         w.entities["mchan"] = mchan
         w.recorded.append(mchan)
@@ -178,8 +186,7 @@ def add_detector(w: Wiring) -> None:
         return
     det = w.world.start("Detector", estimator=w.asm.estimator, topology_at=_topology_at(w.asm),
                         step_s=w.asm.step_s).Detector()
-    source, attr = w.observe
-    w.world.connect(source, det, (attr, "measurements"))
+    w.observe_into(det, "measurements")
     w.entities["detector"] = det
     w.recorded.append(det)
 
@@ -196,11 +203,8 @@ def add_controller(w: Wiring) -> None:
     controller, info = prepare(loaded.scenario, loaded.base_dir, model.signal_names, Truth(model, w.asm.inputs))
     ctrl = w.world.start("Controller", controller=controller, info=info, start=w.asm.inputs.times[0],
                          step_s=w.asm.step_s, events=w.asm.events).Controller()
-    source, attr = w.observe
-    w.world.connect(source, ctrl, (attr, "observation"))
-    target, target_attr, shifted = w.actuate
-    delay = {"time_shifted": True, "initial_data": {"setpoints": {}}} if shifted else {}
-    w.world.connect(ctrl, target, ("setpoints", target_attr), **delay)
+    w.observe_into(ctrl, "observation")
+    w.actuate_from(ctrl, "setpoints")
     w.entities["controller"] = ctrl
     w.recorded.append(ctrl)
 
