@@ -41,6 +41,12 @@ from hil.registers import RegisterMap, load_map
 NAN = math.nan
 
 
+def _measured_voltage(grid: dict[str, float], bus: int) -> dict[str, float]:
+    """The device's voltage input (`VMeasPu`) from its bus voltage; nothing while the bus has no value."""
+    vm = grid.get(f"bus.{bus}.vm_pu", NAN)
+    return {"VMeasPu": vm} if math.isfinite(vm) else {}
+
+
 def _num(values: Mapping[str, Any] | None, point: str) -> float:
     v = values.get(point) if values else None
     return float(v) if isinstance(v, (int, float)) else NAN
@@ -192,8 +198,7 @@ class CapBank(Coupling):
         return float(args.get("steps", 4)) * float(args.get("kvar_per_step", 300)) / 1000.0
 
     def inputs(self, grid):
-        vm = grid.get(f"bus.{self.spec.bus}.vm_pu", NAN)
-        return {"VMeasPu": vm} if math.isfinite(vm) else {}
+        return _measured_voltage(grid, self.spec.bus)
 
     def translate(self, setpoint, value):
         if setpoint == f"{self.name}.step":
@@ -226,8 +231,7 @@ class Regulator(Coupling):
         return {**super().rules(), **self._limit_rule("TapCmd", self.spec.limits.tap)}
 
     def inputs(self, grid):
-        vm = grid.get(f"bus.{self.spec.bus}.vm_pu", NAN)
-        return {"VMeasPu": vm} if math.isfinite(vm) else {}
+        return _measured_voltage(grid, self.spec.bus)
 
     def translate(self, setpoint, value):
         if setpoint == f"{self.name}.tap":
