@@ -26,7 +26,7 @@ from controllers.baselines.none import DoNothing  # noqa: E402
 from controllers.baselines.opf import OPFOracle  # noqa: E402
 from controllers.drl.env import heldout_days  # noqa: E402
 from controllers.drl.policy import PolicyController  # noqa: E402
-from controllers.drl.rollout import run_day  # noqa: E402
+from controllers.rollout import run_day  # noqa: E402
 from cosim.scenario.loader import load_scenario  # noqa: E402
 
 COLUMNS = [("voltage_violation_bus_minutes", "violation bus-min"), ("loss_energy_kwh", "losses kWh"),

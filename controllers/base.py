@@ -4,15 +4,13 @@ Observation: the measurements as the controller sees them (after the channel), b
 name (`bus.18.vm_pu`, `pv1.p_avail_mw`, ...), plus time features `time.hour_sin`,
 `time.hour_cos`, `time.step`. Actions: `<der>.p_limit_mw` and `<der>.q_set_mvar` per DER
 (later `cap.<n>.step`, `trafo.<n>.tap` where the feeder has them). Unknown names and NaN
-are rejected (`check_actions`); the grid model clips every setpoint to device capability.
+are rejected (`cosim.kernel.check_actions`); the grid model clips every setpoint to device capability.
 """
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from numbers import Real
 from typing import TYPE_CHECKING, Callable, ClassVar, Mapping
 
 import numpy as np
@@ -30,23 +28,6 @@ def time_features(t: np.datetime64, step: int) -> dict[str, float]:
     hour = (t - t.astype("datetime64[D]")) / np.timedelta64(1, "h")
     angle = 2.0 * np.pi * hour / 24.0
     return {"time.hour_sin": float(np.sin(angle)), "time.hour_cos": float(np.cos(angle)), "time.step": float(step)}
-
-
-def check_actions(actions: object, allowed: set[str]) -> tuple[dict[str, float], dict[str, str]]:
-    """Split what `act` returned into valid setpoints and rejected names with the reason."""
-    if not isinstance(actions, Mapping):
-        return {}, {"act": f"returned {type(actions).__name__}, expected a dict of setpoints"}
-    valid, rejected = {}, {}
-    for name, value in actions.items():
-        if name not in allowed:
-            rejected[str(name)] = "is not an action of this scenario"
-        elif isinstance(value, bool) or not isinstance(value, Real):
-            rejected[name] = f"is {type(value).__name__}, expected a number"
-        elif not math.isfinite(value):
-            rejected[name] = f"is {value}"
-        else:
-            valid[name] = float(value)
-    return valid, rejected
 
 
 class ControllerError(Exception):

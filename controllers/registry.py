@@ -7,26 +7,24 @@ A `controller:` block (or a SPEC such as `droop`, `opf`, `python:my_ctrl.py:MyCo
 
 from __future__ import annotations
 
-import copy
 import importlib
 import inspect
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import yaml
 from pydantic import ValidationError
 
-from controllers.base import Controller, ControllerError, ControllerInfo, DERInfo, Truth, check_actions, time_features
+from controllers.baselines import KINDS, baseline_class
+from controllers.base import Controller, ControllerError, ControllerInfo, DERInfo, Truth, time_features
 from controllers.plugin import load_class, split_target
+from cosim.kernel import check_actions
 from cosim.scenario.schema import Controller as ControllerBlock
 from cosim.scenario.schema import Scenario
 
-BASELINES = {
-    "none": "controllers.baselines.none:DoNothing",
-    "droop": "controllers.baselines.droop:VoltVar",
-    "volt_watt": "controllers.baselines.volt_watt:VoltWatt",
-    "opf": "controllers.baselines.opf:OPFOracle",
-}
+if TYPE_CHECKING:
+    from cosim.assembly import Assembly
+
 DRL = "controllers.drl.policy:PolicyController"  # imported only when a drl controller is used
 
 
@@ -64,7 +62,7 @@ def parse_spec(spec: str, cwd: Path | None = None) -> ControllerBlock:
         block = ControllerBlock.model_validate(data)
     except ValidationError as exc:
         reasons = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors(include_url=False))
-        raise ControllerError(f"controller SPEC {spec!r}: {reasons} (expected none, droop, volt_watt, opf, "
+        raise ControllerError(f"controller SPEC {spec!r}: {reasons} (expected {', '.join(KINDS)}, "
                               f"python:<file.py>:<Class>, drl:<policy file> or a {{kind: ...}} mapping)") from None
     if block.path:
         file, name = split_target(block.path)
@@ -92,7 +90,7 @@ def controller_class(block: ControllerBlock, base_dir: Path) -> type[Controller]
             return _import(DRL)
         except ImportError as exc:
             raise BlockError("controller.kind", f"drl controllers are not available: {exc}") from None
-    return _import(BASELINES[block.kind])
+    return baseline_class(block.kind)
 
 
 def instantiate(cls: type[Controller], block: ControllerBlock, base_dir: Path) -> Controller:
@@ -154,20 +152,16 @@ def prepare(scn: Scenario, base_dir: Path, measurements: Sequence[str],
     return controller, info
 
 
-def check(scn: Scenario, feeder: Any, base_dir: Path) -> BlockError | None:
-    """Try the scenario's controller before any run: build it, set it up, and let it act on the first step.
+def check(asm: Assembly) -> BlockError | None:
+    """Try the scenario's controller on its assembled run: build it, set it up, let it act on the first step.
 
-    Returns the error, or None. The grid model and inputs are assembled exactly as for a run
-    (on a copy of the feeder), so the controller sees the run's measurement names, and the
-    first step's observation is a real power flow: actions that are not setpoints of this
-    scenario, or NaN, show up here as bad input instead of as events in the run.
+    Returns the error, or None. The controller sees the run's measurement names, and the first
+    step's observation is a real power flow of the run's own grid model: actions that are not
+    setpoints of this scenario, or NaN, show up here as bad input instead of as events in the run.
     """
+    scn, base_dir = asm.loaded.scenario, asm.loaded.base_dir
     if scn.controller.kind == "none":
         return None
-    from cosim.scenario.loader import LoadedScenario
-    from cosim.world import assemble
-
-    asm = assemble(LoadedScenario(scn, base_dir, base_dir, {}, copy.deepcopy(feeder)))
     model, inputs = asm.model, asm.inputs
     try:
         controller, info = prepare(scn, base_dir, model.signal_names, Truth(model, inputs))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, NoReturn, Optional
 
 import typer
 from rich import box
@@ -35,8 +35,23 @@ def _load(path: Path):
     try:
         return load_scenario(path)
     except ScenarioError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        _bad_input(exc)
+
+
+def _validated(path: Path):
+    """Load a scenario and assemble its run (the controller tried once), or leave with exit status 2."""
+    from cosim.validation import validate
+
+    loaded = _load(path)
+    try:
+        return loaded, validate(loaded)
+    except ScenarioError as exc:
+        _bad_input(exc)
+
+
+def _bad_input(exc: ScenarioError) -> NoReturn:
+    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2) from None
 
 
 def kpi_table(metrics: dict[str, float], title: str = "KPIs") -> Table:
@@ -54,7 +69,7 @@ def kpi_table(metrics: dict[str, float], title: str = "KPIs") -> Table:
 @app.command()
 def validate(scenario: Path = typer.Argument(..., help="scenario YAML file")) -> None:
     """Check a scenario file without running it."""
-    loaded = _load(scenario)
+    loaded, _ = _validated(scenario)
     s = loaded.scenario
     out.print(f"[green]ok[/]: {scenario} — scenario {s.name!r}, feeder {s.grid.feeder}, "
               f"{s.clock.n_steps} steps of {int(s.clock.step)} s, {len(s.generators)} generators")
@@ -70,10 +85,10 @@ def run(scenario: Path = typer.Argument(..., help="scenario YAML file"),
         degraded: bool = typer.Option(False, "--degraded",
                                       help="start even when devices do not answer (they are marked stale)")) -> None:
     """Run a scenario and write run.json, timeseries.parquet, events.csv, metrics.json, report.html."""
+    from cosim.assembly import RunOptions
     from cosim.runner import default_out_dir, run_scenario
-    from cosim.world import RunOptions
 
-    loaded = _load(scenario)
+    loaded, asm = _validated(scenario)
     target = out_dir or default_out_dir(loaded.scenario.name)
     n = loaded.scenario.clock.n_steps
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -87,7 +102,7 @@ def run(scenario: Path = typer.Argument(..., help="scenario YAML file"),
             if k % every == 0 or k == n:
                 progress.update(task, completed=k)
 
-        outcome = run_scenario(loaded, target, on_step, RunOptions(realtime, read_only, degraded))
+        outcome = run_scenario(loaded, target, on_step, RunOptions(realtime, read_only, degraded), asm)
     if outcome.metrics:
         out.print(kpi_table(outcome.metrics, f"{loaded.scenario.name} — KPIs"))
     if outcome.status != "ok":

@@ -23,8 +23,8 @@ from cosim.recording import Recording
 from cosim.report import write_report
 from cosim.results import nonconverged_events, package_versions, read_timeseries, write_events, write_json
 from cosim.scenario.loader import LoadedScenario
-from cosim.world import RunOptions, assemble, run_world
-from hil.stubs import DeviceSession
+from cosim.assembly import Assembly, RunOptions, assemble
+from cosim.world import run_world
 
 
 @dataclass
@@ -61,8 +61,11 @@ def _baseline(loaded: LoadedScenario, path: Path) -> pd.DataFrame | None:
 
 
 def run_scenario(loaded: LoadedScenario, out_dir: Path, on_step: Callable[[int], None] | None = None,
-                 options: RunOptions | None = None) -> RunOutcome:
-    """Assemble, run the mosaik world (with the scenario's devices up), then write metrics, events and the report."""
+                 options: RunOptions | None = None, assembly: Assembly | None = None) -> RunOutcome:
+    """Run the mosaik world (with the scenario's devices up), then write metrics, events and the report.
+
+    `assembly` is the validated run (`cosim.validation.validate`); without it the scenario is assembled here.
+    """
     scn = loaded.scenario
     out_dir.mkdir(parents=True, exist_ok=True)
     info = {"name": scn.name, "seed": scn.seed, "scenario": str(loaded.path.resolve()), "feeder": scn.grid.feeder,
@@ -72,13 +75,17 @@ def run_scenario(loaded: LoadedScenario, out_dir: Path, on_step: Callable[[int],
     t0 = time.perf_counter()
     status, message, recording, asm = "ok", "", None, None
     try:
-        asm = assemble(loaded)
+        asm = assembly if assembly is not None else assemble(loaded)
         asm.options = options or RunOptions()
         info["engine"] = asm.model.engine.name
         if asm.model.engine_note:
             info["engine_note"] = asm.model.engine_note
         recording = Recording(out_dir / "timeseries.parquet", asm.inputs.times[0], asm.step_s)
-        session = DeviceSession(loaded, out_dir / "devices", asm.options.degraded) if scn.devices else nullcontext()
+        session = nullcontext()
+        if scn.devices:
+            from hil.stubs import DeviceSession
+
+            session = DeviceSession(loaded, out_dir / "devices", asm.options.degraded)
         with session:
             if scn.devices and session.missing:
                 info["devices_missing"] = session.missing

@@ -14,21 +14,11 @@ from typing import Any, Callable
 
 import mosaik
 
+from cosim.assembly import Assembly, RunOptions, assemble, channels, topology_at  # noqa: F401  (RunOptions, assemble: moved to cosim.assembly; re-exported until every caller imports them from there)
 from cosim.bridge_stage import add_bridge, add_bridge_feedback
-from cosim.detection.network import Topology
-from cosim.detection.wls import WLS, estimator_for
-from cosim.eventlog import EventLog
-from cosim.events.build import build_schedule
-from cosim.events.paths import command_path, measurement_path
-from cosim.events.physical import topology_timeline
-from cosim.events.schedule import PHYSICAL, Schedule
-from cosim.events.targets import measurement_model
-from cosim.grid.model import DER, GridModel
-from cosim.inputs import Inputs, build_inputs
+from cosim.events.schedule import PHYSICAL
 from cosim.realtime import WallClock
 from cosim.recording import Recording
-from cosim.scenario.loader import LoadedScenario
-from hil.devices import extra_ders
 
 SIM_CONFIG = {
     "Inputs": {"python": "cosim.sims.inputs:InputsSim"},
@@ -41,32 +31,6 @@ SIM_CONFIG = {
     "Bridge": {"python": "cosim.sims.bridge:BridgeSim"},
     "Pacer": {"python": "cosim.sims.pacer:PacerSim"},
 }
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How to run, not what: real-time pacing (wall s per simulated s), devices read-only, start without missing devices."""
-
-    realtime: float | None = None
-    read_only: bool = False
-    degraded: bool = False
-
-
-@dataclass
-class Assembly:
-    """Everything a run needs, built from a scenario before mosaik starts."""
-
-    loaded: LoadedScenario
-    model: GridModel
-    inputs: Inputs
-    step_s: int
-    n_steps: int
-    events: EventLog = field(default_factory=EventLog)  # simulators add events; the runner writes them
-    schedule: Schedule = field(default_factory=Schedule)  # scheduled disruptions and attacks
-    estimator: WLS | None = None  # state estimation of the detector (and of a stealthy attacker)
-    options: RunOptions = field(default_factory=RunOptions)
-    clock: WallClock | None = None  # the wall-clock schedule of a real-time run
-    run_metrics: dict[str, float] = field(default_factory=dict)  # measured by simulators, not from the series
 
 
 @dataclass
@@ -100,21 +64,6 @@ class Wiring:
         and it receives the setpoints from now on (`commands`)."""
         self.actuate_from(entity, "delivered")
         self.actuate = (entity, "commands", False)
-
-
-def assemble(loaded: LoadedScenario) -> Assembly:
-    """Grid model and input series for a scenario (no mosaik involved)."""
-    scn = loaded.scenario
-    ders = [DER(g.name, g.kind, g.bus, g.p_mw, g.rating_mva) for g in scn.generators]
-    ders += extra_ders(scn, loaded.base_dir)  # elements devices add (capacitor banks), after the generators
-    schedule, _ = build_schedule(scn, loaded.feeder)  # the loader has reported its problems
-    metering = measurement_model(scn)
-    estimator = estimator_for(metering, loaded.feeder) if metering is not None else None
-    metered = metering is not None or scn.grid_server is not None  # the grid server publishes line flows
-    model = GridModel(loaded.feeder, ders, scn.grid.engine, scn.grid.line_max_i_ka, metering=metered)
-    inputs = build_inputs(scn, len(model.load_p_nom), loaded.base_dir)
-    return Assembly(loaded, model, inputs, int(scn.clock.step), scn.clock.n_steps, schedule=schedule,
-                    estimator=estimator)
 
 
 def add_inputs(w: Wiring) -> None:
@@ -157,22 +106,16 @@ def add_events(w: Wiring) -> None:
     w.recorded.append(events)
 
 
-def _topology_at(asm: Assembly) -> Callable[[int], Topology] | None:
-    """Step -> the estimator's topology (None without an estimator)."""
-    return topology_timeline(asm.estimator.network, asm.schedule.on(PHYSICAL)) if asm.estimator else None
-
-
 def add_channels(w: Wiring) -> None:
     """Measurement channel (noise, attacks) after the grid; command channel before it. Each only if needed."""
-    asm, scn = w.asm, w.asm.loaded.scenario
-    mpath = measurement_path(scn, asm.schedule, asm.estimator, _topology_at(asm))
+    asm = w.asm
+    mpath, cpath = channels(asm)
     if mpath is not None:
         mchan = w.world.start("Channel", path=mpath, step_s=asm.step_s).MeasurementChannel()
         w.observe_into(mchan, "measurements")
         w.observe = (mchan, "seen")
         w.entities["mchan"] = mchan
         w.recorded.append(mchan)
-    cpath = command_path(scn, asm.schedule, asm.loaded.feeder)
     if cpath is not None:
         cchan = w.world.start("Channel", path=cpath, step_s=asm.step_s).CommandChannel()
         w.splice_command_stage(cchan)
@@ -184,7 +127,7 @@ def add_detector(w: Wiring) -> None:
     """The state-estimation detector (only with a detector block) on what the controller sees."""
     if w.asm.loaded.scenario.detector is None:
         return
-    det = w.world.start("Detector", estimator=w.asm.estimator, topology_at=_topology_at(w.asm),
+    det = w.world.start("Detector", estimator=w.asm.estimator, topology_at=topology_at(w.asm),
                         step_s=w.asm.step_s).Detector()
     w.observe_into(det, "measurements")
     w.entities["detector"] = det

@@ -14,7 +14,7 @@ from controllers.base import ControllerInfo
 from controllers.baselines.none import DoNothing
 from controllers.drl.env import GridEnv, der_infos, heldout_days
 from controllers.drl.policy import PolicyController, PolicyMismatch
-from controllers.drl.rollout import run_day
+from controllers.rollout import run_day
 from controllers.drl.train import TrainConfig, train
 from cosim.scenario.loader import load_scenario
 

@@ -6,7 +6,9 @@ import numpy as np
 import pandapower as pp
 import pytest
 
-from cosim.grid.engine import LightSimEngine, PandapowerEngine, compare
+from cosim.grid.engines import compare
+from cosim.grid.engines.lightsim import LightSimEngine
+from cosim.grid.engines.pandapower_engine import PandapowerEngine
 from cosim.grid.feeders import load_feeder
 from cosim.grid.model import DER, GridModel
 

@@ -12,3 +12,6 @@ class DoNothing(Controller):
 
     def act(self, observation: Mapping[str, float]) -> dict[str, float]:
         return {}
+
+
+CONTROLLER = DoNothing

@@ -187,3 +187,6 @@ class _Problem:
     def _score(self, x: np.ndarray) -> tuple[float, float]:
         """Compare points: first the worst violation (to 1e-5 pu), then the cost."""
         return round(self.violation(x), 5), self.flow(x)[0]
+
+
+CONTROLLER = OPFOracle

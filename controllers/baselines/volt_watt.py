@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from controllers.base import DERInfo
-from controllers.baselines.local import LocalCurveController
+from controllers.baselines._local import LocalCurveController
 
 
 class VoltWatt(LocalCurveController):
@@ -26,3 +26,6 @@ class VoltWatt(LocalCurveController):
 
     def base(self, der: DERInfo) -> float:
         return der.p_mw
+
+
+CONTROLLER = VoltWatt

@@ -1,14 +1,19 @@
-"""Gymnasium environment over the co-simulation's grid model and input generators, without mosaik.
+"""Gymnasium environment over the co-simulation's step kernel, grid model, inputs and events, without mosaik.
 
 Each episode is one day of the scenario's clock with a fresh seed for the input profiles
-(PV clouds, wind, load noise), optionally with random disruptions. Timing follows the
-co-simulation: the observation of step t is solved with the setpoints chosen at t-1, and
-the action chosen at t acts at t+1 (the grid's setpoint input is time-shifted).
+(PV clouds, wind, load noise) and for the scenario's random events; the scenario's own
+events (disruptions, measurement and command attacks) act as in a run, and `events_per_day`
+adds random disruptions (DER trips, load steps, cloud transients). Timing follows the
+co-simulation (`cosim.kernel`): the observation of step t is solved with the setpoints chosen
+at t-1, and the action chosen at t acts at t+1.
+
+The grid model runs on the sweep engine (or `engine`) when it reproduces the scenario's feeder,
+else on the scenario's own engine (`engine_note` says why).
 
 Observation: `Layout.obs_names` (DER-bus voltages, DER available and delivered powers, time
-of day), the same names and units as the co-simulation, normalised by the layout.
-Action: per DER, a reactive setpoint (and optionally a P limit) in [-1, 1]; the DER
-capability (P <= available, |S| <= rating) clips it, as in the co-simulation.
+of day), the same names and units as the co-simulation (after its measurement channel),
+normalised by the layout. Action: per DER, a reactive setpoint (and optionally a P limit) in
+[-1, 1]; the DER capability (P <= available, |S| <= rating) clips it, as in the co-simulation.
 
 Reward per step, all terms >= 0 and subtracted:
     violation_count * (buses outside the voltage limits)
@@ -16,6 +21,7 @@ Reward per step, all terms >= 0 and subtracted:
   + loss_per_kw     * (network losses, kW)
   + curtail_per_kw  * (available minus delivered DER power, kW)
 A step whose power flow does not converge ends the episode with reward -nonconverged.
+At the end of a day `info['day_kpis']` holds the day's KPIs from `cosim.metrics`.
 """
 
 from __future__ import annotations
@@ -30,17 +36,21 @@ import numba
 import numpy as np
 
 from controllers.base import DERInfo
-from controllers.drl.events import apply_events, draw_events
-from controllers.drl.fastflow import make_flow
 from controllers.drl.layout import OBS_BOUND, Layout, voltvar_layout
-from cosim.grid.feeders import load_feeder
+from cosim.assembly import Assembly, assemble, channels
+from cosim.events.build import build_schedule
+from cosim.grid.engines import EngineUnsupported
 from cosim.inputs import Inputs, build_inputs
+from cosim.kernel import ControlLoop
+from cosim.metrics import metrics_from_array
 from cosim.scenario.loader import LoadedScenario, load_scenario
-from cosim.world import assemble
+from cosim.scenario.schema import RandomEvents, RandomSpec
 
 HELDOUT_BASE = 1_000_000_000  # training days draw seeds below this; held-out days are HELDOUT_BASE + k
-# day totals reported at the end of an episode, named like the co-simulation's KPIs (cosim.metrics)
+# day totals written to the learning curve, named like the co-simulation's KPIs (cosim.metrics)
 DAY_KPIS = ("voltage_violation_bus_minutes", "loss_energy_kwh", "curtailed_energy_kwh", "reactive_energy_kvarh")
+TRAINING_DISRUPTIONS = ("dg_trip", "load_step", "cloud_transient")  # what `events_per_day` draws
+FAST_ENGINE = "sweep"
 
 
 class NoGenerators(ValueError):
@@ -57,10 +67,43 @@ def der_infos(loaded: LoadedScenario) -> tuple[DERInfo, ...]:
     return tuple(DERInfo(g.name, g.kind, g.bus, g.p_mw, g.rating_mva) for g in loaded.scenario.generators)
 
 
+def day_scenario(loaded: LoadedScenario, seed: int, events_per_day: float = 0.0) -> LoadedScenario:
+    """The scenario with another seed (one more day of the same kind), optionally with random disruptions."""
+    update: dict[str, Any] = {"seed": int(seed)}
+    if events_per_day > 0:
+        spec = RandomSpec(kinds=list(TRAINING_DISRUPTIONS), rate_per_day=events_per_day)
+        update["events"] = [*loaded.scenario.events, RandomEvents(random=spec)]
+    return dataclasses.replace(loaded, scenario=loaded.scenario.model_copy(update=update))
+
+
 def day_inputs(loaded: LoadedScenario, seed: int, n_loads: int) -> Inputs:
-    """The scenario's input series with another seed: one more day of the same kind."""
-    scn = loaded.scenario.model_copy(update={"seed": int(seed)})
-    return build_inputs(scn, n_loads, loaded.base_dir)
+    """The scenario's input series with another seed."""
+    return build_inputs(day_scenario(loaded, seed).scenario, n_loads, loaded.base_dir)
+
+
+def env_assembly(loaded: LoadedScenario, engine: str | None = FAST_ENGINE) -> tuple[Assembly, str]:
+    """The scenario assembled on `engine` (None: the scenario's own), falling back to the scenario's own
+    engine when `engine` refuses the feeder; returns the assembly and why it fell back ('' if not)."""
+    if engine is None or engine == loaded.scenario.grid.engine:
+        return assemble(loaded), ""
+    try:
+        grid = loaded.scenario.grid.model_copy(update={"engine": engine})
+        return assemble(dataclasses.replace(loaded, scenario=loaded.scenario.model_copy(update={"grid": grid}))), ""
+    except EngineUnsupported as exc:
+        return assemble(loaded), f"{exc}; using {loaded.scenario.grid.engine}"
+
+
+def day_assembly(asm: Assembly, day: LoadedScenario) -> Assembly:
+    """`asm` (its grid model and estimator) with the inputs and event schedule of another day."""
+    scn = day.scenario
+    schedule, _ = build_schedule(scn, day.feeder)
+    inputs = build_inputs(scn, len(asm.model.load_p_nom), day.base_dir)
+    return dataclasses.replace(asm, loaded=day, inputs=inputs, schedule=schedule)
+
+
+def day_loop(asm: Assembly) -> ControlLoop:
+    """A control loop over an assembly: its inputs, schedule, and measurement and command channels."""
+    return ControlLoop(asm.model, asm.inputs, asm.schedule, *channels(asm))
 
 
 def time_of_day(times: np.ndarray) -> np.ndarray:
@@ -71,20 +114,18 @@ def time_of_day(times: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _score(vm: np.ndarray, lo: float, hi: float, avail: np.ndarray, der_p: np.ndarray,
-           der_q: np.ndarray) -> tuple[int, float, float, float]:
-    """Buses outside [lo, hi], their summed distance outside (pu), curtailed MW and summed |Q| Mvar."""
+def _score(vm: np.ndarray, lo: float, hi: float, avail: np.ndarray, der_p: np.ndarray) -> tuple[int, float, float]:
+    """Buses outside [lo, hi], their summed distance outside (pu), and curtailed MW."""
     count, excess = 0, 0.0
     for v in vm:
         d = max(v - hi, lo - v, 0.0)
         if d > 0.0:
             count += 1
             excess += d
-    curtailed, q_abs = 0.0, 0.0
+    curtailed = 0.0
     for k in range(avail.shape[0]):
         curtailed += avail[k] - der_p[k]
-        q_abs += abs(der_q[k])
-    return count, excess, curtailed, q_abs
+    return count, excess, curtailed
 
 
 @numba.njit(cache=True)
@@ -114,32 +155,33 @@ class GridEnv(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, scenario: str | Path | LoadedScenario, curtail: bool = False, events_per_day: float = 0.0,
-                 days: Sequence[int] | None = None, weights: RewardWeights = RewardWeights()):
+                 days: Sequence[int] | None = None, weights: RewardWeights = RewardWeights(),
+                 engine: str | None = FAST_ENGINE):
         loaded = scenario if isinstance(scenario, LoadedScenario) else load_scenario(scenario)
         scn = loaded.scenario
         if not scn.generators:
             raise NoGenerators(f"scenario {loaded.path} has no generators for a policy to drive")
-        # a fresh feeder: the grid model adds the DERs to the net it is given
-        asm = assemble(dataclasses.replace(loaded, feeder=load_feeder(scn.grid.feeder, loaded.base_dir)))
-        self.loaded, self.model = loaded, asm.model
-        self.flow, self.engine_note = make_flow(asm.model)
+        self.loaded = loaded
+        self.asm, self.engine_note = env_assembly(loaded, engine)
+        self.model = self.asm.model
         self.ders = der_infos(loaded)
         self.layout: Layout = voltvar_layout(self.ders, curtail)
         self.curtail, self.events_per_day, self.weights = curtail, events_per_day, weights
         self.days = None if days is None else [int(d) for d in days]
         self.step_s, self.n_steps = float(scn.clock.step), scn.clock.n_steps
         self.v_lo, self.v_hi = scn.grid.voltage_limits
-        self.is_pv = np.array([d.kind == "pv" for d in self.ders])
-        n_der = len(self.ders)
         self.observation_space = gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (len(self.layout.obs_names),), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (len(self.layout.action_names),), np.float32)
-        bus_of = {int(b): i for i, b in enumerate(loaded.feeder.bus_labels)}
-        self._obs_bus = np.array([bus_of[int(n.split(".")[1])] for n in self.layout.obs_names if n.startswith("bus.")])
-        self._no_limit = np.full(n_der, np.inf)
+        self._names = tuple(self.model.signal_names)
+        column = {name: i for i, name in enumerate(self._names)}
+        measured = [n for n in self.layout.obs_names if n in column]  # the rest are time features, last
+        self._obs_columns = np.array([column[n] for n in measured], np.int64)
+        self._rows = np.zeros((self.n_steps, len(self._names)))
         self._raw = np.zeros(len(self.layout.obs_names))
         self._offset, self._scale = np.asarray(self.layout.obs_offset), np.asarray(self.layout.obs_scale)
         self._setpoint_low = np.asarray(self.layout.action_low)
         self._setpoint_span = np.asarray(self.layout.action_high) - self._setpoint_low
+        self.loop: ControlLoop | None = None
         self.day_seed = -1
         self.t = 0
         self.loss_kw = float("nan")
@@ -148,69 +190,73 @@ class GridEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         """Start a day: `options={'day': seed}` picks it, else a random training (or `days`) seed."""
         super().reset(seed=seed)
-        rng = self.np_random
         day = (options or {}).get("day")
         if day is None:
-            day = int(rng.choice(self.days)) if self.days else int(rng.integers(HELDOUT_BASE))
+            day = int(self.np_random.choice(self.days)) if self.days else int(self.np_random.integers(HELDOUT_BASE))
         self.day_seed = int(day)
-        inputs = day_inputs(self.loaded, self.day_seed, len(self.model.load_p_nom))
-        events = []
-        if self.events_per_day > 0:
-            events = draw_events(rng, self.events_per_day, self.n_steps, self.step_s, len(self.ders), self.is_pv)
-            inputs = apply_events(inputs, events, self.is_pv)
-        self.inputs, self.events = inputs, events
-        self.flow.start_day(inputs)
-        self._time = time_of_day(inputs.times)
-        self.totals = dict.fromkeys(DAY_KPIS, 0.0)
+        self.model.reset()  # yesterday's outages, positions and warm start are over
+        day_asm = day_assembly(self.asm, day_scenario(self.loaded, self.day_seed, self.events_per_day))
+        self.loop = loop = day_loop(day_asm)
+        sp = loop.setpoints
+        sp.p_limit[:], sp.q_set[:] = np.inf, 0.0
+        self._write = sp.binder(self.layout.action_names)
+        self._named = loop.measurement is not None or loop.command is not None  # channels act on names
+        self.inputs, self.schedule = loop.inputs, loop.schedule
+        self._time = time_of_day(loop.inputs.times)
         self.t = 0
-        self._solve(self._no_limit, np.zeros(len(self.ders)))
+        self._solve()
         return self._observation(), {"day": self.day_seed}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
-        """Apply the action at the next step, solve it, and score it."""
+        """Submit the action as setpoints for the next step, solve it, and score it."""
         setpoints = self._setpoint_low + (np.clip(action, -1.0, 1.0) + 1.0) * 0.5 * self._setpoint_span
-        n = len(self.ders)
-        q = setpoints[:n]
-        limit = setpoints[n:] if self.curtail else self._no_limit
+        loop = self.loop
+        if self._named:
+            loop.submit(self.t, dict(zip(self.layout.action_names, setpoints.tolist())))
+        else:
+            self._write(setpoints)
         self.t += 1
-        reward, ok = self._solve(limit, q)
+        reward, ok = self._solve()
         truncated = self.t >= self.n_steps - 1
         info = {"violations": self._violations, "loss_kw": self.loss_kw}
         if truncated or not ok:
-            info.update(day=self.day_seed, day_kpis=dict(self.totals))
+            info.update(day=self.day_seed, day_kpis=self.day_kpis())
         return self._observation(), reward, not ok, truncated, info
 
+    def signals(self) -> dict[str, float]:
+        """Every grid signal of the current step by name, as a run records it."""
+        return dict(zip(self._names, self._rows[self.t].tolist()))
+
+    def day_kpis(self) -> dict[str, float]:
+        """The KPIs of the day so far (`cosim.metrics`, as metrics.json of a run)."""
+        scn = self.loaded.scenario
+        return metrics_from_array(self._rows[: self.t + 1], self._names, scn.clock.step, scn.grid.voltage_limits,
+                                  [d.name for d in self.ders])
+
     # -- internals --------------------------------------------------------------------------
-    def _solve(self, p_limit: np.ndarray, q_set: np.ndarray) -> tuple[float, bool]:
-        """Solve step t with these setpoints, update the day totals, return (reward, converged)."""
-        flow, w, t = self.flow, self.weights, self.t
-        avail = self.inputs.der_p_avail_mw[t]
-        loss_mw, ok = flow.solve(t, avail, p_limit, q_set)
-        self.loss_kw = loss_mw * 1000.0
-        if not ok:
+    def _solve(self) -> tuple[float, bool]:
+        """Solve step t with the setpoints in force, record its signals, return (reward, converged)."""
+        w, t = self.weights, self.t
+        r = self.loop.solve(t)
+        self._rows[t] = self.model.signal_values(r)
+        pf = r.pf
+        self.loss_kw = pf.loss_mw * 1000.0
+        if not pf.converged:
             self._violations = -1
             return -w.nonconverged, False
-        count, excess, curtailed_mw, q_abs = _score(flow.vm, self.v_lo, self.v_hi, avail, flow.der_p, flow.der_q)
-        curtailed_kw = curtailed_mw * 1000.0
+        count, excess, curtailed_mw = _score(pf.vm_pu, self.v_lo, self.v_hi, r.der_p_avail_mw, r.der_p_mw)
         self._violations = count
-        h = self.step_s / 3600.0
-        tot = self.totals
-        tot["voltage_violation_bus_minutes"] += count * self.step_s / 60.0
-        tot["loss_energy_kwh"] += self.loss_kw * h
-        tot["curtailed_energy_kwh"] += curtailed_kw * h
-        tot["reactive_energy_kvarh"] += q_abs * 1000.0 * h
         cost = (w.violation_count * count + w.violation_pu * excess
-                + w.loss_per_kw * self.loss_kw + w.curtail_per_kw * curtailed_kw)
+                + w.loss_per_kw * self.loss_kw + w.curtail_per_kw * curtailed_mw * 1000.0)
         return -cost, True
 
     def _observation(self) -> np.ndarray:
-        """The normalised observation of step t, clipped to the space (NaN voltages of a failed step read as 0)."""
-        raw, n, t, flow = self._raw, len(self.ders), self.t, self.flow
-        nb = len(self._obs_bus)
-        raw[:nb] = flow.vm[self._obs_bus]
-        raw[nb:nb + n] = self.inputs.der_p_avail_mw[t]
-        raw[nb + n:nb + 2 * n] = flow.der_q
-        if self.curtail:
-            raw[nb + 2 * n:nb + 3 * n] = flow.der_p
+        """The normalised observation of step t, clipped to the space (NaN of a failed step reads as 0)."""
+        t, raw = self.t, self._raw
+        if self._named:  # what the controller sees after the measurement channel, by name
+            seen = self.loop.observe(t, dict(zip(self._names, self._rows[t].tolist())))
+            raw[:-2] = [seen[n] for n in self.layout.obs_names[:-2]]
+        else:
+            raw[:-2] = self._rows[t, self._obs_columns]
         raw[-2:] = self._time[t]
         return _normalise(raw, self._offset, self._scale, OBS_BOUND)

@@ -6,6 +6,7 @@ Bus, line and trafo numbers in signal names follow the feeder's published number
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -14,7 +15,8 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from cosim.grid.engine import InService, PowerFlowResult, build_engine
+from cosim import signals as sig
+from cosim.grid.engines import InService, PowerFlowResult, build_engine
 from cosim.grid.feeders import Feeder
 
 
@@ -79,25 +81,28 @@ def discrete_setpoints(feeder: Feeder) -> list[Discrete]:
         step, low, high = (float(row.get(c, np.nan) if row.get(c) is not None else np.nan)
                            for c in ("tap_step_percent", "tap_min", "tap_max"))
         if np.isfinite([step, low, high]).all() and step > 0 and high > low:
-            out.append(Discrete(f"trafo.{feeder.trafo_labels[pos]}.tap", "trafo", "tap_pos", int(idx), int(low), int(high)))
+            out.append(Discrete(sig.trafo(feeder.trafo_labels[pos], "tap"), "trafo", "tap_pos", int(idx), int(low),
+                                int(high)))
     for idx, row in net.shunt.iterrows():
-        out.append(Discrete(f"cap.{idx}.step", "shunt", "step", int(idx), 0, int(row.get("max_step", 1) or 1)))
+        out.append(Discrete(sig.cap(idx), "shunt", "step", int(idx), 0, int(row.get("max_step", 1) or 1)))
     return out
+
+
+GRID_SIGNALS = ("loss_kw", "ext_p_mw", "ext_q_mvar", "load_p_mw", "load_q_mvar", "gen_p_mw", "converged",
+                "unserved_p_mw")
 
 
 def signal_names(feeder: Feeder, ders: list[DER], metering: bool = False) -> list[str]:
     """Names of the values a grid model publishes, in order (metering adds bus injections and line flows)."""
-    names = [f"bus.{b}.vm_pu" for b in feeder.bus_labels]
-    names += [f"line.{k}.loading_pct" for k in feeder.line_labels]
-    names += [f"line.{k}.i_ka" for k in feeder.line_labels]
-    names += [f"trafo.{k}.loading_pct" for k in feeder.trafo_labels]
-    names += ["grid.loss_kw", "grid.ext_p_mw", "grid.ext_q_mvar", "grid.load_p_mw", "grid.load_q_mvar",
-              "grid.gen_p_mw", "grid.converged", "grid.unserved_p_mw"]
-    for d in ders:
-        names += [f"{d.name}.p_mw", f"{d.name}.q_mvar", f"{d.name}.p_avail_mw"]
+    names = [sig.bus(b) for b in feeder.bus_labels]
+    names += [sig.line(k, "loading_pct") for k in feeder.line_labels]
+    names += [sig.line(k, "i_ka") for k in feeder.line_labels]
+    names += [sig.trafo(k, "loading_pct") for k in feeder.trafo_labels]
+    names += [sig.grid(q) for q in GRID_SIGNALS]
+    names += [sig.der(d.name, q) for d in ders for q in sig.DER_SIGNALS]
     if metering:
-        names += [f"bus.{b}.p_mw" for b in feeder.bus_labels] + [f"bus.{b}.q_mvar" for b in feeder.bus_labels]
-        names += [f"line.{k}.p_mw" for k in feeder.line_labels] + [f"line.{k}.q_mvar" for k in feeder.line_labels]
+        names += [sig.bus(b, "p_mw") for b in feeder.bus_labels] + [sig.bus(b, "q_mvar") for b in feeder.bus_labels]
+        names += [sig.line(k, "p_mw") for k in feeder.line_labels] + [sig.line(k, "q_mvar") for k in feeder.line_labels]
     names += [d.name for d in discrete_setpoints(feeder)]
     return names
 
@@ -149,7 +154,8 @@ class GridModel:
 
     def __init__(self, feeder: Feeder, ders: list[DER], engine: str = "lightsim2grid",
                  line_max_i_ka: float | None = None, metering: bool = False):
-        self.feeder = feeder
+        # the model adds its DERs to the net and moves taps: it works on its own copy
+        self.feeder = feeder = replace(feeder, net=copy.deepcopy(feeder.net))
         net = feeder.net
         if line_max_i_ka is not None:
             net.line["max_i_ka"] = line_max_i_ka
@@ -182,6 +188,7 @@ class GridModel:
         probe = self._injections(np.ones(len(net.load)), np.zeros(len(self.ders)), np.zeros(len(self.ders)), 1.0, 1.0)
         self.engine, self.engine_note = build_engine(net, engine, probe[:4])
         self.discrete = {d.name: d for d in discrete_setpoints(feeder)}
+        self._discrete_base = {name: int(net[d.table].at[d.index, d.column]) for name, d in self.discrete.items()}
         self.metering = metering
         self._names = signal_names(feeder, self.ders, metering)
 
@@ -233,22 +240,6 @@ class GridModel:
         return p, q
 
     # -- physical disruptions ---------------------------------------------------------------
-    def line_outage(self, label: int) -> None:
-        """Take a line out of service; buses it cut off are de-energised and their load goes unserved."""
-        self.apply_disruptions(replace(self.disruptions, lines_out=self.disruptions.lines_out | {label}))
-
-    def line_restore(self, label: int) -> None:
-        """Put an outaged line back (and re-energise what it feeds)."""
-        self.apply_disruptions(replace(self.disruptions, lines_out=self.disruptions.lines_out - {label}))
-
-    def trafo_outage(self, label: int) -> None:
-        """Take a transformer out of service."""
-        self.apply_disruptions(replace(self.disruptions, trafos_out=self.disruptions.trafos_out | {label}))
-
-    def trafo_restore(self, label: int) -> None:
-        """Put an outaged transformer back."""
-        self.apply_disruptions(replace(self.disruptions, trafos_out=self.disruptions.trafos_out - {label}))
-
     def apply_disruptions(self, d: Disruptions) -> None:
         """Bring the model to the disruptions `d` (outages, trips, load steps, clouds); cheap when unchanged."""
         if d is self.disruptions or d == self.disruptions:
@@ -282,6 +273,13 @@ class GridModel:
     def _update_der_online(self) -> None:
         tripped = np.array([d.name in self.disruptions.ders_tripped for d in self.ders], bool)
         self.der_online = (~tripped & (self.sgen_on[self.native_sgens:] > 0)).astype(float)
+
+    def reset(self) -> None:
+        """Back to the base case: no disruptions, taps and shunts at their base positions, no warm start."""
+        self.apply_disruptions(Disruptions())
+        for name, position in self._discrete_base.items():
+            self.set_discrete(name, position)
+        self.engine.restart()
 
     def set_discrete(self, name: str, value: float) -> int:
         """Move a tap changer or shunt to `value`, rounded and clipped to its range; returns the position."""

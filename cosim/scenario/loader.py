@@ -1,7 +1,9 @@
 """Read a scenario file into a validated `Scenario`, or raise one `ScenarioError` listing every problem.
 
 Three layers: YAML syntax (with line numbers), the schema (types, unknown keys with a
-did-you-mean, ranges) and checks that need the feeder (bus numbers, names, files).
+did-you-mean, ranges) and checks that need the feeder (bus numbers, names, files, events,
+devices). Loading builds nothing: `cosim.validation.validate` assembles the run and tries
+its controller.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from cosim.profiles import ProfileError, csv_profile
 from cosim.scenario.errors import Problem, ScenarioError, field_path
 from cosim.scenario.schema import Scenario
 from cosim.scenario.yamlpos import YamlSyntaxError, line_for, load_yaml_with_lines
-from hil.checks import device_problems
 
 
 @dataclass
@@ -32,11 +33,6 @@ class LoadedScenario:
     base_dir: Path
     lines: dict
     feeder: Feeder
-
-    def resolve(self, relative: str) -> Path:
-        """A path from the scenario, relative to the scenario file's folder."""
-        p = Path(relative)
-        return p if p.is_absolute() else self.base_dir / p
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
@@ -151,24 +147,12 @@ def _feeder_problems(scn: Scenario, feeder: Feeder, base_dir: Path, lines: dict)
                 add(("loads", "profile"), str(exc))
     if not any(p.field.startswith("generators") for p in problems):
         problems += event_problems(scn, feeder, lines)
-        for path, message in device_problems(scn, feeder, base_dir):
-            add(path, message)
-    if not problems:  # the controller is tried on the assembled run, which needs everything else valid
-        problems += _controller_problems(scn, feeder, base_dir, lines)
+        if scn.devices:  # the device kinds' checks live with the kinds, under hil
+            from hil.checks import device_problems
+
+            for path, message in device_problems(scn, feeder, base_dir):
+                add(path, message)
     return problems
-
-
-def _controller_problems(scn: Scenario, feeder: Feeder, base_dir: Path, lines: dict) -> list[Problem]:
-    """The controller must import, accept its params and accept this scenario (names, feeder)."""
-    if scn.controller.kind == "none":
-        return []
-    from controllers.registry import check
-
-    error = check(scn, feeder, base_dir)
-    if error is None:
-        return []
-    path = tuple(error.field.split("."))
-    return [Problem(error.field, str(error), line_for(lines, path))]
 
 
 def load_scenario(path: str | Path) -> LoadedScenario:

@@ -15,8 +15,9 @@ import math
 import mosaik_api_v3
 import numpy as np
 
-from controllers.base import Controller, ControllerInfo, check_actions, time_features
+from controllers.base import Controller, ControllerInfo, time_features
 from cosim.eventlog import EventLog
+from cosim.kernel import check_actions
 
 log = logging.getLogger(__name__)
 

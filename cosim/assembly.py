@@ -1,0 +1,80 @@
+"""Scenario -> everything a run needs, built once before any simulator starts: the grid model, the
+input series, the event schedule, the estimator. No mosaik here: the co-simulation, the RL
+environment and the evaluation rollout all start from an `Assembly`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from cosim.detection.network import Topology
+from cosim.detection.wls import WLS, estimator_for
+from cosim.eventlog import EventLog
+from cosim.events.build import build_schedule
+from cosim.events.commands import CommandPath
+from cosim.events.measurement import MeasurementPath
+from cosim.events.paths import command_path, measurement_path
+from cosim.events.physical import topology_timeline
+from cosim.events.schedule import PHYSICAL, Schedule
+from cosim.events.targets import measurement_model
+from cosim.grid.model import DER, GridModel
+from cosim.inputs import Inputs, build_inputs
+from cosim.realtime import WallClock
+from cosim.scenario.loader import LoadedScenario
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run, not what: real-time pacing (wall s per simulated s), devices read-only, start without missing devices."""
+
+    realtime: float | None = None
+    read_only: bool = False
+    degraded: bool = False
+
+
+@dataclass
+class Assembly:
+    """Everything a run needs, built from a scenario before mosaik starts."""
+
+    loaded: LoadedScenario
+    model: GridModel
+    inputs: Inputs
+    step_s: int
+    n_steps: int
+    events: EventLog = field(default_factory=EventLog)  # simulators add events; the runner writes them
+    schedule: Schedule = field(default_factory=Schedule)  # scheduled disruptions and attacks
+    estimator: WLS | None = None  # state estimation of the detector (and of a stealthy attacker)
+    options: RunOptions = field(default_factory=RunOptions)
+    clock: WallClock | None = None  # the wall-clock schedule of a real-time run
+    run_metrics: dict[str, float] = field(default_factory=dict)  # measured by simulators, not from the series
+
+
+def assemble(loaded: LoadedScenario) -> Assembly:
+    """Grid model, input series, schedule and estimator of a scenario; the model works on its own copy of the net."""
+    scn = loaded.scenario
+    ders = [DER(g.name, g.kind, g.bus, g.p_mw, g.rating_mva) for g in scn.generators]
+    if scn.devices:  # elements devices add (capacitor banks), after the generators
+        from hil.devices import extra_ders
+
+        ders += extra_ders(scn, loaded.base_dir)
+    schedule, _ = build_schedule(scn, loaded.feeder)  # the loader has reported its problems
+    metering = measurement_model(scn)
+    estimator = estimator_for(metering, loaded.feeder) if metering is not None else None
+    metered = metering is not None or scn.grid_server is not None  # the grid server publishes line flows
+    model = GridModel(loaded.feeder, ders, scn.grid.engine, scn.grid.line_max_i_ka, metering=metered)
+    inputs = build_inputs(scn, len(model.load_p_nom), loaded.base_dir)
+    return Assembly(loaded, model, inputs, int(scn.clock.step), scn.clock.n_steps, schedule=schedule,
+                    estimator=estimator)
+
+
+def topology_at(asm: Assembly) -> Callable[[int], Topology] | None:
+    """Step -> the estimator's topology with that step's outages (None without an estimator)."""
+    return topology_timeline(asm.estimator.network, asm.schedule.on(PHYSICAL)) if asm.estimator else None
+
+
+def channels(asm: Assembly) -> tuple[MeasurementPath | None, CommandPath | None]:
+    """The measurement and command channels of a run (None where the scenario needs none)."""
+    scn = asm.loaded.scenario
+    return (measurement_path(scn, asm.schedule, asm.estimator, topology_at(asm)),
+            command_path(scn, asm.schedule, asm.loaded.feeder))

@@ -1,0 +1,163 @@
+"""The step kernel: setpoint state, action validation, hold and the one-step delay, over a `GridModel`.
+
+Every control loop runs on it: the mosaik grid and controller simulators, the gymnasium
+environment and the evaluation rollout. A step solves the grid with the inputs of step k, the
+disruptions in force and the setpoints delivered for k; setpoints chosen at step k are
+delivered at k+1. Setpoints hold until replaced. An action name the grid does not have is an
+error (`UnknownSetpoint`), never silently dropped; a controller's actions are checked first
+(`check_actions`), so a bad action becomes an event and the last valid setpoint holds.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+
+import numpy as np
+
+from cosim import signals as sig
+
+if TYPE_CHECKING:
+    from cosim.events.schedule import Schedule
+    from cosim.grid.model import Disruptions, GridModel, StepResult
+    from cosim.inputs import Inputs
+
+
+def check_actions(actions: object, allowed: set[str] | frozenset[str]) -> tuple[dict[str, float], dict[str, str]]:
+    """Split what a controller returned into valid setpoints and rejected names with the reason."""
+    if not isinstance(actions, Mapping):
+        return {}, {"act": f"returned {type(actions).__name__}, expected a dict of setpoints"}
+    valid, rejected = {}, {}
+    for name, value in actions.items():
+        if name not in allowed:
+            rejected[str(name)] = "is not an action of this scenario"
+        elif isinstance(value, bool) or not isinstance(value, Real):
+            rejected[name] = f"is {type(value).__name__}, expected a number"
+        elif not math.isfinite(value):
+            rejected[name] = f"is {value}"
+        else:
+            valid[name] = float(value)
+    return valid, rejected
+
+
+class UnknownSetpoint(KeyError):
+    """A setpoint name that names nothing on this grid."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class Setpoints:
+    """The setpoints in force on one grid model: P limit and Q setpoint per DER, tap and capacitor positions."""
+
+    def __init__(self, model: GridModel):
+        self.model = model
+        n = len(model.ders)
+        self.p_limit = np.full(n, np.inf)
+        self.q_set = np.zeros(n)
+        self._slot: dict[str, tuple[np.ndarray, int]] = {}
+        for i, d in enumerate(model.ders):
+            self._slot[sig.der(d.name, "p_limit_mw")] = (self.p_limit, i)
+            self._slot[sig.der(d.name, "q_set_mvar")] = (self.q_set, i)
+        self.names: tuple[str, ...] = tuple(self._slot) + tuple(model.discrete)
+        self.allowed = frozenset(self.names)
+
+    def check(self, actions: object) -> tuple[dict[str, float], dict[str, str]]:
+        """`check_actions` against this grid's setpoints."""
+        return check_actions(actions, self.allowed)
+
+    def apply(self, setpoints: Mapping[str, float]) -> None:
+        """Put setpoints in force (discrete ones move the tap or shunt now); an unknown name raises."""
+        for name, value in setpoints.items():
+            slot = self._slot.get(name)
+            if slot is not None:
+                slot[0][slot[1]] = value
+            elif name in self.model.discrete:
+                self.model.set_discrete(name, value)
+            else:
+                raise UnknownSetpoint(f"setpoint {name!r} names nothing on this grid "
+                                      f"(setpoints: {', '.join(self.names) or 'none'})")
+
+    def binder(self, names: Sequence[str]) -> Callable[[np.ndarray], None]:
+        """A fast writer of a fixed list of continuous setpoints from a vector (for the RL environment)."""
+        unknown = [n for n in names if n not in self._slot]
+        if unknown:
+            raise UnknownSetpoint(f"setpoints {', '.join(unknown)} are not continuous DER setpoints of this grid")
+        is_p = np.array([self._slot[n][0] is self.p_limit for n in names], bool)
+        index = np.array([self._slot[n][1] for n in names], np.int64)
+        p_at, p_from, q_at, q_from = index[is_p], np.flatnonzero(is_p), index[~is_p], np.flatnonzero(~is_p)
+
+        def write(values: np.ndarray) -> None:
+            self.p_limit[p_at] = values[p_from]
+            self.q_set[q_at] = values[q_from]
+        return write
+
+
+class StepKernel:
+    """One grid step: inputs + disruptions + delivered setpoints -> power flow (see the module docstring)."""
+
+    def __init__(self, model: GridModel):
+        self.model = model
+        self.setpoints = Setpoints(model)
+
+    def step(self, load_scale: np.ndarray, p_avail: np.ndarray, native_pv_pu: float, native_wind_pu: float,
+             delivered: Mapping[str, float] | None = None, disruptions: Disruptions | None = None) -> StepResult:
+        """Apply what was delivered for this step and the disruptions in force, then solve."""
+        if delivered:
+            self.setpoints.apply(delivered)
+        if disruptions is not None:
+            self.model.apply_disruptions(disruptions)
+        sp = self.setpoints
+        return self.model.step(load_scale, p_avail, sp.p_limit, sp.q_set, native_pv_pu, native_wind_pu)
+
+
+class ControlLoop:
+    """The co-simulation's loop without mosaik: step k from the input series and the schedule's
+    physical events, the measurement channel on what the controller sees, the command channel on
+    what it sends, and the one-step delay between choosing and delivering setpoints."""
+
+    def __init__(self, model: GridModel, inputs: Inputs, schedule: Schedule | None = None,
+                 measurement=None, command=None):
+        from cosim.events.physical import disruptions_at
+        from cosim.events.schedule import PHYSICAL
+
+        self.kernel, self.inputs = StepKernel(model), inputs
+        self.measurement, self.command = measurement, command
+        self.schedule = schedule
+        self._physical = schedule.on(PHYSICAL) if schedule is not None else []
+        self._disruptions_at = disruptions_at
+        self._cache: dict[tuple, Disruptions] = {}
+        self.pending: dict[str, float] = {}
+
+    @property
+    def setpoints(self) -> Setpoints:
+        return self.kernel.setpoints
+
+    def disruptions(self, k: int) -> Disruptions | None:
+        """The physical disruptions in force at step k (one object per combination of active events)."""
+        if not self._physical:
+            return None
+        active = tuple(e.id for e in self._physical if e.active(k))
+        if active not in self._cache:
+            self._cache[active] = self._disruptions_at(self._physical, k)
+        return self._cache[active]
+
+    def solve(self, k: int) -> StepResult:
+        """Step k with the setpoints delivered for it (those submitted at k-1)."""
+        inp = self.inputs
+        delivered, self.pending = self.pending, {}
+        return self.kernel.step(inp.load_scale[k], inp.der_p_avail_mw[k], inp.native_pv_pu[k], inp.native_wind_pu[k],
+                                delivered, self.disruptions(k))
+
+    def observe(self, k: int, signals: dict[str, float]) -> dict[str, float]:
+        """What the controller sees of step k's signals (through the measurement channel, if any)."""
+        if self.measurement is None:
+            return signals
+        seen, _ = self.measurement.step(k, signals)
+        return seen
+
+    def submit(self, k: int, valid: Mapping[str, float]) -> None:
+        """Setpoints chosen at step k (already checked); through the command channel, delivered at k+1."""
+        sent = dict(valid)
+        self.pending = self.command.step(k, sent) if self.command is not None else sent

@@ -1,0 +1,86 @@
+"""The signal catalogue: how every published value and every setpoint is named, built and parsed.
+
+A name is `<element>.<quantity>`: the element is `bus.<n>`, `line.<k>`, `trafo.<k>`, `cap.<n>`
+(numbers as the feeder publishes them), `grid`, `time`, or a DER's name (`pv1`); the quantity
+carries its unit (`vm_pu`, `p_mw`, `loading_pct`, ...). Setpoints use the same scheme:
+`<der>.p_limit_mw`, `<der>.q_set_mvar`, `trafo.<k>.tap`, `cap.<n>.step`. The channel's copies
+are prefixed: `seen.<signal>` (what the controller saw), `cmd.<setpoint>` / `seen.cmd.<setpoint>`
+(what the controller sent / what the device got), `ctrl.<setpoint>` (the setpoint in force).
+
+"DER" is the one word for a converter-connected unit a scenario adds (its `generators:` entries
+and the elements devices add); `sgen` appears only where pandapower's table is meant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+NUMBERED = ("bus", "line", "trafo", "cap")  # elements named `<kind>.<number>`
+DER_SIGNALS = ("p_mw", "q_mvar", "p_avail_mw")  # what each DER publishes, in this order
+DER_SETPOINTS = ("p_limit_mw", "q_set_mvar")  # what a controller may set on each DER
+SEEN, COMMAND, IN_FORCE = "seen.", "cmd.", "ctrl."
+
+
+@dataclass(frozen=True)
+class Name:
+    """A parsed signal or setpoint name."""
+
+    kind: str  # bus | line | trafo | cap | grid | time | label | der
+    element: str  # 'bus.18', 'grid', 'pv1'
+    quantity: str  # 'vm_pu', 'tap', 'p_limit_mw'
+    number: int | None = None  # the published number of a numbered element
+
+    def __str__(self) -> str:
+        return f"{self.element}.{self.quantity}"
+
+
+def parse(name: str) -> Name:
+    """Split a name into element and quantity; a ValueError names what is malformed."""
+    element, dot, quantity = name.rpartition(".")
+    if not dot or not element or not quantity:
+        raise ValueError(f"{name!r} is not a signal name (expected <element>.<quantity>, e.g. bus.18.vm_pu)")
+    kind, _, number = element.partition(".")
+    if kind in NUMBERED:
+        if not number.lstrip("-").isdigit():
+            raise ValueError(f"{name!r}: {kind} needs a number, e.g. {kind}.1.{quantity}")
+        return Name(kind, element, quantity, int(number))
+    if kind in ("grid", "time", "label") and not number:
+        return Name(kind, element, quantity)
+    if "." in element:
+        raise ValueError(f"{name!r} is not a signal name (unknown element {element!r})")
+    return Name("der", element, quantity)
+
+
+def bus(n: int, quantity: str = "vm_pu") -> str:
+    """`bus.<n>.<quantity>`."""
+    return f"bus.{n}.{quantity}"
+
+
+def line(k: int, quantity: str) -> str:
+    """`line.<k>.<quantity>`."""
+    return f"line.{k}.{quantity}"
+
+
+def trafo(k: int, quantity: str) -> str:
+    """`trafo.<k>.<quantity>` (`tap` is its tap-changer setpoint)."""
+    return f"trafo.{k}.{quantity}"
+
+
+def cap(n: int) -> str:
+    """`cap.<n>.step`: the step of switched shunt n (pandapower's shunt index)."""
+    return f"cap.{n}.step"
+
+
+def grid(quantity: str) -> str:
+    """`grid.<quantity>`: a feeder-wide value."""
+    return f"grid.{quantity}"
+
+
+def der(name: str, quantity: str) -> str:
+    """`<der>.<quantity>`, a DER's signal or setpoint."""
+    return f"{name}.{quantity}"
+
+
+def seen(name: str) -> str:
+    """What the controller saw of a signal, after the measurement channel."""
+    return SEEN + name
