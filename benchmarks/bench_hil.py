@@ -35,7 +35,7 @@ from cosim.scenario.loader import load_scenario  # noqa: E402
 from cosim.world import RunOptions  # noqa: E402
 from hil.client import DeviceClient  # noqa: E402
 from hil.devices import couplings  # noqa: E402
-from hil.link import ReadPlan  # noqa: E402
+from hil.reading import ReadPlan  # noqa: E402
 from hil.stubs import DeviceSession  # noqa: E402
 
 BUSES = (18, 17, 16, 15, 33, 32, 31, 30, 25, 22)

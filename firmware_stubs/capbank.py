@@ -20,7 +20,8 @@ import argparse
 import sys
 from typing import Any
 
-from .server import DeviceStub, WriteRejected, main
+from .cli import main
+from .device import DeviceStub, WriteRejected
 
 
 class CapBankStub(DeviceStub):

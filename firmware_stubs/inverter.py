@@ -37,7 +37,8 @@ import math
 import sys
 from typing import Any
 
-from .server import DeviceStub, fit_sf, main
+from .cli import main
+from .device import DeviceStub, fit_sf
 
 SQRT3 = math.sqrt(3.0)
 

@@ -22,7 +22,8 @@ import sys
 from collections import deque
 from typing import Any
 
-from .server import DeviceStub, WriteRejected, main
+from .cli import main
+from .device import DeviceStub, WriteRejected
 
 
 class RecloserStub(DeviceStub):

@@ -20,7 +20,7 @@ from cosim.scenario.schema import (GridServer as GridServerSpec, Scenario, WireD
                                    WireReplay, WireTamper)
 from cosim.seeding import rng_for
 from hil.client import DeviceClient
-from hil.devices import Coupling
+from hil.coupling import Coupling
 from hil.grid_server import GridServer, entries, load_layout
 from hil.guard import Guard, Rule
 from hil.link import DeviceLink

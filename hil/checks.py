@@ -1,18 +1,25 @@
 """Loader checks of the `devices:` and `grid_server:` blocks that need the feeder, the maps and the files.
 
-Each problem is (path in the scenario, message); the loader turns them into `Problem`s with
+The checks every device gets are here (names, endpoints, bus, limits of its kind, map and
+points, wire attacks); each kind adds its own (`check` in `hil/kinds/<kind>.py`). Each
+problem is (path in the scenario, message); the loader turns them into `Problem`s with
 their line numbers, like every other scenario error.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cosim.grid.feeders import Feeder
+from cosim.scenario.devices import LIMIT_KEYS, owners_text
 from cosim.scenario.schema import Device, Scenario
-from hil.devices import cached_map, generator_for, map_path
+from hil.devices import cached_map, map_path
+from hil.kinds import module
 from hil.registers import RegisterMapError
+
+Problems = list[tuple[tuple, str]]
 
 
 def is_loopback(host: str) -> bool:
@@ -25,15 +32,31 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def device_problems(scn: Scenario, feeder: Feeder, base_dir: Path) -> list[tuple[tuple, str]]:
+@dataclass
+class CheckContext:
+    """What the checks of one scenario share: the scenario, its feeder, and which device acts for which generator."""
+
+    scn: Scenario
+    feeder: Feeder
+    buses: set[int] = field(default_factory=set)
+    lines: set[int] = field(default_factory=set)
+    generators: set[str] = field(default_factory=set)
+    acting: dict[str, str] = field(default_factory=dict)  # generator -> the device acting for it
+
+    def needs_bus(self, d: Device, at: tuple) -> Problems:
+        """A device fed its bus voltage must say where it is."""
+        if d.bus is None:
+            return [(at, f"missing required key 'bus' (a {d.kind} is fed its bus voltage)")]
+        return []
+
+
+def device_problems(scn: Scenario, feeder: Feeder, base_dir: Path) -> Problems:
     """Problems of the `devices:` and `grid_server:` blocks as (path in the scenario, message)."""
-    problems: list[tuple[tuple, str]] = []
-    buses = set(feeder.bus_labels.tolist())
-    lines = set(feeder.line_labels.tolist())
-    generators = {g.name for g in scn.generators}
+    ctx = CheckContext(scn, feeder, set(feeder.bus_labels.tolist()), set(feeder.line_labels.tolist()),
+                       {g.name for g in scn.generators})
+    problems: Problems = []
     names: dict[str, int] = {}
     endpoints: dict[tuple[str, int], str] = {}
-    acting: dict[str, str] = {}
 
     def endpoint(path: tuple, host: str, port: int, allow_remote: bool, who: str) -> None:
         if not allow_remote and not is_loopback(host):
@@ -48,24 +71,19 @@ def device_problems(scn: Scenario, feeder: Feeder, base_dir: Path) -> list[tuple
         at = ("devices", i)
         if d.name in names:
             problems.append(((*at, "name"), f"duplicate device name {d.name!r} (first used by devices[{names[d.name]}])"))
-        elif d.name in generators:
+        elif d.name in ctx.generators:
             problems.append(((*at, "name"), f"{d.name!r} is already a generator's name; devices need their own names"))
         names.setdefault(d.name, i)
         endpoint((*at, "modbus"), d.modbus.host, d.modbus.port, d.allow_remote, f"device {d.name}")
-        needs_bus = d.kind in ("inverter", "capbank", "regulator")
-        if d.bus is None and needs_bus and not (d.kind == "inverter" and d.generator):
-            problems.append(((*at,), f"missing required key 'bus' (a {d.kind} is fed its bus voltage)"))
-        elif d.bus is not None and d.bus not in buses:
+        if d.bus is not None and d.bus not in ctx.buses:
             problems.append(((*at, "bus"), f"bus {d.bus} does not exist on feeder {scn.grid.feeder} "
                                            f"({feeder.describe('bus')})"))
-        if d.line is not None and d.line not in lines:
-            problems.append(((*at, "line"), f"line {d.line} does not exist on feeder {scn.grid.feeder} "
-                                            f"({feeder.describe('line')})"))
-        if d.kind == "inverter":
-            problems += _inverter_problems(scn, d, at, generators, acting)
-        for key in ("w_max_lim_pct", "var_pct"):
-            if getattr(d.limits, key) is not None and d.kind != "inverter":
-                problems.append(((*at, "limits", key), f"is an inverter limit, not one of a {d.kind}"))
+        kind_check = getattr(module(d.kind), "check", None)
+        if kind_check is not None:
+            problems += kind_check(ctx, d, at)
+        for key, (_, owners) in LIMIT_KEYS.items():
+            if getattr(d.limits, key) is not None and d.kind not in owners:
+                problems.append(((*at, "limits", key), f"is a limit of kind {owners_text(owners)}, not of {d.kind}"))
         problems += _map_problems(d, at, base_dir)
         for j, a in enumerate(d.wire):
             if a.at >= scn.clock.duration:
@@ -76,27 +94,7 @@ def device_problems(scn: Scenario, feeder: Feeder, base_dir: Path) -> list[tuple
     return problems
 
 
-def _inverter_problems(scn: Scenario, d: Device, at: tuple, generators: set[str],
-                       acting: dict[str, str]) -> list[tuple[tuple, str]]:
-    if d.generator is not None and d.generator not in generators:
-        known = ", ".join(sorted(generators)) or "none"
-        return [((*at, "generator"), f"generator {d.generator!r} does not exist (generators: {known})")]
-    g = generator_for(scn, d)
-    if g is None:
-        at_bus = [x.name for x in scn.generators if x.bus == d.bus]
-        why = (f"generators {', '.join(at_bus)} are all at bus {d.bus}; name one with generator: <name>" if at_bus else
-               f"no scenario generator is at bus {d.bus}; add one (kind pv) or name it with generator: <name>")
-        return [(at, f"an inverter acts for one scenario generator: {why}")]
-    out = []
-    if d.bus is not None and d.bus != g.bus:
-        out.append(((*at, "bus"), f"generator {g.name} is at bus {g.bus}, not {d.bus}"))
-    if g.name in acting:
-        out.append(((*at, "generator"), f"generator {g.name} already has device {acting[g.name]} acting for it"))
-    acting.setdefault(g.name, d.name)
-    return out
-
-
-def _map_problems(d: Device, at: tuple, base_dir: Path) -> list[tuple[tuple, str]]:
+def _map_problems(d: Device, at: tuple, base_dir: Path) -> Problems:
     path = map_path(d, base_dir)
     if not path.is_file():
         return [((*at, "map"), f"register map {path} does not exist (relative paths start at the scenario's folder)")]
@@ -106,7 +104,7 @@ def _map_problems(d: Device, at: tuple, base_dir: Path) -> list[tuple[tuple, str
         return [((*at, "map"), str(exc))]
     out = []
     for key in ("writable", "points"):
-        for j, name in enumerate(getattr(d, key) or []):
+        for j, name in enumerate(getattr(d, key, None) or []):
             if name not in regmap:
                 out.append(((*at, key, j), f"point {name!r} is not in {path.name}"))
             elif key == "writable" and not regmap[name].writable:

@@ -6,7 +6,9 @@ off, and `DeviceClient` reconnects in a background task with exponential backoff
 so a step never waits for a dead device. A failed request raises `DeviceError` with a
 kind: `timeout` (no answer within the deadline), `connection` (refused, reset, closed),
 `exception` (a Modbus exception response, with its code) or `garbage` (bytes that are no
-valid answer, or an answer of the wrong size).
+valid answer, or an answer of the wrong size). `as_reader` gives any pymodbus-style async
+client the same `read` / `write` contract, so every reader of a device (`hil.reading`) works on
+both.
 """
 
 from __future__ import annotations
@@ -17,16 +19,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import ConnectionException, ModbusException
-
-EXCEPTION_NAMES = {
-    0x01: "ILLEGAL_FUNCTION", 0x02: "ILLEGAL_DATA_ADDRESS", 0x03: "ILLEGAL_DATA_VALUE",
-    0x04: "SERVER_DEVICE_FAILURE", 0x05: "ACKNOWLEDGE", 0x06: "SERVER_DEVICE_BUSY",
-    0x08: "MEMORY_PARITY_ERROR", 0x0A: "GATEWAY_PATH_UNAVAILABLE", 0x0B: "GATEWAY_TARGET_NO_RESPONSE",
-}
 
 FailureKind = Literal["timeout", "connection", "exception", "garbage"]
 
@@ -40,10 +37,32 @@ class DeviceError(Exception):
 
 
 def exception_text(code: int | None) -> str:
-    """'0x02 ILLEGAL_DATA_ADDRESS' for a Modbus exception code."""
+    """'0x02 ILLEGAL_ADDRESS' for a Modbus exception code (names as in pymodbus's `ExcCodes`)."""
     if code is None:
         return "an exception response"
-    return f"0x{code:02x} {EXCEPTION_NAMES.get(code, 'UNKNOWN')}"
+    try:
+        name = ExcCodes(code).name
+    except ValueError:
+        name = "UNKNOWN"
+    return f"0x{code:02x} {name}"
+
+
+def _answer(rr: Any, who: str) -> Any:
+    """The answer itself, or DeviceError when it is empty (garbage) or a Modbus exception response."""
+    if rr is None:
+        raise DeviceError("garbage", f"{who}: empty answer")
+    if rr.isError():
+        code = getattr(rr, "exception_code", None)
+        raise DeviceError("exception", f"{who}: the device answered {exception_text(code)}", code)
+    return rr
+
+
+def _registers(rr: Any, address: int, count: int, who: str) -> list[int]:
+    """The registers of a read answer; DeviceError (garbage) when there are not `count` of them."""
+    regs = list(getattr(rr, "registers", []) or [])
+    if len(regs) != count:
+        raise DeviceError("garbage", f"{who}: read {address}+{count} answered with {len(regs)} registers")
+    return regs
 
 
 async def reachable(host: str, port: int, timeout: float) -> str | None:
@@ -132,11 +151,11 @@ class DeviceClient:
             call = lambda: self.client.readwrite_registers(  # noqa: E731
                 read_address=address, read_count=count, write_address=write[0], values=write[1], device_id=self.unit)
         rr = await self._request(call)
-        regs = list(getattr(rr, "registers", []) or [])
-        if len(regs) != count:
+        try:
+            return _registers(rr, address, count, self.name)
+        except DeviceError:
             self.stats.garbage += 1
-            raise DeviceError("garbage", f"{self.name}: read {address}+{count} answered with {len(regs)} registers")
-        return regs
+            raise
 
     async def write(self, address: int, registers: list[int]) -> None:
         """FC16 write of `registers` at `address`; never retried."""
@@ -164,17 +183,54 @@ class DeviceClient:
             self.stats.timeouts += 1
             raise DeviceError("timeout", f"{self.name}: no answer within {self.timeout:g} s") from None
         self.stats.rtt_ms.append((time.perf_counter() - t0) * 1000.0)
-        if rr is None:
-            self.stats.garbage += 1
-            raise DeviceError("garbage", f"{self.name}: empty answer")
-        if rr.isError():
-            code = getattr(rr, "exception_code", None)
-            self.stats.exceptions += 1
-            raise DeviceError("exception", f"{self.name}: the device answered {exception_text(code)}", code)
-        return rr
+        try:
+            return _answer(rr, self.name)
+        except DeviceError as exc:
+            if exc.kind == "garbage":
+                self.stats.garbage += 1
+            else:
+                self.stats.exceptions += 1
+            raise
 
     def close(self) -> None:
         """Drop the connection and any pending reconnect (safe to call from synchronous code)."""
         if self._task is not None and not self._task.done():
             self._task.cancel()
         self.client.close()
+
+
+class ClientReader:
+    """A connected pymodbus-style async client (one unit id) with `DeviceClient`'s `read` / `write` contract."""
+
+    def __init__(self, client: Any, device_id: int = 1, name: str = "device"):
+        self.client, self.device_id, self.name = client, device_id, name
+
+    async def read(self, address: int, count: int, write: tuple[int, list[int]] | None = None) -> list[int]:
+        """Holding registers [address, address + count), `write` first in the same transaction (FC23)."""
+        if write is None:
+            rr = await self._call(self.client.read_holding_registers(address, count=count, device_id=self.device_id))
+        else:
+            rr = await self._call(self.client.readwrite_registers(read_address=address, read_count=count,
+                                                                  write_address=write[0], values=write[1],
+                                                                  device_id=self.device_id))
+        return _registers(rr, address, count, self.name)
+
+    async def write(self, address: int, registers: list[int]) -> None:
+        """FC16 write of `registers` at `address`."""
+        await self._call(self.client.write_registers(address, registers, device_id=self.device_id))
+
+    async def _call(self, request: Awaitable) -> Any:
+        try:
+            rr = await request
+        except ConnectionException as exc:
+            raise DeviceError("connection", f"{self.name}: {exc}") from None
+        except ModbusException as exc:
+            raise DeviceError("timeout", f"{self.name}: no valid answer ({exc})") from None
+        return _answer(rr, self.name)
+
+
+def as_reader(client: Any, device_id: int = 1) -> Any:
+    """`client` itself when it is a `DeviceClient` (or reader), else the pymodbus-style client as a `ClientReader`."""
+    if isinstance(client, (DeviceClient, ClientReader)):
+        return client
+    return ClientReader(client, device_id)

@@ -12,7 +12,6 @@ co-simulation waits (in real-time runs, between steps).
 from __future__ import annotations
 
 import math
-import struct
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from pymodbus.simulator.simutils import SimUtils
 
 from hil import MAPS_DIR
+from hil.codec import raw_to_registers, registers_to_raw
 from hil.guard import Guard
 
 LAYOUT = MAPS_DIR / "grid_server.yaml"
@@ -82,8 +82,7 @@ def entries(layout: Layout, buses: Sequence[int], lines: Sequence[int], generato
 
 
 def _f32(value: float) -> list[int]:
-    hi, lo = struct.unpack(">HH", struct.pack(">f", value))
-    return [hi, lo]
+    return raw_to_registers("float32", value)
 
 
 def _runs(addresses: list[int], size: int) -> list[tuple[int, int]]:
@@ -187,7 +186,7 @@ class GridServer:
         now = time.monotonic()
         decisions = []
         for i, entry in enumerate(targets):
-            value = struct.unpack(">f", struct.pack(">HH", int(values[2 * i]), int(values[2 * i + 1])))[0]
+            value = float(registers_to_raw("float32", values[2 * i: 2 * i + 2]))
             decisions.append(self.guard.check(entry.name, value, now))
         blocked = [d for d in decisions if d.blocked]
         for d in decisions:

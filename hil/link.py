@@ -4,7 +4,8 @@ A cycle writes the setpoints in force that the device does not hold yet (each th
 guard, one request each, never retried), then reads every point it needs in as few requests
 as the map allows, which doubles as the read-back check of this cycle's writes; the physics
 inputs of an emulated device ride on the first read (FC23, write then read in one
-transaction), so a quiet step costs one round trip per device. What went wrong is noted as
+transaction), so a quiet step costs one round trip per device. The reads are planned and
+decoded by `hil.reading.ReadPlan`, like every other read of a device. What went wrong is noted as
 events for the run's event log: `guard_blocked`, `guard_clamped`, `readback_mismatch`,
 `device_rejected`, `write_timeout`, `write_unencodable`, `device_setpoint_changed` (a
 writable point changed without a write from the bridge: another master, or the device's own
@@ -21,55 +22,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hil.client import DeviceClient, DeviceError
-from hil.devices import Coupling
+from hil.codec import EncodeError, encode
+from hil.coupling import Coupling
 from hil.guard import Guard
-from hil.registers import MAX_READ, EncodeError, Point, RegisterMap, decode, encode
-
-
-def read_spans(regmap: RegisterMap, names: set[str]) -> list[tuple[int, int]]:
-    """(start, count) requests covering the points `names` and their scale factors, each inside one mapped run."""
-    wanted = set(names) | {regmap[n].sf for n in names if regmap[n].sf}
-    spans = []
-    for start, count in regmap.blocks(max_count=0x10000):
-        run = sorted((p for p in regmap.points if start <= p.address < start + count), key=lambda p: p.address)
-        chosen = [p for p in run if p.name in wanted]
-        if not chosen:
-            continue
-        lo, hi = chosen[0].address, max(p.end for p in chosen)
-        span_start = lo
-        for p in run:
-            if p.address < lo or p.end > hi:
-                continue
-            if p.end - span_start > MAX_READ:
-                spans.append((span_start, p.address - span_start))
-                span_start = p.address
-        spans.append((span_start, hi - span_start))
-    return spans
-
-
-class ReadPlan:
-    """How to read some points of a map: the requests, and where each point (scale factors first) sits in them."""
-
-    def __init__(self, regmap: RegisterMap, names: set[str]):
-        self.regmap = regmap
-        self.spans = read_spans(regmap, names)
-        wanted = set(names) | {regmap[n].sf for n in names if regmap[n].sf}
-        self.places: list[tuple[Point, int, int]] = []  # (point, span index, offset in the span)
-        for p in sorted((regmap[n] for n in wanted), key=lambda p: p.type != "sunssf"):
-            i = next(i for i, (a, n) in enumerate(self.spans) if a <= p.address and p.end <= a + n)
-            self.places.append((p, i, p.address - self.spans[i][0]))
-
-    def decode(self, blocks: list[list[int]]) -> tuple[dict[str, Any], dict[str, list[int]], dict[str, int | None]]:
-        """Values (engineering units, SunSpec 'not implemented' as None), raw registers and scale factors."""
-        values: dict[str, Any] = {}
-        raw: dict[str, list[int]] = {}
-        na = self.regmap.sunspec_na
-        for p, i, o in self.places:
-            regs = blocks[i][o: o + p.size]
-            raw[p.name] = regs
-            values[p.name] = decode(p, regs, values.get(p.sf) if p.sf else None, na_as_none=na or p.type == "sunssf")
-        sfs = {p.name: values[p.name] for p, _, _ in self.places if p.type == "sunssf"}
-        return values, raw, sfs
+from hil.reading import ReadPlan
 
 
 def _merge(writes: dict[int, list[int]]) -> list[tuple[int, list[int]]]:
@@ -212,10 +168,7 @@ class DeviceLink:
         """Read every point of the plan; the first physics-input write rides on the first read (FC23)."""
         for address, regs in feed[1:]:
             await self.client.write(address, regs)
-        blocks = []
-        for i, (start, count) in enumerate(self.plan.spans):
-            blocks.append(await self.client.read(start, count, feed[0] if feed and i == 0 else None))
-        values, raw, sfs = self.plan.decode(blocks)
+        values, raw, sfs = await self.plan.read(self.client, feed[0] if feed else None)
         first = self.values is None or not self.synced
         self.values, self.raw, self.sfs = values, raw, sfs
         if first:  # the device's state is the base of the rate limits from now on

@@ -25,7 +25,9 @@ from collections import defaultdict
 import numpy as np
 from pymodbus.client import AsyncModbusTcpClient
 
-from hil.registers import RegisterMap, decode, encode, write_point
+from hil.codec import decode, encode
+from hil.reading import decode_registers, write_point
+from hil.registers import RegisterMap
 
 READS = (3, 4, 23)  # function codes whose answer carries registers (23: write, then read)
 
@@ -47,7 +49,7 @@ class ModbusProxy:
         self.tape: dict[tuple[int, int, int], list[bytes]] = defaultdict(list)
         self._play: dict[tuple[int, int, int], int] = defaultdict(int)
         self.sfs: dict[str, int | None] = {}  # scale factors seen in read answers, to decode what is tampered
-        self._sf_points = [p for p in regmap.points if p.type == "sunssf"] if regmap is not None else []
+        self._sf_names = [p.name for p in regmap.points if p.type == "sunssf"] if regmap is not None else []
         self.stats = {"relayed": 0, "dropped": 0, "tampered": 0, "replayed": 0, "delayed": 0}
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -153,10 +155,7 @@ class ModbusProxy:
         return answer[:9] + struct.pack(f">{n}H", *regs)
 
     def _learn(self, regs: list[int], address: int) -> None:
-        end = address + len(regs)
-        for p in self._sf_points:
-            if address <= p.address < end:
-                self.sfs[p.name] = decode(p, regs[p.address - address:p.end - address], na_as_none=True)
+        self.sfs.update(decode_registers(self.regmap, address, regs, names=self._sf_names))
 
     def _edit(self, regs: list[int], address: int, edits: dict[str, tuple[float, float]]) -> bool:
         """Apply value * scale + bias to the points of `edits` inside regs (read at `address`)."""

@@ -1,7 +1,8 @@
 """The commissioning tool behind `cosim probe`: read a device's registers and decode them, or say clearly why not.
 
 Given a register map, every point is read (in as few requests as the map allows) and decoded;
-with SunSpec, the model chain is discovered and its known models decoded. A refused
+with SunSpec, the model chain is discovered and its known models decoded. Both read through
+`hil.reading` with one `DeviceClient`, like the bridge. A refused
 connection, a timeout or a Modbus exception code ends in a `ProbeError` whose message names
 the device, what was asked and what to check.
 """
@@ -12,10 +13,16 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+from pymodbus.constants import ExcCodes
+
 from hil.client import DeviceClient, DeviceError, exception_text, reachable
-from hil.link import ReadPlan
+from hil.reading import ReadPlan
 from hil.registers import RegisterMap
 from hil.sunspec import SunSpecError, model_map, scan
+
+HINTS = {ExcCodes.ILLEGAL_ADDRESS: "the register map does not match this device",
+         ExcCodes.ILLEGAL_FUNCTION: "the device does not serve this function",
+         ExcCodes.GATEWAY_NO_RESPONSE: "no device answers this unit id behind the gateway; check --unit"}
 
 
 class ProbeError(Exception):
@@ -37,8 +44,7 @@ class Reading:
 def _explain(exc: DeviceError, what: str, host: str, port: int, unit: int) -> ProbeError:
     where = f"{host}:{port} unit {unit}"
     if exc.kind == "exception":
-        hint = {0x02: "the register map does not match this device", 0x01: "the device does not serve this function",
-                0x0B: "no device answers this unit id behind the gateway; check --unit"}.get(exc.code or 0, "")
+        hint = HINTS.get(exc.code or 0, "")
         return ProbeError(f"{where} answered {exception_text(exc.code)} to {what}" + (f": {hint}" if hint else ""))
     if exc.kind == "timeout":
         return ProbeError(f"{where} accepted the connection but did not answer {what} within the timeout: "
@@ -62,14 +68,14 @@ async def read_map(host: str, port: int, unit: int, regmap: RegisterMap, timeout
     """Every point of `regmap`, decoded."""
     client = await _connect(host, port, unit, timeout)
     try:
-        plan = ReadPlan(regmap, set(regmap.names))
+        plan = ReadPlan(regmap)
         blocks = []
         for start, count in plan.spans:
             try:
                 blocks.append(await client.read(start, count))
             except DeviceError as exc:
                 raise _explain(exc, f"a read of registers {start}..{start + count - 1}", host, port, unit) from None
-        values = plan.decode(blocks)[0]
+        values = plan.decode(blocks).values
         return [Reading(regmap.device, p.name, p.address, values.get(p.name), p.unit, p.access) for p in regmap.points]
     finally:
         client.close()
@@ -80,7 +86,7 @@ async def read_sunspec(host: str, port: int, unit: int, timeout: float = 1.0) ->
     client = await _connect(host, port, unit, timeout)
     try:
         try:
-            models = await scan(client.client, device_id=unit)
+            models = await scan(client)
         except SunSpecError as exc:
             try:  # say what the device answers where the marker should be
                 await client.read(40000, 2)

@@ -22,6 +22,7 @@ from pathlib import Path
 from cosim.scenario.loader import LoadedScenario
 from hil.client import reachable
 from hil.devices import Coupling, couplings, map_path
+from hil.kinds import KINDS
 
 READY = re.compile(r"ready \S+ on (\S+):(\d+)")
 STATE_DIR = Path(".cosim") / "devices"
@@ -44,9 +45,9 @@ class StubInfo:
 
 
 def stub_command(c: Coupling) -> list[str]:
-    """The command line of the firmware stub that emulates device `c` (the stub module is named after its kind)."""
+    """The command line of the firmware stub that emulates device `c` (the stub module its kind declares)."""
     s = c.spec
-    cmd = [sys.executable, "-m", f"firmware_stubs.{s.kind}", "--host", s.modbus.host,
+    cmd = [sys.executable, "-m", KINDS[s.kind].stub, "--host", s.modbus.host,
            "--port", str(s.modbus.port), "--unit", str(s.modbus.unit)]
     if s.watchdog:
         cmd += ["--watchdog", f"{s.watchdog:g}"]

@@ -11,9 +11,9 @@ Point layouts are the official ones (sunspec/models ``json/model_1.json``,
 ``model_103.json``, ``model_123.json``); offsets count from the first body
 register (the register after ``L``).
 
-The client is duck-typed: any object with a pymodbus-style coroutine
-``read_holding_registers(address, count=..., device_id=...)`` returning a
-response with ``isError()`` and ``registers`` works.
+Reads go through :mod:`hil.reading`: the client is a :class:`hil.client.DeviceClient`
+or any pymodbus-style async client (wrapped by :func:`hil.client.as_reader`), and
+the known models are decoded by :func:`hil.reading.decode_registers`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .registers import MAX_READ, Point, RegisterMap, decode_registers
+from hil.client import DeviceError, as_reader
+from hil.reading import decode_registers
+from hil.registers import MAX_READ, Point, RegisterMap
 
 __all__ = [
     "BASE_ADDRESSES",
@@ -165,11 +167,8 @@ class SunSpecModel:
     registers: list[int] = field(default_factory=list)
 
     @property
-    def body_address(self) -> int:
-        return self.address + 2
-
-    @property
     def is_end(self) -> bool:
+        """True for the end-of-chain marker."""
         return self.id == END_MODEL_ID
 
     def point_address(self, name: str) -> int:
@@ -203,21 +202,18 @@ def model_map(model_id: int, address: int) -> RegisterMap:
     return RegisterMap(device=f"sunspec_{model_id}_{name}", sunspec_na=True, points=points)
 
 
-async def _try_read(client: Any, address: int, count: int, device_id: int) -> list[int] | None:
+async def _try_read(reader: Any, address: int, count: int) -> list[int] | None:
     try:
-        rr = await client.read_holding_registers(address, count=count, device_id=device_id)
-    except Exception:  # noqa: BLE001 - a timeout/IO error at one base is not fatal
+        return await reader.read(address, count)
+    except DeviceError:  # a failed read at one base address is not fatal
         return None
-    if rr is None or rr.isError() or len(getattr(rr, "registers", [])) < count:
-        return None
-    return list(rr.registers[:count])
 
 
-async def _read(client: Any, address: int, count: int, device_id: int) -> list[int]:
+async def _read(reader: Any, address: int, count: int) -> list[int]:
     out: list[int] = []
     while count > 0:
         n = min(count, MAX_READ)
-        regs = await _try_read(client, address, n, device_id)
+        regs = await _try_read(reader, address, n)
         if regs is None:
             raise SunSpecError(f"read of {n} registers at {address} failed")
         out.extend(regs)
@@ -239,9 +235,10 @@ async def scan(
     :class:`SunSpecError` when no base address holds ``SunS`` or the chain is
     broken (unreadable, past register 65535, or more than 200 models).
     """
+    reader = as_reader(client, device_id)
     base = None
     for b in bases:
-        regs = await _try_read(client, b, 2, device_id)
+        regs = await _try_read(reader, b, 2)
         if regs is not None and tuple(regs) == SUNS_MARKER:
             base = b
             break
@@ -253,10 +250,10 @@ async def scan(
     for _ in range(_MAX_MODELS):
         if addr + 2 > 0x10000:
             raise SunSpecError(f"model chain runs past register 65535 at {addr}")
-        header = await _try_read(client, addr, 2, device_id)
+        header = await _try_read(reader, addr, 2)
         if header is None:
             # some devices do not expose L of the end model: retry with ID only
-            one = await _try_read(client, addr, 1, device_id)
+            one = await _try_read(reader, addr, 1)
             if one is not None and one[0] == END_MODEL_ID:
                 models.append(SunSpecModel(END_MODEL_ID, addr, 0, "end"))
                 return models
@@ -267,7 +264,7 @@ async def scan(
             return models
         if addr + 2 + length > 0x10000:
             raise SunSpecError(f"model {mid} at {addr} with length {length} runs past register 65535")
-        body = await _read(client, addr + 2, length, device_id) if length else []
+        body = await _read(reader, addr + 2, length) if length else []
         model = SunSpecModel(mid, addr, length, registers=body)
         if mid in MODEL_DEFS:
             model.name = MODEL_DEFS[mid][0]

@@ -1,14 +1,21 @@
-"""Helpers of the hardware-in-the-loop tests: firmware stubs on free loopback ports, always stopped."""
+"""Helpers of the hardware-in-the-loop tests: firmware stubs on free loopback ports (always stopped), and an
+in-process Modbus-TCP server of a plain register bank."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import logging
 import re
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+
+from pymodbus.client import AsyncModbusTcpClient
 
 REPO = Path(__file__).resolve().parents[1]
 READY = re.compile(r"ready \S+ on (\S+):(\d+)")
@@ -75,3 +82,27 @@ def wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:
             return True
         time.sleep(interval)
     return predicate()
+
+
+@contextlib.asynccontextmanager
+async def register_bank(regs: dict[int, int], writable: set[int] | None = None) -> AsyncIterator[AsyncModbusTcpClient]:
+    """A real Modbus-TCP server on 127.0.0.1 holding exactly `regs` (address -> value; `writable`: default all),
+    served by the firmware-stub server without device logic, and a pymodbus client connected to it."""
+    from firmware_stubs.device import DeviceStub
+    from firmware_stubs.image import RegisterImage
+    from firmware_stubs.server import StubServer
+    from hil.registers import parse_map
+
+    points = [{"name": f"r{a}", "address": a, "type": "uint16",
+               "access": "rw" if writable is None or a in writable else "r"} for a in sorted(regs)]
+    image = RegisterImage(parse_map({"device": "bank", "points": points}))
+    image.regs.update({a: v & 0xFFFF for a, v in regs.items()})
+    server = StubServer(DeviceStub(image, argparse.Namespace(), logging.getLogger("bank")), port=0)
+    host, port = await server.start()
+    client = AsyncModbusTcpClient(host, port=port, timeout=2, retries=0)
+    try:
+        assert await client.connect()
+        yield client
+    finally:
+        client.close()
+        await server.stop()

@@ -19,19 +19,13 @@ from typing import Any
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
-from firmware_stubs.server import RegisterImage
+from firmware_stubs.image import RegisterImage
 from hil import MAPS_DIR
-from hil.registers import (
-    ModbusWriteError,
-    RegisterMap,
-    decode,
-    load_map,
-    read_points,
-    write_point,
-    write_points,
-)
+from hil.codec import decode
+from hil.reading import ModbusWriteError, read_points, write_point, write_points
+from hil.registers import RegisterMap, load_map
 from hil.sunspec import scan
-from tests.hil_support import Stub
+from tests.hil_support import Stub, wait_for
 
 MAPS = {d: load_map(MAPS_DIR / f"{d}.yaml") for d in ("inverter", "capbank", "regulator", "recloser")}
 
@@ -97,6 +91,11 @@ async def exception_code(coro: Awaitable[Any]) -> int | None:
 
 def run(coro):
     return asyncio.run(coro)
+
+
+def logged(stub: Stub, *texts: str, timeout: float = 5.0) -> bool:
+    """True once every text is in the stub's log (its stderr is read by a thread, so lines may trail)."""
+    return wait_for(lambda: all(t in stub.log for t in texts), timeout)
 
 
 # --------------------------------------------------------------------------- #
@@ -246,7 +245,7 @@ def test_inverter_power_limit_ramp_reversion_heartbeat(start_stub):
             assert wh > 0
 
     run(go())
-    assert "reversion" in stub.log and "write applied: WMaxLimPct=50" in stub.log
+    assert logged(stub, "reversion", "write applied: WMaxLimPct=50"), stub.log
 
 
 def test_inverter_reactive_power_is_capability_limited(start_stub):
@@ -323,8 +322,8 @@ def test_rejected_writes_change_nothing(start_stub):
             assert await read_points(c, mc, ["Step", "Status"]) == {"Step": 2, "Status": 1}
 
     run(go())
-    assert "write rejected" in inv.log and "read-only" in inv.log and "outside" in inv.log
-    assert "write rejected" in cap.log and "write applied: StepCmd=2" in cap.log
+    assert logged(inv, "write rejected", "read-only", "outside"), inv.log
+    assert logged(cap, "write rejected", "write applied: StepCmd=2"), cap.log
 
 
 # --------------------------------------------------------------------------- #
@@ -368,8 +367,7 @@ def test_watchdog_safe_default(start_stub):
     time.sleep(1.7)  # silent master
     run(check())
     for s in (cap, reg, inv):
-        assert "watchdog: no master request" in s.log
-        assert "master requests resumed" in s.log
+        assert logged(s, "watchdog: no master request", "master requests resumed"), s.log
 
 
 # --------------------------------------------------------------------------- #
@@ -450,7 +448,7 @@ def test_regulator_taps_in_auto_mode(start_stub):
             assert await get(c, m, "Tap") == 5
 
     run(go())
-    assert "auto (V=1.0500 pu" in stub.log
+    assert logged(stub, "auto (V=1.0500 pu"), stub.log
 
 
 def test_capbank_auto_mode_switches_steps(start_stub):
@@ -515,4 +513,4 @@ def test_recloser_locks_out_after_n_trips(start_stub):
             assert await get(c, m, "Status") == 0
 
     run(go())
-    assert "LOCKOUT after 3 trips" in stub.log and "close refused" in stub.log
+    assert logged(stub, "LOCKOUT after 3 trips", "close refused"), stub.log

@@ -44,7 +44,7 @@ def test_probe_says_why_it_cannot_read(cli, inverter):
     code, output, result = cli("probe", "--port", free_port(), "--timeout", "0.3")
     assert code == 2 and "connection refused" in output and result.exception.__class__ is SystemExit
     code, output, _ = cli("probe", "--port", inverter.port, "--map", "hil/maps/capbank.yaml")
-    assert code == 2 and "0x02 ILLEGAL_DATA_ADDRESS" in output and "registers 0..17" in output
+    assert code == 2 and "0x02 ILLEGAL_ADDRESS" in output and "registers 0..17" in output
     with socket.socket() as silent:  # accepts connections, never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen()
@@ -138,7 +138,17 @@ def test_device_blocks_are_checked_with_file_line_and_field(write_scenario, devi
 
 
 def test_the_shipped_hil_scenarios_are_valid():
+    from hil.devices import couplings
     from hil_support import REPO
 
-    for path in sorted((REPO / "scenarios" / "hil").glob("*.yaml")):
-        load_scenario(path)
+    paths = sorted((REPO / "scenarios" / "hil").glob("*.yaml"))
+    assert len(paths) >= 2, "scenarios/hil/ ships the documented HIL scenarios"
+    kinds = set()
+    for path in paths:
+        loaded = load_scenario(path)
+        scn = loaded.scenario
+        assert scn.devices, f"{path.name} declares no device"
+        assert all(d.emulate for d in scn.devices), f"{path.name}: shipped scenarios run without lab hardware"
+        assert [c.name for c in couplings(scn, loaded.base_dir)] == [d.name for d in scn.devices]
+        kinds |= {d.kind for d in scn.devices}
+    assert kinds == {"inverter", "capbank", "regulator", "recloser"}  # every kind with a stub is shipped in one

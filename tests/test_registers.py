@@ -1,4 +1,4 @@
-"""Unit tests of hil.registers (map schema, encode/decode) and hil.sunspec (scan), no network."""
+"""Unit tests of hil.registers (map schema), hil.codec (encode/decode), hil.reading and hil.sunspec (scan)."""
 
 from __future__ import annotations
 
@@ -10,59 +10,13 @@ import pytest
 from pymodbus.client import ModbusTcpClient
 
 from hil import MAPS_DIR
-from hil.registers import (
-    EncodeError,
-    ModbusWriteError,
-    Point,
-    RegisterMap,
-    RegisterMapError,
-    decode,
-    decode_registers,
-    encode,
-    load_map,
-    parse_map,
-    raw_to_registers,
-    read_points,
-    registers_to_raw,
-    write_point,
-)
+from hil.codec import EncodeError, decode, encode, raw_to_registers, registers_to_raw
+from hil.reading import ModbusReadError, ModbusWriteError, decode_registers, read_points, write_point
+from hil.registers import Point, RegisterMap, RegisterMapError, load_map, parse_map
 from hil.sunspec import MODEL_DEFS, MODEL_LENGTHS, SunSpecError, scan
+from hil_support import register_bank
 
 DEVICES = ["inverter", "capbank", "regulator", "recloser"]
-
-
-# --------------------------------------------------------------------------- #
-# fakes
-# --------------------------------------------------------------------------- #
-class _Resp:
-    def __init__(self, registers=None, exception_code=None):
-        self.registers = registers or []
-        self.exception_code = exception_code
-
-    def isError(self):  # noqa: N802 - pymodbus API
-        return self.exception_code is not None
-
-
-class FakeClient:
-    """Duck-typed async Modbus client over a dict of registers."""
-
-    def __init__(self, regs: dict[int, int], writable: set[int] | None = None):
-        self.regs = regs
-        self.writable = writable if writable is not None else set(regs)
-        self.reads: list[tuple[int, int]] = []
-
-    async def read_holding_registers(self, address, *, count=1, device_id=1):
-        self.reads.append((address, count))
-        if any(a not in self.regs for a in range(address, address + count)):
-            return _Resp(exception_code=2)
-        return _Resp([self.regs[a] for a in range(address, address + count)])
-
-    async def write_registers(self, address, values, *, device_id=1):
-        if any(a not in self.writable for a in range(address, address + len(values))):
-            return _Resp(exception_code=2)
-        for i, v in enumerate(values):
-            self.regs[address + i] = v
-        return _Resp()
 
 
 def _image_of(regmap: RegisterMap) -> dict[int, int]:
@@ -97,23 +51,53 @@ def test_shipped_maps_load(device):
             assert p.doc, f"{p.name} needs a doc line"
 
 
-def test_inverter_map_matches_official_sunspec_layout():
+SUNSPEC_TYPES = {"enum16": "uint16", "bitfield16": "uint16", "pad": "uint16", "bitfield32": "uint32",
+                 "enum32": "uint32"}  # as they are on the wire
+
+
+def _sunspec_json(model_id: int) -> list[dict]:
+    """The points of a SunSpec model as the SunSpec Alliance publishes them (pysunspec2's model JSON)."""
+    import json
+
+    import sunspec2  # a test dependency (pyproject [test]): the comparison must not be skipped
+
+    path = Path(sunspec2.__file__).parent / "models" / "json" / f"model_{model_id}.json"
+    group = json.loads(path.read_text(encoding="utf-8"))["group"]
+    assert "groups" not in group, "repeating groups are not expected in models 1, 103, 123"
+    return group["points"]
+
+
+@pytest.mark.parametrize("mid", [1, 103, 123])
+def test_inverter_map_matches_the_official_sunspec_models(mid):
+    """The stub's map and the scanner's definitions against pysunspec2's model_<id>.json: names, offsets, sizes,
+    types, scale-factor names and access."""
+    m = load_map(MAPS_DIR / "inverter.yaml")
+    base = {1: 40002, 103: 40070, 123: 40122}[mid]
+    official = _sunspec_json(mid)
+    assert [p["name"] for p in official[:2]] == ["ID", "L"]
+    body = official[2:]
+    assert m[f"M{mid}_ID"].address == base and m[f"M{mid}_ID"].default == mid
+    assert m[f"M{mid}_L"].address == base + 1 and m[f"M{mid}_L"].default == sum(p["size"] for p in body)
+    own = MODEL_DEFS[mid][1]
+    assert [d[0] for d in own] == [p["name"] for p in body]
+    offset = 0
+    for p, (name, typ, size, sf, _units, access) in zip(body, own):
+        expected = (SUNSPEC_TYPES.get(p["type"], p["type"]), p["size"], p.get("sf"),
+                    "rw" if p.get("access") == "RW" else "r")
+        point = m[p["name"]]
+        assert point.address == base + 2 + offset, p["name"]
+        assert (point.type, point.size, point.sf, point.access) == expected, p["name"]
+        assert (typ, size, sf, access) == expected, p["name"]
+        offset += p["size"]
+    assert MODEL_LENGTHS[mid] == offset
+
+
+def test_the_sunspec_chain_is_closed():
     m = load_map(MAPS_DIR / "inverter.yaml")
     assert m["SunS"].address == 40000 and m["SunS"].default == "SunS"
-    addr = 40002
-    for mid in (1, 103, 123):
-        assert m[f"M{mid}_ID"].address == addr and m[f"M{mid}_ID"].default == mid
-        assert m[f"M{mid}_L"].address == addr + 1 and m[f"M{mid}_L"].default == MODEL_LENGTHS[mid]
-        off = addr + 2
-        for name, typ, size, sf, _units, access in MODEL_DEFS[mid][1]:
-            p = m[name]
-            assert (p.address, p.size, p.sf, p.access) == (off, size, sf, access), name
-            assert p.type == typ, name
-            off += size
-        assert off == addr + 2 + MODEL_LENGTHS[mid]
-        addr = off
-    assert m["End_ID"].address == addr and m["End_ID"].default == 0xFFFF
-    assert m["End_L"].address == addr + 1 and m["End_L"].default == 0
+    assert m["M1_ID"].address == 40002
+    assert m["End_ID"].address == 40148 and m["End_ID"].default == 0xFFFF
+    assert m["End_L"].address == 40149 and m["End_L"].default == 0
     assert MODEL_LENGTHS == {1: 66, 103: 50, 123: 24}
     # the vendor block lies outside the chain
     for name in ("Heartbeat", "PAvail", "VTermPu", "HzIn"):
@@ -277,22 +261,25 @@ def test_blocks_and_lookup():
 
 
 # --------------------------------------------------------------------------- #
-# client helpers and SunSpec scan against fakes
+# the read path and the SunSpec scan, over Modbus-TCP on 127.0.0.1
 # --------------------------------------------------------------------------- #
-def test_read_and_write_points_with_fake_client():
+def test_read_and_write_points_over_tcp():
     m = load_map(MAPS_DIR / "inverter.yaml")
     regs = _image_of(m)
-    client = FakeClient(regs, writable={a for p in m.points if p.writable for a in range(p.address, p.end)})
 
     async def go():
-        vals = await read_points(client, m, ["WMaxLimPct", "Mn", "PAvail", "Hz"])
-        assert vals == {"WMaxLimPct": 100.0, "Mn": "CosimTestbed", "PAvail": 0.0, "Hz": 50.0}
-        written = await write_point(client, m, "WMaxLimPct", 42.5)  # reads WMaxLimPct_SF first
-        assert written == [425]
-        assert (await read_points(client, m, ["WMaxLimPct"]))["WMaxLimPct"] == 42.5
-        with pytest.raises(ModbusWriteError) as ei:
-            await write_point(client, m, "W", 1.0)
-        assert ei.value.exception_code == 2
+        async with register_bank(regs, {a for p in m.points if p.writable for a in range(p.address, p.end)}) as c:
+            vals = await read_points(c, m, ["WMaxLimPct", "Mn", "PAvail", "Hz"])
+            assert vals == {"WMaxLimPct": 100.0, "Mn": "CosimTestbed", "PAvail": 0.0, "Hz": 50.0}
+            written = await write_point(c, m, "WMaxLimPct", 42.5)  # reads WMaxLimPct_SF first
+            assert written == [425]
+            assert (await read_points(c, m, ["WMaxLimPct"]))["WMaxLimPct"] == 42.5
+            with pytest.raises(ModbusWriteError) as ei:
+                await write_point(c, m, "W", 1.0)
+            assert ei.value.exception_code == 2
+            with pytest.raises(ModbusReadError) as ei:
+                await read_points(c, load_map(MAPS_DIR / "capbank.yaml"))
+            assert ei.value.exception_code == 2
 
     asyncio.run(go())
 
@@ -308,9 +295,16 @@ def _sunspec_regs(base: int) -> dict[int, int]:
     return regs
 
 
+def _scan(regs: dict[int, int]):
+    async def go():
+        async with register_bank(regs) as c:
+            return await scan(c)
+
+    return asyncio.run(go())
+
+
 def test_scan_walks_chain_at_base_zero():
-    client = FakeClient(_sunspec_regs(0))
-    models = asyncio.run(scan(client))
+    models = _scan(_sunspec_regs(0))
     assert [(mo.id, mo.address, mo.length) for mo in models] == [
         (1, 2, 66),
         (103, 70, 50),
@@ -318,7 +312,6 @@ def test_scan_walks_chain_at_base_zero():
         (64900, 148, 3),
         (0xFFFF, 153, 0),
     ]
-    assert client.reads[0] == (40000, 2)  # 40000 tried first
     common, inv, ctl, vendor, end = models
     assert common.points["Mn"] == "CosimTestbed" and common.points["DA"] == 1
     assert inv.points["Hz"] == 50.0 and inv.points["W_SF"] == 2
@@ -327,16 +320,21 @@ def test_scan_walks_chain_at_base_zero():
     assert end.is_end
 
 
+def test_scan_tries_40000_first():
+    regs = {**_sunspec_regs(0), **_sunspec_regs(40000)}
+    assert _scan(regs)[0].address == 40002
+
+
 def test_scan_without_marker_raises():
     with pytest.raises(SunSpecError, match="no SunSpec marker"):
-        asyncio.run(scan(FakeClient({0: 1, 1: 2})))
+        _scan({0: 1, 1: 2})
 
 
 def test_scan_broken_chain_raises():
     regs = _sunspec_regs(40000)
     del regs[40148 + 5]  # end marker missing
     with pytest.raises(SunSpecError):
-        asyncio.run(scan(FakeClient(regs)))
+        _scan(regs)
 
 
 def test_decode_is_finite_for_defaults():

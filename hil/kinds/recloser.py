@@ -1,0 +1,60 @@
+"""Recloser / breaker: fed the current of its `line` (`FaultA`), its state published.
+
+Pulse commands OpenCmd, CloseCmd and ResetCmd (they read back 0). Published only: lines
+are switched by events.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cosim.scenario.schema import Device
+from hil.coupling import NAN, Coupling, num
+
+if TYPE_CHECKING:
+    from hil.checks import CheckContext
+
+# read by cosim.scenario.devices without importing hil: keep it a literal
+SCHEMA = {
+    "map": "recloser.yaml",
+    "stub": "firmware_stubs.recloser",
+    "keys": {
+        "line": {"type": "int", "doc": "the line whose current it measures"},
+    },
+}
+
+COMMANDS = ("OpenCmd", "CloseCmd", "ResetCmd")
+
+
+@dataclass
+class RecloserCoupling(Coupling):
+    """Recloser / breaker: fed its line's current, its state published."""
+
+    reads: tuple[str, ...] = ("Status", "Tripped", "Lockout", "TripCount")
+    default_writable: tuple[str, ...] = COMMANDS
+    pulse: frozenset[str] = frozenset(COMMANDS)
+
+    def inputs(self, grid: Mapping[str, float]) -> dict[str, float]:
+        if self.spec.line is None:
+            return {}
+        i_ka = grid.get(f"line.{self.spec.line}.i_ka", NAN)
+        return {"FaultA": i_ka * 1000.0} if math.isfinite(i_ka) else {}
+
+    def signals(self, values: Mapping[str, Any] | None) -> dict[str, float]:
+        n = self.name
+        return {f"{n}.closed": num(values, "Status"), f"{n}.tripped": num(values, "Tripped"),
+                f"{n}.lockout": num(values, "Lockout")}
+
+
+COUPLING = RecloserCoupling
+
+
+def check(ctx: "CheckContext", d: Device, at: tuple) -> list[tuple[tuple, str]]:
+    """Its line exists."""
+    if d.line is not None and d.line not in ctx.lines:
+        return [((*at, "line"), f"line {d.line} does not exist on feeder {ctx.scn.grid.feeder} "
+                                f"({ctx.feeder.describe('line')})")]
+    return []
