@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cosim import report
-from cosim.report import write_report
+from cosim.report import data, plots, write_report
+from cosim.report import html as page
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DATA_URI_RE = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
@@ -202,7 +202,7 @@ def test_timezone_aware_times_and_open_events(tmp_path: Path) -> None:
 
 
 def test_events_table_is_capped(tmp_path: Path) -> None:
-    n = report.MAX_EVENT_ROWS + 57
+    n = page.MAX_EVENT_ROWS + 57
     start = pd.date_range("2024-06-01", periods=n, freq="5min")
     events = pd.DataFrame({"start": start, "end": start + pd.Timedelta("2min"),
                            "kind": ["bias", "replay"] * (n // 2) + ["bias"] * (n % 2), "target": "x"})
@@ -210,7 +210,7 @@ def test_events_table_is_capped(tmp_path: Path) -> None:
     write_report(path, _timeseries(n_buses=3, n_steps=96, seen=False), events, {}, _meta())
     doc = path.read_text(encoding="utf-8")
     assert "57 more events" in doc
-    assert doc.count("<tr><td>2024-06-01") == report.MAX_EVENT_ROWS
+    assert doc.count("<tr><td>2024-06-01") == page.MAX_EVENT_ROWS
 
 
 def test_large_feeder_renders(tmp_path: Path) -> None:
@@ -234,15 +234,15 @@ def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
 def test_downsample_keeps_most_extreme_value() -> None:
     m = np.array([[1.0, 0.9, 1.01, np.nan, 1.2],
                   [1.0, 1.0, np.nan, np.nan, 0.99]])
-    out = report._downsample_extreme(m, 2, axis=1)
+    out = data.downsample_extreme(m, 2, axis=1)
     assert out.shape == (2, 3)
     np.testing.assert_array_equal(out[0], [0.9, 1.01, 1.2])
     assert out[1, 0] == 1.0 and math.isnan(out[1, 1]) and out[1, 2] == 0.99
-    assert report._downsample_extreme(m, 1, axis=1) is m
+    assert data.downsample_extreme(m, 1, axis=1) is m
 
 
 def test_number_formatting() -> None:
-    f = report._fmt_number
+    f = page.fmt_number
     assert f(1234.5678) == "1,234.6"
     assert f(0.93124) == "0.9312"
     assert f(12.34567) == "12.346"
@@ -253,9 +253,9 @@ def test_number_formatting() -> None:
 
 def test_nonconverged_steps_are_shaded() -> None:
     ts = _timeseries(n_buses=3, n_steps=10, nonconverged_step=4, seen=False)
-    axis = report._time_axis(ts)
-    vm = report._matrix(ts, [c for _, c in report._entity_columns(ts, "bus")])
-    spans = report._nonconverged_spans(ts, axis, vm)
+    axis = data.time_axis(ts)
+    vm = data.float_matrix(ts, [c for _, c in data.entity_columns(ts, "bus")])
+    spans = data.nonconverged_spans(ts, axis, vm)
     assert len(spans) == 1
     assert spans[0].x0 < axis.x[4] < spans[0].x1
     assert spans[0].x1 - spans[0].x0 == pytest.approx(axis.step)
@@ -266,8 +266,47 @@ def test_nonconverged_events_are_not_shaded_twice() -> None:
     t4 = ts["time"].iloc[4]
     events = pd.concat([_events(), pd.DataFrame({"start": [t4], "end": [t4 + pd.Timedelta("15min")],
                                                  "kind": ["nonconverged"], "target": ["grid"]})])
-    axis = report._time_axis(ts)
-    ev = report._normalise_events(events, axis.tz)
-    vm = report._matrix(ts, [c for _, c in report._entity_columns(ts, "bus")])
-    labels = [s.label for s in report._all_spans(ts, axis, ev, report._kind_colours(ev["kind"]), vm)]
+    axis = data.time_axis(ts)
+    ev = data.normalise_events(events, axis.tz)
+    vm = data.float_matrix(ts, [c for _, c in data.entity_columns(ts, "bus")])
+    labels = [s.label for s in data.all_spans(ts, axis, ev, data.kind_colours(ev["kind"]), vm)]
     assert labels == ["event: fdi_bias", "power flow not converged"]
+
+
+def test_kpi_table_shows_units_and_descriptions(tmp_path: Path) -> None:
+    from cosim.metrics import METRICS as TABLE
+
+    path = tmp_path / "report.html"
+    write_report(path, _timeseries(n_buses=3, n_steps=8, seen=False), _empty_events(),
+                 {"loss_energy_kwh": 12.5, "efficiency_incl_curtailment": 0.95, "detector_tpr_fdi": 0.5,
+                  "unknown_metric": 1.0}, _meta())
+    doc = path.read_text(encoding="utf-8")
+    assert "<th>Unit</th><th>Description</th>" in doc
+    assert '<td>loss_energy_kwh</td><td class="num">12.500</td><td>kWh</td>' in doc
+    assert TABLE["efficiency_incl_curtailment"].description.split(":")[0] in doc
+    assert TABLE["detector_tpr_<kind>"].description in doc  # per-kind keys share one entry
+    assert '<td>unknown_metric</td><td class="num">1</td><td></td><td class="muted"></td>' in doc
+
+
+def test_a_registered_plot_appears_on_the_page(tmp_path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    @plots.plot("load-only", "Load only", order=45, missing="no grid.load_p_mw column")
+    def plot_load(d: data.ReportData) -> Figure | None:
+        if "grid.load_p_mw" not in d.ts.columns:
+            return None
+        fig = Figure(figsize=(4, 2))
+        fig.subplots().plot(d.axis.x, data.numeric(d.ts, "grid.load_p_mw"))
+        return fig
+
+    try:
+        assert [p.anchor for p in plots.registered()][3:5] == ["losses", "load-only"]
+        path = tmp_path / "report.html"
+        write_report(path, _timeseries(n_buses=3, n_steps=8, seen=False), _events(), METRICS, _meta())
+        doc = path.read_text(encoding="utf-8")
+        assert 'id="load-only"' in doc and len(_pngs(doc)) == 6
+        assert doc.index('id="losses"') < doc.index('id="load-only"') < doc.index('id="generation-load"')
+        write_report(path, pd.DataFrame({"grid.loss_kw": [1.0, 2.0]}), _events(), {}, _meta())
+        assert "Load only: not shown (no grid.load_p_mw column)." in path.read_text(encoding="utf-8")
+    finally:
+        del plots.PLOTS["load-only"]
