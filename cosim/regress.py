@@ -23,17 +23,17 @@ from typing import Callable, Iterable
 
 from controllers.base import ControllerError
 from controllers.registry import check, parse_spec
+from cosim.metrics import metric_info, worse_directions
+from cosim.metrics import tolerances as default_tolerances
 from cosim.runner import run_scenario
 from cosim.scenario.errors import Problem, ScenarioError
 from cosim.scenario.loader import LoadedScenario, load_scenario
 from cosim.scenario.schema import Controller as ControllerBlock
 
-# Metrics a baseline keeps, and which way is worse: +1 higher is worse, -1 lower is worse.
-WORSE = {"loss_energy_kwh": 1, "loss_kw_max": 1, "voltage_violation_bus_minutes": 1, "vm_max_pu": 1, "vm_min_pu": -1,
-         "line_loading_max_pct": 1, "curtailed_energy_kwh": 1, "nonconverged_steps": 1, "stability_index": 1,
-         "efficiency": -1}
-DEFAULT_TOLERANCES = {"default": {"rel": 0.01, "abs": 1e-3}, "voltage_violation_bus_minutes": {"rel": 0.02, "abs": 5.0},
-                      "vm_max_pu": {"rel": 0.0, "abs": 0.002}, "vm_min_pu": {"rel": 0.0, "abs": 0.002}}
+# Metrics a baseline keeps, and which way is worse (+1 higher is worse, -1 lower is worse), and their
+# tolerances: all from the metric table of cosim.metrics.
+WORSE = worse_directions()
+DEFAULT_TOLERANCES = default_tolerances()
 
 
 class RegressInputError(Exception):
@@ -200,6 +200,12 @@ def read_baseline(path: Path | None, must_exist: bool) -> dict:
     return data
 
 
+def _unit(metric: str) -> str:
+    """' <unit>' of a metric for check details ('' for unknown metrics and ratios)."""
+    info = metric_info(metric)
+    return f" {info.unit}" if info is not None and info.unit != "ratio" else ""
+
+
 def _tolerance(tolerances: dict, metric: str) -> tuple[float, float]:
     merged = {**DEFAULT_TOLERANCES["default"], **tolerances.get("default", {}), **tolerances.get(metric, {})}
     return float(merged.get("rel", 0.0)), float(merged.get("abs", 0.0))
@@ -221,7 +227,8 @@ def compare_baseline(case: CaseResult, stored: dict | None, tolerances: dict) ->
             case.baseline.append(Check(f"baseline.{metric}", False, f"{metric} missing, baseline {old:.6g}"))
             continue
         worse = (new - old) * sign
-        detail = f"{metric} = {new:.6g}, baseline {old:.6g} (tolerance {allowed:.3g})"
+        unit = _unit(metric)
+        detail = f"{metric} = {new:.6g}{unit}, baseline {old:.6g}{unit} (tolerance {allowed:.3g}{unit})"
         case.baseline.append(Check(f"baseline.{metric}", worse <= allowed, detail))
         if worse < -allowed:
             case.notes.append(f"{metric} improved: {new:.6g} vs baseline {old:.6g}; consider --update-baseline")
