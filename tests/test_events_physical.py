@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandapower as pp
 import pandapower.networks as pn
 import pytest
+import yaml
 
 from cosim.grid.feeders import load_feeder
 from cosim.grid.model import DER, Disruptions, GridModel
-from events_helpers import simulate
+from cosim.inputs import build_inputs
+from cosim.scenario.schema import Scenario
+from events_helpers import scenario_text, simulate
 
 
 @pytest.fixture(scope="module")
@@ -62,14 +67,30 @@ def test_load_step_multiplies_the_bus_load(tmp_path, clean):
         """)
     k = np.arange(len(ts))
     on = (k >= 10) & (k < 20)
-    net = load_feeder("ieee33").net
-    p18 = float(net.load.p_mw[net.load.bus == 17].sum())  # bus 18 is pandapower bus 17
-    # residential profile with noise: the step adds half of bus 18's (scaled) load, nothing else
-    extra = ts["grid.load_p_mw"] - clean["grid.load_p_mw"]
-    assert (extra[~on].abs() < 1e-12).all()
-    ratio = extra[on] / (0.5 * p18)
-    assert ((ratio > 0.5) & (ratio < 1.5)).all()  # 0.5 x nominal x the profile multiplier of that step
+    # expected from outside the event code: the feeder's nominal loads times the scenario's per-load
+    # multipliers (residential profile with noise), and bus 18's share of them
+    feeder = load_feeder("ieee33")
+    net = feeder.net
+    scale = build_inputs(Scenario.model_validate(yaml.safe_load(scenario_text())), len(net.load), tmp_path).load_scale
+    at18 = (net.load.bus == feeder.bus_index(18)).to_numpy()
+    p18 = (net.load.p_mw.to_numpy() * scale)[:, at18].sum(axis=1)
+    extra = (ts["grid.load_p_mw"] - clean["grid.load_p_mw"]).to_numpy()
+    assert np.abs(extra[~on]).max() < 1e-12
+    assert np.allclose(extra[on], 0.5 * p18[on], rtol=0, atol=1e-9)
     assert (ts.loc[on, "bus.18.vm_pu"] < clean.loc[on, "bus.18.vm_pu"]).all()
+    # the stepped grid is a pandapower power flow of the same injections with bus 18's load x1.5
+    vm = [f"bus.{b}.vm_pu" for b in feeder.bus_labels]
+    for step in (10, 19):
+        stepped = copy.deepcopy(net)
+        mult = scale[step] * np.where(at18, 1.5, 1.0)
+        stepped.load["p_mw"] = net.load.p_mw.to_numpy() * mult
+        stepped.load["q_mvar"] = net.load.q_mvar.to_numpy() * mult
+        for name, bus in (("pv1", 18), ("wt1", 25)):
+            pp.create_sgen(stepped, feeder.bus_index(bus), p_mw=ts[f"{name}.p_mw"].iloc[step],
+                           q_mvar=ts[f"{name}.q_mvar"].iloc[step])
+        pp.runpp(stepped)
+        expected = stepped.res_bus.vm_pu.loc[[feeder.bus_index(b) for b in feeder.bus_labels]].to_numpy()
+        assert np.allclose(ts.loc[step, vm].to_numpy(float), expected, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("engine", ["lightsim2grid", "pandapower"])

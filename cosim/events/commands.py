@@ -3,17 +3,20 @@
 Works on any dict of setpoints. Devices hold a setpoint until a new one arrives, so the path
 tracks two held values per attacked setpoint: what the controller intends and what the device
 got. Injection and tampering rewrite the setpoint every step of the event and put the
-intended value back when it ends; drop and delay only change what is in transit.
+intended value back when it ends; drop and delay only change what is in transit. Each kind's
+`CommandAttack` lives in its module under `cosim.events.kinds`.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cosim.events.schedule import ScheduledEvent
-from cosim.scenario.schema import CommandInjection, CommandTamper, Delay, Drop
+from cosim.events.registry import kind_of
+
+if TYPE_CHECKING:
+    from cosim.events.schedule import ScheduledEvent
 
 
 class CommandAttack:
@@ -23,66 +26,30 @@ class CommandAttack:
         self.event, self.targets, self.rng = event, event.targets, rng
 
     def apply(self, k: int, transit: dict[str, float], intended: dict[str, float]) -> None:
+        """Edit `transit` (the setpoints reaching the devices at step k); `intended` is the controller's."""
         raise NotImplementedError
 
 
 class Overwrite(CommandAttack):
-    """Injection (a fixed value) or tampering (scale * intended + offset), re-sent every step."""
+    """An attacker that rewrites the targets every step of the event (injection, tampering) and stops
+    at its end, when the controller's setpoint in force is back."""
 
-    def apply(self, k, transit, intended):
-        s = self.event.spec
+    def forged(self, name: str, intended: dict[str, float]) -> float:
+        """What the attacker sends to `name` this step."""
+        raise NotImplementedError
+
+    def apply(self, k: int, transit: dict[str, float], intended: dict[str, float]) -> None:
         if self.event.active(k):
             for name in self.targets:
-                transit[name] = s.value if isinstance(s, CommandInjection) else s.scale * intended[name] + s.offset
+                transit[name] = self.forged(name, intended)
         elif k == self.event.end:  # the attacker stops: the controller's setpoint is back in force
             for name in self.targets:
                 transit.setdefault(name, intended[name])
 
 
-class DropCommands(CommandAttack):
-    """Each command to a target is lost with probability `rate`."""
-
-    def apply(self, k, transit, intended):
-        if not self.event.active(k):
-            return
-        sent = [n for n in self.targets if n in transit]
-        for name, gone in zip(sent, (self.rng.random(len(sent)) < self.event.spec.rate).tolist()):
-            if gone:
-                del transit[name]
-
-
-class DelayCommands(CommandAttack):
-    """Commands sent during the event arrive `steps` later; one overtaken by a newer command is discarded."""
-
-    def __init__(self, event, rng):
-        super().__init__(event, rng)
-        self.queue: deque[tuple[int, int, str, float]] = deque()  # (due, sent, name, value)
-        self.newest: dict[str, int] = {}  # step at which the value in force was sent
-
-    def apply(self, k, transit, intended):
-        for name in self.targets:
-            if name in transit:
-                if self.event.active(k):
-                    self.queue.append((k + self.event.spec.steps, k, name, transit.pop(name)))
-                else:
-                    self.newest[name] = k
-        while self.queue and self.queue[0][0] <= k:
-            _, sent, name, value = self.queue.popleft()
-            if sent > self.newest.get(name, -1) and name not in transit:
-                transit[name] = value
-                self.newest[name] = sent
-
-
 def make_command_attack(event: ScheduledEvent, rng: np.random.Generator) -> CommandAttack:
     """The transform for one command-path event."""
-    s = event.spec
-    if isinstance(s, (CommandInjection, CommandTamper)):
-        return Overwrite(event, rng)
-    if isinstance(s, Drop):
-        return DropCommands(event, rng)
-    if isinstance(s, Delay):
-        return DelayCommands(event, rng)
-    raise ValueError(f"{s.kind} is not a command-path attack")
+    return kind_of(event.spec).command_attack(event, rng)
 
 
 class CommandPath:

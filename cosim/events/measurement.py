@@ -2,21 +2,23 @@
 
 Each step the channel adds sensor noise, lets every attack `observe` the sensed values (replay
 tapes, delay lines and stuck readings keep what they need), then lets the active attacks
-rewrite what the controller and the detector will see.
+rewrite what the controller and the detector will see. Each kind's `Attack` lives in its module
+under `cosim.events.kinds`; `Late` is shared by `delay` and `timestamp_skew`.
 """
 
 from __future__ import annotations
 
-import math
 from collections import deque
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from cosim.detection.network import Network, Topology
-from cosim.detection.wls import WLS
-from cosim.events.schedule import ScheduledEvent
-from cosim.scenario.schema import FDI, Delay, Drop, FDIStealthy, Replay, SensorStuck, TimestampSkew
+from cosim.events.registry import kind_of
+
+if TYPE_CHECKING:
+    from cosim.detection.network import Topology
+    from cosim.detection.wls import WLS
+    from cosim.events.schedule import ScheduledEvent
 
 
 class Attack:
@@ -33,33 +35,6 @@ class Attack:
 
     def _snapshot(self, sensed: dict[str, float]) -> dict[str, float]:
         return {n: sensed[n] for n in self.targets}
-
-
-class FalseData(Attack):
-    """seen = true * scale + bias + ramp * (elapsed share of the event, reaching 1 at its last step) + N(0, random)."""
-
-    def apply(self, k, seen):
-        s, e = self.event.spec, self.event
-        offset = s.bias + s.ramp * (k - e.start + 1) / (e.end - e.start)
-        noise = self.rng.normal(0.0, s.random, len(self.targets)) if s.random else np.zeros(len(self.targets))
-        for name, eps in zip(self.targets, noise.tolist()):
-            seen[name] = seen[name] * s.scale + offset + eps
-
-
-class ReplayAttack(Attack):
-    """Records the `window` before the attack, then plays it back in a loop."""
-
-    def __init__(self, event, rng, step_s: float):
-        super().__init__(event, rng)
-        self.window = int(event.spec.window // step_s)
-        self.tape: list[dict[str, float]] = []
-
-    def observe(self, k, sensed):
-        if self.event.start - self.window <= k < self.event.start:
-            self.tape.append(self._snapshot(sensed))
-
-    def apply(self, k, seen):
-        seen.update(self.tape[(k - self.event.start) % self.window])
 
 
 class Late(Attack):
@@ -83,92 +58,10 @@ class Late(Attack):
         seen.update(self.past[max(j, oldest) - oldest][1])
 
 
-class DropAttack(Attack):
-    """Each update is lost with probability `rate`; the receiver keeps the last value (or NaN)."""
-
-    def __init__(self, event, rng):
-        super().__init__(event, rng)
-        self.held: dict[str, float] = {}
-
-    def observe(self, k, sensed):
-        if k == self.event.start - 1:
-            self.held = self._snapshot(sensed)
-
-    def apply(self, k, seen):
-        s = self.event.spec
-        lost = self.rng.random(len(self.targets)) < s.rate
-        for name, gone in zip(self.targets, lost.tolist()):
-            if not gone:
-                self.held[name] = seen[name]
-            elif s.fill == "nan":
-                seen[name] = math.nan
-            else:
-                seen[name] = self.held.get(name, math.nan)
-
-
-class Stuck(Attack):
-    """The sensors keep the reading they had when the fault started (or the given value)."""
-
-    def __init__(self, event, rng):
-        super().__init__(event, rng)
-        self.frozen: dict[str, float] = {}
-
-    def observe(self, k, sensed):
-        if k == self.event.start:
-            value = self.event.spec.value
-            self.frozen = {n: (sensed[n] if value is None else value) for n in self.targets}
-
-    def apply(self, k, seen):
-        seen.update(self.frozen)
-
-
-class Stealthy(Attack):
-    """a = h(x + c) - h(x): the attacker estimates x from what it intercepts, picks the state c that
-    makes the buses seem to inject delta more, and rewrites every meter to match."""
-
-    def __init__(self, event, rng, estimator: WLS, topology_at: Callable[[int], Topology]):
-        super().__init__(event, rng)
-        self.estimator, self.topology_at = estimator, topology_at
-        net: Network = estimator.network
-        self.delta_p = np.zeros(len(net.bus))
-        self.delta_q = np.zeros(len(net.bus))
-        for b in event.spec.buses:
-            self.delta_p[net.bus_row[b]] += event.spec.delta_p_mw
-            self.delta_q[net.bus_row[b]] += event.spec.delta_q_mvar
-
-    def apply(self, k, seen):
-        est, meters = self.estimator, self.estimator.meters
-        topo = self.topology_at(k)
-        z = np.array([seen[n] for n in meters.names])
-        x = est.estimate(z, topo)
-        if not x.converged:  # the attacker cannot estimate the state this step: leaves it alone
-            return
-        fake = est.network.shifted_state(topo, x.V, self.delta_p, self.delta_q)
-        a = est.network.measure(topo, fake, meters)[0] - est.network.measure(topo, x.V, meters)[0]
-        for name, value in zip(meters.names, (z + a).tolist()):
-            if not math.isnan(value):
-                seen[name] = value
-
-
 def make_attack(event: ScheduledEvent, rng: np.random.Generator, step_s: float,
                 estimator: WLS | None = None, topology_at: Callable[[int], Topology] | None = None) -> Attack:
     """The transform for one measurement-path event (a stealthy one needs the estimator and topology)."""
-    s = event.spec
-    if isinstance(s, FDI):
-        return FalseData(event, rng)
-    if isinstance(s, FDIStealthy):
-        return Stealthy(event, rng, estimator, topology_at)
-    if isinstance(s, Replay):
-        return ReplayAttack(event, rng, step_s)
-    if isinstance(s, Delay):
-        return Late(event, rng, s.steps, hold_until_arrival=True)
-    if isinstance(s, TimestampSkew):
-        return Late(event, rng, int(s.skew // step_s), hold_until_arrival=False)
-    if isinstance(s, Drop):
-        return DropAttack(event, rng)
-    if isinstance(s, SensorStuck):
-        return Stuck(event, rng)
-    raise ValueError(f"{s.kind} is not a measurement-path attack")
+    return kind_of(event.spec).measurement_attack(event, rng, step_s, estimator, topology_at)
 
 
 class SensorNoise:

@@ -1,33 +1,31 @@
-"""Physical disruptions in force at a step, as the grid model's `Disruptions` state."""
+"""Physical disruptions in force at a step, as the grid model's `Disruptions` state.
+
+Each physical kind contributes its share (`Kind.disrupt`: Disruptions field -> values); sets of
+elements are united, per-element factors are concatenated in the order of the events.
+"""
 
 from __future__ import annotations
 
 from typing import Callable, Sequence
 
 from cosim.detection.network import Network, Topology
+from cosim.events.base import PHYSICAL
+from cosim.events.registry import kind_of
 from cosim.events.schedule import ScheduledEvent
 from cosim.grid.model import Disruptions
-from cosim.scenario.schema import CloudTransient, DGTrip, LineOutage, LoadStep, TrafoOutage
+
+_NONE = Disruptions()
 
 
 def disruptions_at(events: Sequence[ScheduledEvent], k: int) -> Disruptions:
     """The combined effect of the physical events active at step k (an empty state when none is)."""
-    lines, trafos, tripped, loads, clouds = set(), set(), set(), [], []
+    parts: dict[str, list] = {}
     for e in events:
-        if not e.active(k):
-            continue
-        s = e.spec
-        if isinstance(s, LineOutage):
-            lines.add(s.line)
-        elif isinstance(s, TrafoOutage):
-            trafos.add(s.trafo)
-        elif isinstance(s, DGTrip):
-            tripped.update(e.targets)
-        elif isinstance(s, LoadStep):
-            loads += [(int(t.split(".")[1]), s.factor) for t in e.targets]
-        elif isinstance(s, CloudTransient):
-            clouds += [(name, 1.0 - s.depth) for name in e.targets]
-    return Disruptions(frozenset(lines), frozenset(trafos), frozenset(tripped), tuple(loads), tuple(clouds))
+        if e.path == PHYSICAL and e.active(k):
+            for name, values in kind_of(e.spec).disrupt(e).items():
+                parts.setdefault(name, []).extend(values)
+    return Disruptions(**{name: frozenset(v) if isinstance(getattr(_NONE, name), frozenset) else tuple(v)
+                          for name, v in parts.items()})
 
 
 def topology_timeline(network: Network, events: Sequence[ScheduledEvent]) -> Callable[[int], Topology]:

@@ -9,20 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cosim.events.targets import Catalog, TargetError, is_command_target
-from cosim.scenario.schema import (PHYSICAL_KINDS, Clock, CloudTransient, DGTrip, FDIStealthy, LineOutage, LoadStep,
-                                   Replay, TimestampSkew, TrafoOutage, _Event)
+from cosim.events.base import COMMAND, MEASUREMENT, PHYSICAL, EventProblem, TargetError, _Event, whole_steps
+from cosim.events.registry import kind_of
+from cosim.events.targets import Catalog
+from cosim.scenario.schema import Clock
 from cosim.scenario.units import format_duration
-
-PHYSICAL, MEASUREMENT, COMMAND = "physical", "measurement", "command"
-
-
-class EventProblem(ValueError):
-    """An event that cannot run: `key` is the offending key inside the entry ('' for the entry)."""
-
-    def __init__(self, key: str, message: str):
-        super().__init__(message)
-        self.key, self.message = key, message
 
 
 @dataclass(frozen=True)
@@ -39,31 +30,22 @@ class ScheduledEvent:
 
     @property
     def kind(self) -> str:
+        """The `kind:` of the scenario entry."""
         return self.spec.kind
 
     @property
     def is_attack(self) -> bool:
+        """Measurement and command events are attacks; physical ones are disruptions."""
         return self.path != PHYSICAL
 
     def active(self, k: int) -> bool:
+        """Whether the event is in force at step k."""
         return self.start <= k < self.end
 
     @property
     def target_text(self) -> str:
         """The target as the scenario wrote it (wildcards kept)."""
-        s = self.spec
-        if isinstance(s, LineOutage):
-            return f"line.{s.line}"
-        if isinstance(s, TrafoOutage):
-            return f"trafo.{s.trafo}"
-        if isinstance(s, (DGTrip, CloudTransient)):
-            return s.generator
-        if isinstance(s, LoadStep):
-            return " ".join(self.targets)
-        if isinstance(s, FDIStealthy):
-            return "buses " + ",".join(map(str, s.buses))
-        target = s.target  # type: ignore[attr-defined]
-        return target if isinstance(target, str) else " ".join(target)
+        return kind_of(self.spec).target_text(self)
 
     def describe(self) -> str:
         """e.g. 'events[2] (fdi from 13h for 20min)'."""
@@ -71,27 +53,9 @@ class ScheduledEvent:
         return f"{where} ({self.kind} from {format_duration(self.spec.at)} for {format_duration(self.spec.duration)})"
 
 
-def path_of(spec: _Event) -> str:
-    """Which path an event acts on; delay and drop go to commands when their target says `commands`."""
-    if spec.kind in PHYSICAL_KINDS:
-        return PHYSICAL
-    if spec.kind.startswith("command_"):
-        return COMMAND
-    if spec.kind in ("delay", "drop") and is_command_target(spec.target):  # type: ignore[attr-defined]
-        return COMMAND
-    return MEASUREMENT
-
-
-def whole_steps(seconds: float, step: float, key: str, what: str) -> int:
-    """`seconds` as a number of steps; an EventProblem if it is not a whole number."""
-    if seconds % step:
-        raise EventProblem(key, f"{what} {format_duration(seconds)} is not a whole number of steps "
-                                f"(the step is {format_duration(step)})")
-    return int(seconds // step)
-
-
 def resolve(spec: _Event, cat: Catalog, clock: Clock, metered: tuple[str, ...] = (), origin: tuple = ()) -> ScheduledEvent:
-    """Place `spec` on the step grid and resolve its targets; raise EventProblem when it cannot run."""
+    """Place `spec` on the step grid, run its kind's checks and resolve its targets; raise EventProblem
+    naming the key at fault when it cannot run."""
     horizon = clock.duration
     if spec.at >= horizon:
         raise EventProblem("at", f"starts at {format_duration(spec.at)}, at or after the end of the run "
@@ -102,64 +66,14 @@ def resolve(spec: _Event, cat: Catalog, clock: Clock, metered: tuple[str, ...] =
                                        f"{format_duration(horizon - spec.at)}")
     start = whole_steps(spec.at, clock.step, "at", "start time")
     end = start + whole_steps(spec.duration, clock.step, "duration", "duration")
-    if isinstance(spec, Replay) and spec.window > spec.at:
-        raise EventProblem("window", f"the replayed window of {format_duration(spec.window)} would begin before the "
-                                     f"run starts (the attack starts at {format_duration(spec.at)})")
-    if isinstance(spec, Replay):
-        whole_steps(spec.window, clock.step, "window", "window")
-    if isinstance(spec, TimestampSkew):
-        whole_steps(spec.skew, clock.step, "skew", "skew")
-    path = path_of(spec)
-    return ScheduledEvent(spec, path, start, end, _targets(spec, path, cat, metered), origin)
-
-
-def _targets(spec: _Event, path: str, cat: Catalog, metered: tuple[str, ...]) -> tuple[str, ...]:
+    kind = kind_of(spec)
+    kind.check(spec, clock)
+    path = kind.path(spec)
     try:
-        if isinstance(spec, LineOutage):
-            if spec.line not in cat.lines:
-                raise EventProblem("line", f"line {spec.line} does not exist ({_span('line', list(cat.lines))})")
-            if not cat.lines[spec.line]:
-                raise EventProblem("line", f"line {spec.line} is normally open (out of service in the base case); "
-                                           "an outage would change nothing")
-            return (f"line.{spec.line}",)
-        if isinstance(spec, TrafoOutage):
-            if spec.trafo not in cat.trafos:
-                raise EventProblem("trafo", f"trafo {spec.trafo} does not exist ({_span('trafo', list(cat.trafos))})")
-            return (f"trafo.{spec.trafo}",)
-        if isinstance(spec, DGTrip):
-            return cat.match_generators(spec.generator)
-        if isinstance(spec, CloudTransient):
-            found = [g for g in cat.match_generators(spec.generator) if cat.generators[g].kind == "pv"]
-            if not found:
-                raise EventProblem("generator", f"no PV generator matches {spec.generator!r}; a cloud acts on PV only")
-            return tuple(found)
-        if isinstance(spec, LoadStep):
-            buses = [spec.bus] if isinstance(spec.bus, int) else spec.bus
-            for b in buses:
-                if b not in cat.buses:
-                    raise EventProblem("bus", f"bus {b} does not exist ({_span('bus', list(cat.buses))})")
-                if b not in cat.load_buses:
-                    raise EventProblem("bus", f"bus {b} has no load to step")
-            return tuple(f"bus.{b}" for b in buses)
-        if isinstance(spec, FDIStealthy):
-            for b in spec.buses:
-                if b not in cat.buses:
-                    raise EventProblem("buses", f"bus {b} does not exist ({_span('bus', list(cat.buses))})")
-                if b == cat.slack_bus:
-                    raise EventProblem("buses", f"bus {b} is the slack bus: its injection balances the feeder "
-                                                "and cannot be faked consistently")
-            return metered
-        target = spec.target  # type: ignore[attr-defined]
-        return cat.match_setpoints(target) if path == COMMAND else cat.match_signals(target)
+        targets = kind.targets(spec, path, cat, metered)
     except TargetError as exc:
-        key = "generator" if isinstance(spec, (DGTrip, CloudTransient)) else "target"
-        raise EventProblem(key, str(exc)) from None
-
-
-def _span(what: str, labels: list[int]) -> str:
-    if not labels:
-        return f"the feeder has no {what}s"
-    return f"{what}s are numbered {min(labels)}..{max(labels)}"
+        raise EventProblem(kind.target_key, str(exc)) from None
+    return ScheduledEvent(spec, path, start, end, targets, origin)
 
 
 def conflict(a: ScheduledEvent, b: ScheduledEvent) -> str | None:
@@ -188,6 +102,7 @@ class Labels:
     event: str
 
     def signals(self) -> dict[str, object]:
+        """The `label.*` signals the recorder writes."""
         return {"label.attack": float(self.attack), "label.disruption": float(self.disruption),
                 "label.kind": self.kind, "label.event": self.event}
 
@@ -205,6 +120,7 @@ class Schedule:
         return [e for e in self.events if e.path == path]
 
     def active(self, k: int) -> tuple[ScheduledEvent, ...]:
+        """The events in force at step k."""
         return tuple(e for e in self.events if e.active(k))
 
     def labels(self, k: int) -> Labels:

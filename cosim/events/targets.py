@@ -11,24 +11,22 @@ import difflib
 import fnmatch
 from dataclasses import dataclass
 
+from cosim.events.base import TargetError
+from cosim.events.registry import kind_of
 from cosim.grid.feeders import Feeder
 from cosim.grid.model import DER, signal_names
-from cosim.scenario.schema import Detector, FDIStealthy, RandomEvents, Scenario
+from cosim.scenario.schema import Detector, RandomEvents, Scenario
 
 SETPOINT_ALIASES = {".q_mvar": ".q_set_mvar", ".p_mw": ".p_limit_mw"}
 
 
-class TargetError(ValueError):
-    """A target that names nothing on this grid; the message says what exists."""
-
-
 def measurement_model(scn: Scenario) -> Detector | None:
-    """The measurement set the grid must meter: the detector's, or the default one for stealthy attacks."""
+    """The measurement set the grid must meter: the detector's, or the default one when an event's kind
+    needs meters (a stealthy attack rewrites them)."""
     if scn.detector is not None:
         return scn.detector
-    stealthy = any(isinstance(e, FDIStealthy) or (isinstance(e, RandomEvents) and "fdi_stealthy" in e.random.kinds)
-                   for e in scn.events)
-    return Detector() if stealthy else None
+    kinds = [name for e in scn.events for name in (e.random.kinds if isinstance(e, RandomEvents) else [e.kind])]
+    return Detector() if any(kind_of(name).needs_meters for name in kinds) else None
 
 
 @dataclass(frozen=True)
@@ -89,12 +87,6 @@ class Catalog:
         names = tuple(self.generators)
         return _match([pattern], names, "generator", f"generators are {_short(names)}" if names else
                       "the scenario has no generators")
-
-
-def is_command_target(target: str | list[str]) -> bool:
-    """A delay / drop target on the command path: `commands` or `commands.<setpoint pattern>`."""
-    targets = [target] if isinstance(target, str) else target
-    return all(t == "commands" or t.startswith("commands.") for t in targets)
 
 
 def _match(patterns: str | list[str], names: tuple[str, ...], what: str, hint: str) -> tuple[str, ...]:

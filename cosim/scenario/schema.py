@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import typing
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, field_validator,
-                      model_validator)
+from pydantic import Field, field_validator, model_validator
 
-from cosim.scenario.units import format_duration, parse_duration
-
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
-
-
-class Strict(BaseModel):
-    """Base for every block: unknown keys are errors, values are checked on assignment too."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+from cosim.scenario.base import Seconds, Strict  # noqa: F401  (re-exported: other modules import them from here)
+from cosim.scenario.units import format_duration
 
 
 class Clock(Strict):
@@ -168,224 +159,28 @@ class Bound(Strict):
 
 
 # -- events (disruptions and attacks) and the detector -------------------------------------------
-
-PHYSICAL_KINDS = ("line_outage", "trafo_outage", "dg_trip", "load_step", "cloud_transient")
-MEASUREMENT_KINDS = ("fdi", "fdi_stealthy", "replay", "delay", "drop", "sensor_stuck", "timestamp_skew")
-COMMAND_KINDS = ("command_injection", "command_tamper", "delay", "drop")
-EVENT_KINDS = tuple(dict.fromkeys(PHYSICAL_KINDS + MEASUREMENT_KINDS + COMMAND_KINDS))
-EventKind = Literal[EVENT_KINDS]  # type: ignore[valid-type]
-Target = Union[str, list[str]]
-
-
-class _Event(Strict):
-    """When an event starts (time from the start of the run) and how long it lasts."""
-
-    at: Seconds
-    duration: Seconds
-
-    @field_validator("at")
-    @classmethod
-    def _not_negative(cls, v: float) -> float:
-        if v < 0:
-            raise ValueError("must be a time from the start of the run such as 10h or 90min")
-        return v
-
-    @field_validator("duration")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be a positive duration such as 20min or 2h")
-        return v
-
-
-class LineOutage(_Event):
-    """A line (published number) out of service; buses it cuts off lose supply."""
-
-    kind: Literal["line_outage"]
-    line: int
-
-
-class TrafoOutage(_Event):
-    """A transformer (published number) out of service."""
-
-    kind: Literal["trafo_outage"]
-    trafo: int
-
-
-class DGTrip(_Event):
-    """Scenario generators (name or wildcard) disconnect: no P, no Q."""
-
-    kind: Literal["dg_trip"]
-    generator: str
-
-
-class LoadStep(_Event):
-    """The loads at one or more buses are multiplied by `factor`."""
-
-    kind: Literal["load_step"]
-    bus: Union[int, list[int]]
-    factor: float = Field(ge=0)
-
-
-class CloudTransient(_Event):
-    """A cloud over PV generators (name or wildcard): available power drops by `depth` (0..1)."""
-
-    kind: Literal["cloud_transient"]
-    generator: str = "*"
-    depth: float = Field(default=0.7, ge=0, le=1)
-
-
-class FDI(_Event):
-    """False data on measured signals: seen = true * scale + bias + ramp * elapsed fraction + N(0, random)."""
-
-    kind: Literal["fdi"]
-    target: Target
-    bias: float = 0.0
-    scale: float = 1.0
-    ramp: float = 0.0
-    random: float = Field(default=0.0, ge=0)
-
-    @model_validator(mode="after")
-    def _does_something(self) -> "FDI":
-        if self.bias == 0 and self.scale == 1 and self.ramp == 0 and self.random == 0:
-            raise ValueError("fdi needs at least one of bias, scale (other than 1), ramp or random")
-        return self
-
-
-class FDIStealthy(_Event):
-    """False data consistent with the grid model (a = H c): buses seem to inject delta_p / delta_q more."""
-
-    kind: Literal["fdi_stealthy"]
-    buses: list[int] = Field(min_length=1)
-    delta_p_mw: float = 0.0
-    delta_q_mvar: float = 0.0
-
-    @model_validator(mode="after")
-    def _does_something(self) -> "FDIStealthy":
-        if self.delta_p_mw == 0 and self.delta_q_mvar == 0:
-            raise ValueError("fdi_stealthy needs a non-zero delta_p_mw or delta_q_mvar")
-        return self
-
-
-class Replay(_Event):
-    """The signals replay what they showed over `window` before the attack (looped)."""
-
-    kind: Literal["replay"]
-    target: Target
-    window: Seconds
-
-    @field_validator("window")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be a positive duration such as 15min")
-        return v
-
-
-class Delay(_Event):
-    """Measurements (or, with target `commands`, setpoints) arrive `steps` steps late."""
-
-    kind: Literal["delay"]
-    target: Target
-    steps: int = Field(ge=1)
-
-
-class Drop(_Event):
-    """Each update of the signals (or setpoints) is lost with probability `rate`."""
-
-    kind: Literal["drop"]
-    target: Target
-    rate: float = Field(default=1.0, ge=0, le=1)
-    fill: Literal["hold", "nan"] = "hold"
-
-
-class SensorStuck(_Event):
-    """The sensors freeze at their reading when the fault starts (or at `value`)."""
-
-    kind: Literal["sensor_stuck"]
-    target: Target
-    value: float | None = None
-
-
-class TimestampSkew(_Event):
-    """The meters' clocks run `skew` ahead: the receiver takes samples that are `skew` old for current."""
-
-    kind: Literal["timestamp_skew"]
-    target: Target
-    skew: Seconds
-
-    @field_validator("skew")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be a positive duration such as 2min")
-        return v
-
-
-class CommandInjection(_Event):
-    """An unauthorised setpoint `value` written to the targets every step of the event."""
-
-    kind: Literal["command_injection"]
-    target: Target
-    value: float
-
-
-class CommandTamper(_Event):
-    """The controller's setpoints arrive as setpoint * scale + offset."""
-
-    kind: Literal["command_tamper"]
-    target: Target
-    scale: float = 1.0
-    offset: float = 0.0
-
-    @model_validator(mode="after")
-    def _does_something(self) -> "CommandTamper":
-        if self.scale == 1 and self.offset == 0:
-            raise ValueError("command_tamper needs a scale other than 1 or a non-zero offset")
-        return self
-
-
-class RandomSpec(Strict):
-    """A seeded random schedule: Poisson arrivals of the listed kinds, random targets and parameters."""
-
-    kinds: list[EventKind] = Field(min_length=1)
-    rate_per_day: float = Field(gt=0)
-    seed: int | None = None
-    duration: tuple[Seconds, Seconds] = (600.0, 3600.0)
-
-    @field_validator("duration")
-    @classmethod
-    def _ordered(cls, v: tuple[float, float]) -> tuple[float, float]:
-        if not 0 < v[0] <= v[1]:
-            raise ValueError(f"expected [shortest, longest] with 0 < shortest <= longest, got {list(v)}")
-        return v
-
-
-class RandomEvents(Strict):
-    """An events entry `{random: {...}}` that expands into generated events."""
-
-    kind: Literal["random"] = "random"
-    random: RandomSpec
-
-
-EVENT_MODELS: tuple[type[_Event], ...] = (LineOutage, TrafoOutage, DGTrip, LoadStep, CloudTransient, FDI, FDIStealthy,
-                                          Replay, Delay, Drop, SensorStuck, TimestampSkew, CommandInjection,
-                                          CommandTamper)
-
-
-def _event_tag(value: Any) -> str | None:
-    """The kind of an events entry; an entry with a `random` key and no kind is a random schedule."""
-    if isinstance(value, dict):
-        return value.get("kind", "random" if "random" in value else None)
-    return getattr(value, "kind", None)
-
-
-def _kind_of(model: type[BaseModel]) -> str:
-    return typing.get_args(model.model_fields["kind"].annotation)[0]
-
-
-Event = Annotated[Union[tuple(Annotated[m, Tag(_kind_of(m))] for m in EVENT_MODELS + (RandomEvents,))],  # type: ignore
-                  Discriminator(_event_tag)]
+# Each event kind's model lives in its module under cosim/events/kinds/ (see cosim/events/registry.py);
+# the union, the kind lists and the random-schedule models are generated from that registry.
+# Re-exported here for code that imports them from the schema; a new kind need not be added here.
+
+from cosim.events.base import Target, _Event  # noqa: E402
+from cosim.events.kinds.cloud_transient import CloudTransient  # noqa: E402
+from cosim.events.kinds.command_injection import CommandInjection  # noqa: E402
+from cosim.events.kinds.command_tamper import CommandTamper  # noqa: E402
+from cosim.events.kinds.delay import Delay  # noqa: E402
+from cosim.events.kinds.dg_trip import DGTrip  # noqa: E402
+from cosim.events.kinds.drop import Drop  # noqa: E402
+from cosim.events.kinds.fdi import FDI  # noqa: E402
+from cosim.events.kinds.fdi_stealthy import FDIStealthy  # noqa: E402
+from cosim.events.kinds.line_outage import LineOutage  # noqa: E402
+from cosim.events.kinds.load_step import LoadStep  # noqa: E402
+from cosim.events.kinds.replay import Replay  # noqa: E402
+from cosim.events.kinds.sensor_stuck import SensorStuck  # noqa: E402
+from cosim.events.kinds.timestamp_skew import TimestampSkew  # noqa: E402
+from cosim.events.kinds.trafo_outage import TrafoOutage  # noqa: E402
+from cosim.events.models import (COMMAND_KINDS, EVENT_KINDS, EVENT_MODELS, MEASUREMENT_KINDS,  # noqa: E402
+                                 PHYSICAL_KINDS, RANDOM_KINDS, Event, EventKind, RandomEvents, RandomKind,
+                                 RandomSpec)
 
 
 class Meters(Strict):

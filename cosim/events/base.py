@@ -1,0 +1,72 @@
+"""What every event kind builds on: the timing block, target spelling, paths and the problem type.
+
+Imports nothing of the scenario schema, so the kind modules (which the schema imports) can use it.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+from pydantic import field_validator
+
+from cosim.scenario.base import Seconds, Strict
+from cosim.scenario.units import format_duration
+
+PHYSICAL, MEASUREMENT, COMMAND = "physical", "measurement", "command"
+PATHS = (PHYSICAL, MEASUREMENT, COMMAND)
+
+Target = Union[str, list[str]]
+
+
+class _Event(Strict):
+    """When an event starts (time from the start of the run) and how long it lasts."""
+
+    at: Seconds
+    duration: Seconds
+
+    @field_validator("at")
+    @classmethod
+    def _not_negative(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError("must be a time from the start of the run such as 10h or 90min")
+        return v
+
+    @field_validator("duration")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be a positive duration such as 20min or 2h")
+        return v
+
+
+class EventProblem(ValueError):
+    """An event that cannot run: `key` is the offending key inside the entry ('' for the entry)."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key, self.message = key, message
+
+
+class TargetError(ValueError):
+    """A target that names nothing on this grid; the message says what exists."""
+
+
+def is_command_target(target: Target) -> bool:
+    """A delay / drop target on the command path: `commands` or `commands.<setpoint pattern>`."""
+    targets = [target] if isinstance(target, str) else target
+    return all(t == "commands" or t.startswith("commands.") for t in targets)
+
+
+def whole_steps(seconds: float, step: float, key: str, what: str) -> int:
+    """`seconds` as a number of steps; an EventProblem naming `key` if it is not a whole number."""
+    if seconds % step:
+        raise EventProblem(key, f"{what} {format_duration(seconds)} is not a whole number of steps "
+                                f"(the step is {format_duration(step)})")
+    return int(seconds // step)
+
+
+def span(what: str, labels: list[int]) -> str:
+    """How elements are numbered, for messages: 'lines are numbered 1..37' (or that there are none)."""
+    if not labels:
+        return f"the feeder has no {what}s"
+    return f"{what}s are numbered {min(labels)}..{max(labels)}"
