@@ -23,7 +23,7 @@ SCENARIO = {"name": "t", "clock": {"duration": "1min", "step": "1s"}, "grid": {"
 
 
 def test_the_schema_learns_the_kinds_without_importing_hil_pymodbus_or_mosaik():
-    code = ("import sys, cosim.scenario.schema; "
+    code = ("import sys, cosim.scenario.schema, cosim.scenario.loader; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('hil', 'pymodbus', 'mosaik', 'mosaik_api_v3')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
