@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from cosim.recording import Recording  # noqa: E402
 from cosim.scenario.loader import load_scenario  # noqa: E402
-from cosim.world import assemble, run_world  # noqa: E402
+from cosim.assembly import assemble  # noqa: E402
+from cosim.world import run_world  # noqa: E402
 
 IEEE33_DAY = """\
 name: bench-ieee33-day

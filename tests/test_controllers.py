@@ -19,7 +19,7 @@ from cosim.grid.model import DER, GridModel
 from cosim.runner import run_scenario
 from cosim.scenario.loader import load_scenario
 from cosim.scenario.schema import Controller as ControllerBlock
-from cosim.world import assemble
+from cosim.assembly import assemble
 from tests.conftest import REPO, SCENARIOS
 
 PV = DERInfo("pv1", "pv", 18, 2.0, 2.5)

@@ -102,7 +102,7 @@ def _ppc_of(net: pp.pandapowerNet) -> tuple[dict, np.ndarray, dict]:
     for table in ("load", "sgen"):
         trial[table]["p_mw"] = 0.0
         trial[table]["q_mvar"] = 0.0
-    pp.runpp(trial, numba=False, init="flat")
+    pp.runpp(trial, numba=False, init="dc")  # a DC start copes with phase-shifting transformers
     lookup = np.asarray(trial._pd2ppc_lookups["bus"][trial.bus.index.to_numpy()], dtype=np.int64)
     return trial._ppc, lookup, trial._pd2ppc_lookups["branch"]
 
@@ -120,6 +120,9 @@ def _check_supported(net: pp.pandapowerNet) -> None:
         if col in net.load and net.load[col].fillna(0).abs().sum() > 0:
             problems.append("has voltage-dependent loads")
             break
+    tap = net.trafo.get("tap_step_percent")
+    if tap is not None and (tap.fillna(0).astype(float) > 0).any():
+        problems.append("has transformer tap changers (off-nominal ratios); use lightsim2grid or pandapower")
     if problems:
         raise EngineUnsupported("the sweep engine cannot model this feeder: it " + ", ".join(problems))
 
