@@ -161,12 +161,47 @@ def test_power_curve_points():
 
 
 def test_wind_profile_is_power_curve_of_speed_and_seeded():
+    # Independent steps (tau << step), so every output is the documented power curve of one
+    # Weibull(k, c) wind speed: 0 below cut-in, (v^3 - vi^3) / (vr^3 - vi^3) up to rated, 1 up to
+    # cut-out, 0 above. Its distribution follows from the Weibull CDF F(v) = 1 - exp(-(v / c)^k).
+    mean, k, cut_in, rated, cut_out, n = 8.0, 2.0, 4.0, 11.0, 16.0, 40_000
+    c = weibull_scale(mean, k)  # 9.027 m/s for mean 8 m/s, k = 2
+    weib = stats.weibull_min(k, scale=c)
+    p = wind_profile(n, 600.0, np.random.default_rng(2), mean_speed=mean, weibull_k=k, tau_s=1e-3,
+                     cut_in=cut_in, rated=rated, cut_out=cut_out)
+    assert p.shape == (n,) and p.min() == 0.0 and p.max() == 1.0
+
+    def binomial_close(hits: np.ndarray, prob: float) -> None:
+        assert abs(hits.mean() - prob) < 5 * np.sqrt(prob * (1 - prob) / n)
+
+    # Atoms at 0 (calm or storm) and at 1 (rated to cut-out), by hand from the Weibull CDF.
+    binomial_close(p == 0.0, weib.cdf(cut_in) + weib.sf(cut_out))
+    binomial_close(p == 1.0, weib.cdf(cut_out) - weib.cdf(rated))
+    # Between cut-in and rated: invert the cubic by hand and compare with the truncated Weibull.
+    mid = p[(p > 0.0) & (p < 1.0)]
+    binomial_close((p > 0.0) & (p < 1.0), weib.cdf(rated) - weib.cdf(cut_in))
+    v = np.cbrt(mid * (rated**3 - cut_in**3) + cut_in**3)
+    assert v.min() >= cut_in and v.max() < rated
+    truncated = lambda x: (weib.cdf(x) - weib.cdf(cut_in)) / (weib.cdf(rated) - weib.cdf(cut_in))  # noqa: E731
+    assert stats.kstest(v, truncated).pvalue > 0.01
+    # Hand-computed quantile: half of the in-between outputs lie below the power at the conditional median.
+    v_med = c * (-np.log(1 - (weib.cdf(cut_in) + weib.cdf(rated)) / 2)) ** (1 / k)
+    p_med = (v_med**3 - cut_in**3) / (rated**3 - cut_in**3)
+    assert abs((mid < p_med).mean() - 0.5) < 0.02
+
+    # Default turbine (3 / 12 / 25 m/s) with the documented defaults (mean 7.5 m/s, k = 2).
+    d = wind_profile(n, 600.0, np.random.default_rng(5), tau_s=1e-3)
+    w = stats.weibull_min(2.0, scale=weibull_scale(7.5, 2.0))
+    binomial_close(d == 0.0, w.cdf(3.0) + w.sf(25.0))
+    binomial_close(d == 1.0, w.cdf(25.0) - w.cdf(12.0))
+
+    # Seeded: the same generator state gives the same profile, another seed another one.
     a = wind_profile(5000, 60.0, np.random.default_rng(2))
-    np.testing.assert_array_equal(a, power_curve(wind_speed(5000, 60.0, np.random.default_rng(2))))
     np.testing.assert_array_equal(a, wind_profile(5000, 60.0, np.random.default_rng(2)))
     assert not np.array_equal(a, wind_profile(5000, 60.0, np.random.default_rng(3)))
     assert a.shape == (5000,) and a.min() >= 0.0 and a.max() <= 1.0
     assert wind_speed(0, 60.0, np.random.default_rng(0)).shape == (0,)
+    assert wind_profile(0, 60.0, np.random.default_rng(0)).shape == (0,)
 
 
 # ------------------------------------------------------------------------------------------- load
