@@ -7,7 +7,7 @@ watchdog counter at 17.
 
 * Manual mode (``Mode=0``): the bank goes to ``StepCmd`` at once (0 = open).
   ``StepCmd`` above ``NSteps`` or written in auto mode is rejected with
-  ILLEGAL_DATA_VALUE.
+  ILLEGAL_VALUE (0x03).
 * Auto mode (``Mode=1``): after ``Delay`` s with ``VMeasPu < VOnPu`` one step
   is switched in, after ``Delay`` s with ``VMeasPu > VOffPu`` one step is
   switched out (the timer restarts after each operation).

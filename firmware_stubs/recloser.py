@@ -9,7 +9,7 @@ reads ``Status`` (0); the heartbeat is at 20, the watchdog counter at 21.
 * Protection: ``FaultA >= PickupA`` for ``TripDelay`` s while closed trips the
   breaker (open, ``Tripped=1``).  ``TripsToLockout`` trips within
   ``ResetTime`` s cause a lockout: ``CloseCmd`` is then rejected with
-  ILLEGAL_DATA_VALUE (and auto-reclose stops) until ``ResetCmd``.
+  ILLEGAL_VALUE (0x03) (and auto-reclose stops) until ``ResetCmd``.
 * ``AutoReclose=1``: the controller recloses ``ReclDelay`` s after a trip.
 * Safe default (watchdog): keep the present state; close stays refused while
   locked out.

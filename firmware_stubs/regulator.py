@@ -11,7 +11,7 @@ transformer model; the heartbeat is at 15, the watchdog counter at 16.
   tap limit the controller waits.
 * Manual mode (``Mode=0``): the tap goes to ``TapCmd`` at once; ``TapCmd``
   outside ``TapMin..TapMax`` or written in auto mode is rejected with
-  ILLEGAL_DATA_VALUE.
+  ILLEGAL_VALUE (0x03).
 * Safe default (watchdog): hold the present tap and return to auto mode.
 """
 
