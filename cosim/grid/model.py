@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, replace
 
+import numba
 import numpy as np
 import pandapower as pp
 import pandas as pd
@@ -18,6 +19,48 @@ from scipy.sparse.csgraph import connected_components
 from cosim import signals as sig
 from cosim.grid.engines import InService, PowerFlowResult, build_engine
 from cosim.grid.feeders import Feeder
+
+
+@numba.njit(cache=True)
+def _capability(p_avail: np.ndarray, p_limit: np.ndarray, q_set: np.ndarray,
+                rating: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """P <= available and limit (and >= 0), P <= rating, |Q| <= sqrt(rating^2 - P^2), per device."""
+    n = rating.shape[0]
+    p, q = np.empty(n), np.empty(n)
+    for i in range(n):
+        pi = min(max(min(p_avail[i], p_limit[i]), 0.0), rating[i])
+        q_max = np.sqrt(max(rating[i] ** 2 - pi ** 2, 0.0))
+        p[i], q[i] = pi, min(max(q_set[i], -q_max), q_max)
+    return p, q
+
+
+@numba.njit(cache=True)
+def _prepare(load_scale, load_factor, load_on, load_p_nom, load_q_nom, native_p_nom, native_q_nom, native_kind,
+             pv_pu, wind_pu, p_avail, avail_factor, p_limit, q_set, rating, online, sgen_on, n):
+    """One step's injections in one compiled call: DER capability, trips, load and native-generator scaling.
+
+    Returns load P/Q, static-generator P/Q (feeder's own, then DERs), delivered DER P/Q, available
+    DER P and the sums (load P, load Q, native generation P)."""
+    avail = p_avail * avail_factor
+    der_p, der_q = _capability(avail, p_limit, q_set, rating)
+    nl, nn = load_p_nom.shape[0], native_p_nom.shape[0]
+    load_p, load_q = np.empty(nl), np.empty(nl)
+    sums = np.zeros(3)
+    for i in range(nl):
+        scale = load_scale[i] * load_factor[i] * load_on[i]
+        load_p[i], load_q[i] = load_p_nom[i] * scale, load_q_nom[i] * scale
+        sums[0] += load_p[i]
+        sums[1] += load_q[i]
+    sgen_p, sgen_q = np.empty(nn + n), np.empty(nn + n)
+    for i in range(nn):
+        f = pv_pu if native_kind[i] == 1 else (wind_pu if native_kind[i] == 2 else 1.0)
+        sgen_p[i], sgen_q[i] = native_p_nom[i] * f * sgen_on[i], native_q_nom[i] * f * sgen_on[i]
+        sums[2] += sgen_p[i]
+    for i in range(n):
+        der_p[i] *= online[i]
+        der_q[i] *= online[i]
+        sgen_p[nn + i], sgen_q[nn + i] = der_p[i] * sgen_on[nn + i], der_q[i] * sgen_on[nn + i]
+    return load_p, load_q, sgen_p, sgen_q, der_p, der_q, avail, sums
 
 
 @dataclass(frozen=True)
@@ -185,43 +228,43 @@ class GridModel:
         self._energised = self.topology.bus_base.copy()
         self.disruptions = Disruptions()
         self._der_index = {d.name: i for i, d in enumerate(self.ders)}
-        probe = self._injections(np.ones(len(net.load)), np.zeros(len(self.ders)), np.zeros(len(self.ders)), 1.0, 1.0)
+        self._native_kind = np.where(self.native_is_pv, 1, np.where(self.native_is_wind, 2, 0)).astype(np.int64)
+        self._no_limit, self._no_q = np.full(len(self.ders), np.inf), np.zeros(len(self.ders))
+        zeros = np.zeros(len(self.ders))
+        probe = _prepare(np.ones(len(net.load)), self.load_factor, self.load_on, self.load_p_nom, self.load_q_nom,
+                         self.native_p_nom, self.native_q_nom, self._native_kind, 1.0, 1.0, zeros,
+                         self.der_avail_factor, zeros, zeros, self.der_rating, self.der_online, self.sgen_on,
+                         len(self.ders))
         self.engine, self.engine_note = build_engine(net, engine, probe[:4])
         self.discrete = {d.name: d for d in discrete_setpoints(feeder)}
         self._discrete_base = {name: int(net[d.table].at[d.index, d.column]) for name, d in self.discrete.items()}
+        self._positions = np.array(list(self._discrete_base.values()), float)  # published with every step
+        self._position_of = {name: i for i, name in enumerate(self.discrete)}
         self.metering = metering
         self._names = signal_names(feeder, self.ders, metering)
 
     # -- stepping ---------------------------------------------------------------------------
     def capability(self, p_avail: np.ndarray, p_limit: np.ndarray, q_set: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Clip DER setpoints to what the device can do: P <= available and limit, |S| <= rating."""
-        p = np.clip(np.minimum(p_avail, p_limit), 0.0, None)
-        p = np.minimum(p, self.der_rating)
-        q_max = np.sqrt(np.maximum(self.der_rating**2 - p**2, 0.0))
-        return p, np.clip(q_set, -q_max, q_max)
-
-    def _injections(self, load_scale, der_p, der_q, native_pv_pu, native_wind_pu):
-        scale = load_scale * self.load_factor * self.load_on
-        load_p = self.load_p_nom * scale
-        load_q = self.load_q_nom * scale
-        native_scale = np.where(self.native_is_pv, native_pv_pu, np.where(self.native_is_wind, native_wind_pu, 1.0))
-        sgen_p = np.concatenate([self.native_p_nom * native_scale, der_p]) * self.sgen_on
-        sgen_q = np.concatenate([self.native_q_nom * native_scale, der_q]) * self.sgen_on
-        return load_p, load_q, sgen_p, sgen_q
+        return _capability(np.asarray(p_avail, float), np.asarray(p_limit, float), np.asarray(q_set, float),
+                           self.der_rating)
 
     def step(self, load_scale: np.ndarray, der_p_avail: np.ndarray, der_p_limit: np.ndarray | None = None,
              der_q_set: np.ndarray | None = None, native_pv_pu: float = 1.0, native_wind_pu: float = 1.0) -> StepResult:
         """Apply per-load multipliers of nominal load and DER setpoints, solve, return the result."""
         n = len(self.ders)
-        limit = np.full(n, np.inf) if der_p_limit is None else der_p_limit
-        q_set = np.zeros(n) if der_q_set is None else der_q_set
-        der_p_avail = np.asarray(der_p_avail, float) * self.der_avail_factor
-        der_p, der_q = self.capability(der_p_avail, limit, q_set)
-        der_p, der_q = der_p * self.der_online, der_q * self.der_online
-        load_p, load_q, sgen_p, sgen_q = self._injections(load_scale, der_p, der_q, native_pv_pu, native_wind_pu)
+        limit = self._no_limit if der_p_limit is None else np.asarray(der_p_limit, float)
+        q_set = self._no_q if der_q_set is None else np.asarray(der_q_set, float)
+        load_scale = np.asarray(load_scale, float)
+        if load_scale.ndim == 0:  # one multiplier for every load
+            load_scale = np.full(len(self.load_p_nom), float(load_scale))
+        load_p, load_q, sgen_p, sgen_q, der_p, der_q, avail, sums = _prepare(
+            load_scale, self.load_factor, self.load_on, self.load_p_nom, self.load_q_nom,
+            self.native_p_nom, self.native_q_nom, self._native_kind, float(native_pv_pu), float(native_wind_pu),
+            np.asarray(der_p_avail, float), self.der_avail_factor, limit, q_set, self.der_rating, self.der_online,
+            self.sgen_on, n)
         pf = self.engine.solve(load_p, load_q, sgen_p, sgen_q)
-        result = StepResult(pf, float(load_p.sum()), float(load_q.sum()), der_p, der_q, der_p_avail,
-                            float(sgen_p[: self.native_sgens].sum()))
+        result = StepResult(pf, sums[0], sums[1], der_p, der_q, avail, sums[2])
         if self.load_dead.any():
             result.unserved_p_mw = float((self.load_p_nom * load_scale * self.load_factor)[self.load_dead].sum())
         if self.metering:
@@ -288,6 +331,7 @@ class GridModel:
         table = self.feeder.net[d.table]
         if table.at[d.index, d.column] != position:
             table.at[d.index, d.column] = position
+            self._positions[self._position_of[name]] = position
             self.engine.network_changed()
         return position
 
@@ -308,8 +352,7 @@ class GridModel:
         parts = [pf.vm_pu, pf.line_loading_pct, pf.line_i_ka, pf.trafo_loading_pct, scalars, der]
         if self.metering:
             parts += [r.bus_p_mw, r.bus_q_mvar, pf.line_p_mw, pf.line_q_mvar]
-        net = self.feeder.net
-        parts.append([float(net[d.table].at[d.index, d.column]) for d in self.discrete.values()])
+        parts.append(self._positions)
         return np.concatenate(parts)
 
     def signals(self, r: StepResult) -> dict[str, float]:

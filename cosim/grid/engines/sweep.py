@@ -146,6 +146,8 @@ class SweepEngine:
         self.sgen_bus = net.bus.index.get_indexer(net.sgen.bus).astype(np.int64)
         self.load_scaling = net.load.scaling.to_numpy(float)
         self.sgen_scaling = net.sgen.scaling.to_numpy(float)
+        self._scaled = bool((self.load_scaling != 1).any() or (self.sgen_scaling != 1).any())
+        self._no_injection = np.zeros(nb, complex)
         self.status = InService(net.line.in_service.to_numpy(bool), net.trafo.in_service.to_numpy(bool),
                                 net.bus.in_service.to_numpy(bool), net.load.in_service.to_numpy(bool),
                                 net.sgen.in_service.to_numpy(bool))
@@ -241,15 +243,15 @@ class SweepEngine:
 
     def solve(self, load_p, load_q, sgen_p, sgen_q) -> PowerFlowResult:
         st = self.status
+        if self._scaled:  # pandapower multiplies by the tables' `scaling`
+            load_p, load_q = load_p * self.load_scaling, load_q * self.load_scaling
+            sgen_p, sgen_q = sgen_p * self.sgen_scaling, sgen_q * self.sgen_scaling
         nbr = len(self.br_f)
         i_f, i_t, s_f = np.empty(nbr), np.empty(nbr), np.empty(nbr, complex)
-        args = (np.zeros(len(self.v), complex), np.asarray(load_p, float) * self.load_scaling,
-                np.asarray(load_q, float) * self.load_scaling, np.asarray(sgen_p, float) * self.sgen_scaling,
-                np.asarray(sgen_q, float) * self.sgen_scaling, self.load_bus, self.sgen_bus, st.loads, st.sgens,
+        args = (self._no_injection, load_p, load_q, sgen_p, sgen_q, self.load_bus, self.sgen_bus, st.loads, st.sgens,
                 self.base_mva, self.order, self.parent, self.z, self.y_shunt, self.slack)
         rest = (self.br_f, self.br_t, self.yff, self.yft, self.ytf, self.ytt, self.br_on,
-                complex(self.bus_shunt[self.slack]), TOL, MAX_ITER,
-                self.vm, i_f, i_t, s_f)
+                complex(self.bus_shunt[self.slack]), TOL, MAX_ITER, self.vm, i_f, i_t, s_f)
         sweeps, loss, slack_in = _solve(*args, self.v, *rest)
         if sweeps < 0:  # retry from a flat start
             self.v[:] = self.v0
@@ -257,19 +259,28 @@ class SweepEngine:
         if sweeps < 0:
             self.v[:] = self.v0
             return failed_result(self.net)
-        nl, base = self.nl, self.base_mva
-        i_f_ka, i_t_ka = i_f * self.ka_f, i_t * self.ka_t
-        line_i = np.maximum(i_f_ka[:nl], i_t_ka[:nl])
-        trafo_s = np.maximum(i_f_ka[nl:] * self.kv_f[nl:], i_t_ka[nl:] * self.kv_t[nl:]) * SQRT3
-        return PowerFlowResult(
-            converged=True,
-            vm_pu=self.vm.copy(),
-            line_i_ka=line_i,
-            line_loading_pct=line_i / self.line_rating * 100.0,
-            trafo_loading_pct=trafo_s / self.trafo_sn * 100.0,
-            loss_mw=loss * base,
-            ext_p_mw=slack_in.real * base,
-            ext_q_mvar=slack_in.imag * base,
-            line_p_mw=s_f[:nl].real * base,
-            line_q_mvar=s_f[:nl].imag * base,
-        )
+        line_i, line_loading, trafo_loading, line_p, line_q = _branch_results(
+            i_f, i_t, s_f, self.ka_f, self.ka_t, self.kv_f, self.kv_t, self.nl, self.line_rating, self.trafo_sn,
+            self.base_mva)
+        base = self.base_mva
+        return PowerFlowResult(True, self.vm.copy(), line_i, line_loading, trafo_loading, loss * base,
+                               slack_in.real * base, slack_in.imag * base, line_p, line_q)
+
+
+@numba.njit(cache=True)
+def _branch_results(i_f, i_t, s_f, ka_f, ka_t, kv_f, kv_t, nl, line_rating, trafo_sn, base):
+    """Line currents (kA, the larger end), line and trafo loading (%, pandapower's current-based
+    definitions) and from-end line flows (MW, Mvar) from the per-unit branch results."""
+    nb = i_f.shape[0]
+    line_i, loading = np.empty(nl), np.empty(nl)
+    line_p, line_q = np.empty(nl), np.empty(nl)
+    trafo = np.empty(nb - nl)
+    for b in range(nb):
+        a, c = i_f[b] * ka_f[b], i_t[b] * ka_t[b]
+        if b < nl:
+            line_i[b] = max(a, c)
+            loading[b] = line_i[b] / line_rating[b] * 100.0
+            line_p[b], line_q[b] = s_f[b].real * base, s_f[b].imag * base
+        else:
+            trafo[b - nl] = max(a * kv_f[b], c * kv_t[b]) * SQRT3 / trafo_sn[b - nl] * 100.0
+    return line_i, loading, trafo, line_p, line_q
