@@ -25,7 +25,8 @@ err = Console(stderr=True)
 
 KPI_ORDER = ["loss_energy_kwh", "loss_kw_mean", "loss_kw_max", "vm_min_pu", "vm_max_pu",
              "voltage_violation_bus_minutes", "line_loading_max_pct", "load_energy_kwh", "renewable_energy_kwh",
-             "curtailed_energy_kwh", "efficiency", "stability_index", "renewable_share", "nonconverged_steps"]
+             "curtailed_energy_kwh", "reactive_energy_kvarh", "efficiency", "efficiency_incl_curtailment",
+             "stability_index", "renewable_share", "local_supply_share", "nonconverged_steps"]
 
 
 def _load(path: Path):

@@ -332,8 +332,6 @@ def _readme_metric_names() -> set[str]:
     return {name for row in rows for name in re.findall(r"`([a-z0-9_]+)`", row.split("|")[1])}
 
 
-@pytest.mark.xfail(reason="README.md's metrics table does not list steps, unserved_energy_kwh, reactive_energy_kvarh, "
-                          "efficiency_incl_curtailment, local_supply_share yet (rows handed to the README owner)")
 def test_readme_metrics_table_lists_every_core_metric():
     missing = sorted(set(CORE_METRICS) - _readme_metric_names())
     assert not missing, f"README.md's metrics table does not list {missing}"
