@@ -17,18 +17,19 @@ import os
 import time
 import xml.etree.ElementTree as ET
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
 from controllers.base import ControllerError
-from controllers.registry import check, parse_spec
+from controllers.registry import parse_spec
 from cosim.metrics import metric_info, worse_directions
 from cosim.metrics import tolerances as default_tolerances
 from cosim.runner import run_scenario
-from cosim.scenario.errors import Problem, ScenarioError
+from cosim.scenario.errors import ScenarioError
 from cosim.scenario.loader import LoadedScenario, load_scenario
 from cosim.scenario.schema import Controller as ControllerBlock
+from cosim.validation import validate
 
 # Metrics a baseline keeps, and which way is worse (+1 higher is worse, -1 lower is worse), and their
 # tolerances: all from the metric table of cosim.metrics.
@@ -112,9 +113,11 @@ def load_cases(paths: list[Path], spec: str) -> list[LoadedScenario]:
             errors.append(str(exc))
             continue
         case.scenario.controller = block
-        problem = check(case.scenario, case.feeder, case.base_dir)
-        if problem is not None:
-            errors.append(str(ScenarioError(path, [Problem(problem.field, f"{problem} (controller {spec!r})")])))
+        try:
+            validate(case)
+        except ScenarioError as exc:
+            errors.append(str(ScenarioError(path, [replace(p, message=f"{p.message} (controller {spec!r})")
+                                                   for p in exc.problems])))
             continue
         name = case.scenario.name
         if name in names:

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
+from controllers.baselines import KINDS as BASELINE_KINDS
+from cosim.grid.engines import ENGINES
 from cosim.scenario.base import Seconds, Strict  # noqa: F401  (re-exported: other modules import them from here)
 from cosim.scenario.units import format_duration
 
@@ -51,7 +53,7 @@ class Grid(Strict):
 
     feeder: str
     voltage_limits: tuple[float, float] = (0.95, 1.05)
-    engine: Literal["lightsim2grid", "pandapower"] = "lightsim2grid"
+    engine: Literal[tuple(ENGINES)] = "lightsim2grid"  # type: ignore[valid-type]
     line_max_i_ka: float | None = Field(default=None, gt=0)
 
     @field_validator("voltage_limits")
@@ -127,7 +129,7 @@ Generator = Annotated[Union[PVGenerator, WindGenerator], Field(discriminator="ki
 class Controller(Strict):
     """Which controller drives the DER setpoints: a shipped baseline, a user's Python class or a trained policy."""
 
-    kind: Literal["none", "droop", "volt_watt", "opf", "python", "drl"] = "none"
+    kind: Literal[(*BASELINE_KINDS, "python", "drl")] = "none"  # type: ignore[valid-type]
     path: str | None = Field(default=None, description="kind python: <file.py>:<ClassName>, relative to the scenario")
     policy: str | None = Field(default=None, description="kind drl: the policy file, relative to the scenario")
     params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the controller's constructor")
