@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from cosim.runner import run_scenario  # noqa: E402
 from cosim.scenario.loader import load_scenario  # noqa: E402
-from cosim.world import RunOptions  # noqa: E402
+from cosim.assembly import RunOptions  # noqa: E402
 from hil.client import DeviceClient  # noqa: E402
 from hil.devices import couplings  # noqa: E402
 from hil.reading import ReadPlan  # noqa: E402

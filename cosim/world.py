@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import mosaik
 
-from cosim.assembly import Assembly, RunOptions, assemble, channels, topology_at  # noqa: F401  (RunOptions, assemble: moved to cosim.assembly; re-exported until every caller imports them from there)
+from cosim.assembly import Assembly, channels, topology_at
 from cosim.bridge_stage import add_bridge, add_bridge_feedback
 from cosim.events.schedule import PHYSICAL
 from cosim.realtime import WallClock

@@ -9,7 +9,8 @@ import pandas as pd
 
 from cosim.recording import Recording
 from cosim.scenario.loader import load_scenario
-from cosim.world import assemble, run_world
+from cosim.assembly import assemble
+from cosim.world import run_world
 
 SHIPPED = Path(__file__).resolve().parents[1] / "scenarios" / "attacks"
 

@@ -20,7 +20,7 @@ from pymodbus.client import ModbusTcpClient
 
 from cosim.runner import run_scenario
 from cosim.scenario.loader import load_scenario
-from cosim.world import RunOptions
+from cosim.assembly import RunOptions
 from hil_support import Stub, free_port
 
 CURTAIL = """\

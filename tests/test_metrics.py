@@ -292,7 +292,7 @@ def test_every_key_of_a_run_with_attacks_has_an_entry(tmp_path):
 def test_every_key_of_a_realtime_run_with_a_device_has_an_entry(tmp_path):
     from cosim.runner import run_scenario
     from cosim.scenario.loader import load_scenario
-    from cosim.world import RunOptions
+    from cosim.assembly import RunOptions
     from hil_support import free_port
 
     path = tmp_path / "hil.yaml"
