@@ -20,6 +20,8 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+from bench_core import IEEE33_DAY as DAY  # the same day as the core benchmark
+
 ROOT = Path(__file__).resolve().parents[1]
 
 COSIM = textwrap.dedent("""
@@ -69,18 +71,6 @@ ENV = textwrap.dedent("""
                 env.reset()
     print(json.dumps({"steps_per_s": steps / (time.perf_counter() - t0), "code": __import__("cosim").__file__}))
 """)
-
-DAY = """\
-name: bench-ieee33-day
-seed: 1
-clock: {start: "2025-06-21T00:00:00", duration: 24h, step: 1min}
-grid: {feeder: ieee33}
-loads: {profile: residential, noise: 0.03}
-generators:
-  - {name: pv1, kind: pv, bus: 18, p_mw: 1.0}
-  - {name: wt1, kind: wind, bus: 25, p_mw: 0.8}
-"""
-
 
 def measure(tree: Path, code: str, *args: str) -> float:
     """Run one timing snippet with `tree`'s code (first on sys.path) in a fresh process."""

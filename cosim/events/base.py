@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from typing import Union
 
-from pydantic import field_validator
-
-from cosim.scenario.base import Seconds, Strict
+from cosim.scenario.base import Window
 from cosim.scenario.units import format_duration
 
 PHYSICAL, MEASUREMENT, COMMAND = "physical", "measurement", "command"
@@ -18,25 +16,8 @@ PATHS = (PHYSICAL, MEASUREMENT, COMMAND)
 Target = Union[str, list[str]]
 
 
-class _Event(Strict):
+class _Event(Window):
     """When an event starts (time from the start of the run) and how long it lasts."""
-
-    at: Seconds
-    duration: Seconds
-
-    @field_validator("at")
-    @classmethod
-    def _not_negative(cls, v: float) -> float:
-        if v < 0:
-            raise ValueError("must be a time from the start of the run such as 10h or 90min")
-        return v
-
-    @field_validator("duration")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be a positive duration such as 20min or 2h")
-        return v
 
 
 class EventProblem(ValueError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator
 
 from cosim.scenario.units import parse_duration
 
@@ -19,3 +19,24 @@ class Strict(BaseModel):
     """Base for every block: unknown keys are errors, values are checked on assignment too."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Window(Strict):
+    """When something scheduled starts (time from the start of the run) and how long it lasts."""
+
+    at: Seconds
+    duration: Seconds
+
+    @field_validator("at")
+    @classmethod
+    def _not_negative(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError("must be a time from the start of the run such as 10h or 90min")
+        return v
+
+    @field_validator("duration")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be a positive duration such as 20min or 2h")
+        return v

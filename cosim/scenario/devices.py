@@ -25,21 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model, field_validator, \
-    model_validator
+from pydantic import AfterValidator, Field, create_model, field_validator, model_validator
 
-from cosim.scenario.units import parse_duration
+from cosim.scenario.base import Seconds, Strict, Window
 
 __all__ = ["DEVICE_KINDS", "KINDS", "Device", "DeviceLimits", "GridServer", "KindSchema", "ModbusTarget",
            "WireAttack", "WireDelay", "WireDrop", "WireFDI", "WireInjection", "WireReplay", "WireTamper"]
-
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
-
-
-class _Strict(BaseModel):
-    """Unknown keys are errors, values are checked on assignment too (like every scenario block)."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 # -- the kind registry, read without importing hil ------------------------------------------------
@@ -141,7 +132,7 @@ LIMIT_KEYS = _union(KINDS, "limits")
 
 # -- the blocks ------------------------------------------------------------------------------------
 
-class ModbusTarget(_Strict):
+class ModbusTarget(Strict):
     """Where a device answers Modbus-TCP (loopback unless the device allows remote hosts)."""
 
     host: str = "127.0.0.1"
@@ -158,31 +149,14 @@ class ModbusTarget(_Strict):
 
 
 DeviceLimits = create_model(
-    "DeviceLimits", __base__=_Strict, __module__=__name__,
+    "DeviceLimits", __base__=Strict, __module__=__name__,
     __doc__="What the safety guard lets controllers write: ranges of setpoints and how fast they may move "
             "(the keys each kind declares).",
     **_fields(LIMIT_KEYS))
 
 
-class _WireAttack(_Strict):
+class _WireAttack(Window):
     """An attack on one device's Modbus traffic (a proxy in the path), from `at` for `duration`."""
-
-    at: Seconds
-    duration: Seconds
-
-    @field_validator("at")
-    @classmethod
-    def _not_negative(cls, v: float) -> float:
-        if v < 0:
-            raise ValueError("must be a time from the start of the run such as 10h or 90min")
-        return v
-
-    @field_validator("duration")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be a positive duration such as 20min or 2h")
-        return v
 
 
 class WireFDI(_WireAttack):
@@ -236,7 +210,7 @@ WireAttack = Annotated[Union[WireFDI, WireReplay, WireDelay, WireDrop, WireInjec
                        Field(discriminator="kind")]
 
 
-class _DeviceKeys(_Strict):
+class _DeviceKeys(Strict):
     """The keys every device kind has; `Device` adds the kinds' own keys."""
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -273,7 +247,7 @@ Device = create_model(
     **_fields(KIND_KEYS))
 
 
-class GridServer(_Strict):
+class GridServer(Strict):
     """A Modbus-TCP server that exposes the simulated grid to an external SCADA, RTU or PLC."""
 
     host: str = "127.0.0.1"
