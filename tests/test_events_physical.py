@@ -101,13 +101,13 @@ def test_trafo_outage_blacks_out_what_it_feeds(tmp_path, engine):
     model = GridModel(load_feeder(str(path)), [DER("pv", "pv", 3, 0.02, 0.022)], engine)
     ones = np.ones(len(model.load_p_nom))
     before = model.signals(model.step(ones, np.array([0.01])))
-    model.trafo_outage(0)
+    model.apply_disruptions(Disruptions(trafos_out=frozenset({0})))
     out = model.signals(model.step(ones, np.array([0.01])))
     assert out["grid.converged"] == 1.0
     assert np.isnan([out[f"bus.{b}.vm_pu"] for b in (1, 2, 3)]).all()
     assert out["trafo.0.loading_pct"] == 0 and out["pv.p_mw"] == 0
     assert out["grid.unserved_p_mw"] == pytest.approx(net.load.p_mw.sum())
-    model.trafo_restore(0)
+    model.apply_disruptions(Disruptions())
     after = model.signals(model.step(ones, np.array([0.01])))
     assert after == pytest.approx(before, nan_ok=True)
 
