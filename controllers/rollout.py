@@ -16,8 +16,8 @@ import numpy as np
 
 from controllers.base import Controller, Truth, time_features
 from controllers.registry import controller_info
-from cosim.assembly import Assembly, assemble, channels
-from cosim.kernel import ControlLoop, check_actions
+from cosim.assembly import Assembly, assemble, control_loop
+from cosim.kernel import check_actions
 from cosim.metrics import metrics_from_array
 from cosim.scenario.loader import LoadedScenario
 
@@ -35,7 +35,7 @@ class Rollout:
 def rollout(asm: Assembly, controller: Controller | None) -> Rollout:
     """Run `asm` to its horizon with `controller` (None: no controller) and score it."""
     model, inputs, scn = asm.model, asm.inputs, asm.loaded.scenario
-    loop = ControlLoop(model, inputs, asm.schedule, *channels(asm))
+    loop = control_loop(asm)
     names = tuple(model.signal_names)
     rows = np.empty((asm.n_steps, len(names)))
     events: list[tuple[int, str, str]] = []

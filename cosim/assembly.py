@@ -20,6 +20,7 @@ from cosim.events.schedule import PHYSICAL, Schedule
 from cosim.events.targets import measurement_model
 from cosim.grid.model import DER, GridModel
 from cosim.inputs import Inputs, build_inputs
+from cosim.kernel import ControlLoop
 from cosim.realtime import WallClock
 from cosim.scenario.loader import LoadedScenario
 
@@ -78,3 +79,8 @@ def channels(asm: Assembly) -> tuple[MeasurementPath | None, CommandPath | None]
     scn = asm.loaded.scenario
     return (measurement_path(scn, asm.schedule, asm.estimator, topology_at(asm)),
             command_path(scn, asm.schedule, asm.loaded.feeder))
+
+
+def control_loop(asm: Assembly) -> ControlLoop:
+    """The co-simulation's loop without mosaik over an assembly: its inputs, schedule and both channels."""
+    return ControlLoop(asm.model, asm.inputs, asm.schedule, *channels(asm))

@@ -37,10 +37,10 @@ import numpy as np
 
 from controllers.base import DERInfo
 from controllers.drl.layout import OBS_BOUND, Layout, voltvar_layout
-from cosim.assembly import Assembly, assemble, channels
+from cosim.assembly import Assembly, assemble, control_loop
 from cosim.events.build import build_schedule
 from cosim.grid.engines import EngineUnsupported
-from cosim.inputs import Inputs, build_inputs
+from cosim.inputs import build_inputs
 from cosim.kernel import ControlLoop
 from cosim.metrics import metrics_from_array
 from cosim.scenario.loader import LoadedScenario, load_scenario
@@ -76,11 +76,6 @@ def day_scenario(loaded: LoadedScenario, seed: int, events_per_day: float = 0.0)
     return dataclasses.replace(loaded, scenario=loaded.scenario.model_copy(update=update))
 
 
-def day_inputs(loaded: LoadedScenario, seed: int, n_loads: int) -> Inputs:
-    """The scenario's input series with another seed."""
-    return build_inputs(day_scenario(loaded, seed).scenario, n_loads, loaded.base_dir)
-
-
 def env_assembly(loaded: LoadedScenario, engine: str | None = FAST_ENGINE) -> tuple[Assembly, str]:
     """The scenario assembled on `engine` (None: the scenario's own), falling back to the scenario's own
     engine when `engine` refuses the feeder; returns the assembly and why it fell back ('' if not)."""
@@ -99,11 +94,6 @@ def day_assembly(asm: Assembly, day: LoadedScenario) -> Assembly:
     schedule, _ = build_schedule(scn, day.feeder)
     inputs = build_inputs(scn, len(asm.model.load_p_nom), day.base_dir)
     return dataclasses.replace(asm, loaded=day, inputs=inputs, schedule=schedule)
-
-
-def day_loop(asm: Assembly) -> ControlLoop:
-    """A control loop over an assembly: its inputs, schedule, and measurement and command channels."""
-    return ControlLoop(asm.model, asm.inputs, asm.schedule, *channels(asm))
 
 
 def time_of_day(times: np.ndarray) -> np.ndarray:
@@ -196,7 +186,7 @@ class GridEnv(gym.Env):
         self.day_seed = int(day)
         self.model.reset()  # yesterday's outages, positions and warm start are over
         day_asm = day_assembly(self.asm, day_scenario(self.loaded, self.day_seed, self.events_per_day))
-        self.loop = loop = day_loop(day_asm)
+        self.loop = loop = control_loop(day_asm)
         sp = loop.setpoints
         sp.p_limit[:], sp.q_set[:] = np.inf, 0.0
         self._write = sp.binder(self.layout.action_names)
