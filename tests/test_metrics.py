@@ -7,10 +7,8 @@ physical properties (energy balance), never from the code under test.
 from __future__ import annotations
 
 import json
-import os
 import re
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +108,7 @@ def _frame(values: np.ndarray, names: list[str]) -> pd.DataFrame:
 
 def _random_day(rng: np.random.Generator, n: int = 1440, buses: int = 33, lines: int = 32,
                 gens: tuple[str, ...] = ("pv1", "pv2", "wt1"), native_mw: float = 0.0,
-                nonconverged: int = 5, currents: bool = False) -> tuple[np.ndarray, list[str]]:
+                nonconverged: int = 5) -> tuple[np.ndarray, list[str]]:
     """A balanced random day in the grid model's signal layout (import + generation = load + export + losses)."""
     avail = rng.uniform(0, 1.5, (n, len(gens)))
     p = avail * rng.uniform(0.6, 1.0, (n, len(gens)))
@@ -121,8 +119,6 @@ def _random_day(rng: np.random.Generator, n: int = 1440, buses: int = 33, lines:
     ext = load + loss_kw / 1000 - gen
     cols = {f"bus.{b + 1}.vm_pu": rng.normal(1.0, 0.03, n) for b in range(buses)}
     cols |= {f"line.{k + 1}.loading_pct": rng.uniform(0, 120, n) for k in range(lines)}
-    if currents:  # published by the grid model, not read by the KPIs
-        cols |= {f"line.{k + 1}.i_ka": rng.uniform(0, 0.4, n) for k in range(lines)}
     cols |= {"grid.loss_kw": loss_kw, "grid.ext_p_mw": ext, "grid.ext_q_mvar": rng.normal(0, 1, n),
              "grid.load_p_mw": load, "grid.load_q_mvar": load * 0.3, "grid.gen_p_mw": gen,
              "grid.converged": np.ones(n), "grid.unserved_p_mw": np.zeros(n)}
@@ -209,24 +205,6 @@ def test_local_supply_share_bounds(seed):
     small[:, names.index("grid.gen_p_mw")] = 0.3 * small[:, names.index("grid.load_p_mw")]
     m = metrics_from_array(small, names, 60.0, (0.95, 1.05), gens)
     assert m["local_supply_share"] == pytest.approx(0.3)
-
-
-def test_array_metrics_are_fast_for_a_day_of_250_signals():
-    # IEEE 69's layout: 69 bus voltages, 73 line loadings and currents, grid totals, three PV plants
-    gens = ["pv1", "pv2", "pv3"]
-    values, names = _random_day(np.random.default_rng(4), buses=69, lines=73, gens=tuple(gens), currents=True)
-    assert 230 <= values.shape[1] <= 260 and values.shape[0] == 1440
-    metrics_from_array(values, names, 60.0, (0.95, 1.05), gens)  # builds the column plan once
-    times = []
-    for _ in range(60):
-        t0 = time.thread_time()  # CPU time of this thread: other processes' load does not count
-        metrics_from_array(values, names, 60.0, (0.95, 1.05), gens)
-        times.append(time.thread_time() - t0)
-    # the 5 ms target holds on a quiet machine (about 3 ms on this 2-core VM); an overloaded VM
-    # inflates even CPU time (steal, caches), so there only gross regressions fail
-    busy = os.getloadavg()[0] > 2 * (os.cpu_count() or 1)
-    limit = 25e-3 if busy else 5e-3
-    assert min(times) < limit, f"fastest {min(times) * 1e3:.2f} ms, median {np.median(times) * 1e3:.2f} ms"
 
 
 # ------------------------------------------------------------------------------------------ metadata

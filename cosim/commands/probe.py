@@ -1,0 +1,38 @@
+"""`cosim probe`: read a device's registers and print them decoded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from cosim.commands._common import app, fail, out
+
+@app.command()
+def probe(host: str = typer.Option("127.0.0.1", "--host", help="device address"),
+          port: int = typer.Option(..., "--port", min=1, max=65535, help="Modbus-TCP port"),
+          unit: int = typer.Option(1, "--unit", min=0, max=247, help="Modbus unit id"),
+          map_file: Optional[Path] = typer.Option(None, "--map", help="register map YAML to read and decode"),
+          sunspec: bool = typer.Option(False, "--sunspec", help="discover SunSpec models (the default without --map)"),
+          timeout: float = typer.Option(1.0, "--timeout", min=0.01, help="seconds to wait for each answer")) -> None:
+    """Read a device's registers and print them decoded (exit 2 with the reason when it cannot)."""
+    from hil.probe import ProbeError, probe as run_probe
+    from hil.registers import RegisterMapError, load_map
+
+    if map_file is not None and sunspec:
+        fail("give --map FILE or --sunspec, not both")
+    try:
+        regmap = load_map(map_file) if map_file is not None else None
+        readings = run_probe(host, port, unit, regmap, timeout)
+    except (ProbeError, RegisterMapError) as exc:
+        fail(str(exc))
+    table = Table(title=f"{host}:{port} unit {unit}" + (f" — {map_file}" if map_file else " — SunSpec"),
+                  header_style="bold")
+    for col in ("group", "point", "address", "value", "unit", "access"):
+        table.add_column(col, justify="right" if col in ("address", "value") else "left")
+    for r in readings:
+        value = "n/a" if r.value is None else (f"{r.value:.6g}" if isinstance(r.value, float) else str(r.value))
+        table.add_row(r.group, r.name, str(r.address), value, r.unit, r.access)
+    out.print(table)

@@ -1,0 +1,71 @@
+"""`cosim regress`: run a suite of scenarios with a controller, check criteria and a baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import typer
+from rich import box
+from rich.table import Table
+
+from cosim.commands._common import app, err, fail, out
+
+if TYPE_CHECKING:
+    from cosim.regress import SuiteResult
+
+
+@app.command()
+def regress(scenarios: list[Path] = typer.Argument(..., help="scenario files, or folders of *.yaml files"),
+            controller: str = typer.Option(..., "--controller", "-c", metavar="SPEC",
+                                           help="none | droop | volt_watt | opf | python:FILE.py:CLASS | drl:POLICY "
+                                                "| '{kind: ..., params: {...}}'"),
+            baseline: Optional[Path] = typer.Option(None, "--baseline", help="JSON file of stored metrics to compare with"),
+            junit: Optional[Path] = typer.Option(None, "--junit", help="write a JUnit XML report here"),
+            update_baseline: bool = typer.Option(False, "--update-baseline",
+                                                 help="store this run's metrics in --baseline instead of comparing"),
+            jobs: int = typer.Option(0, "--jobs", "-j", help="parallel runs (default: one per core; 1 = in-process)"),
+            out_dir: Optional[Path] = typer.Option(None, "--out", help="results root (default runs/regress-<timestamp>)")) -> None:
+    """Run scenarios with a controller; check criteria and baseline (exit 0 pass, 1 fail, 2 bad input)."""
+    from cosim.regress import RegressInputError, regress as run_regress, write_junit
+    from cosim.runner import default_out_dir
+
+    root = out_dir or default_out_dir("regress")
+    try:
+        suite = run_regress(scenarios, controller, baseline, update_baseline, jobs, root,
+                            on_done=lambda c: err.print(f"  {c.scenario}: run {c.status} ({c.wall_s:.1f} s)",
+                                                        highlight=False))
+    except RegressInputError as exc:
+        fail(str(exc))
+    out.print(regress_table(suite))
+    for case in suite.cases:
+        for line in ([f"run {case.status}: {case.message}"] if case.status != "ok" else []) + \
+                [c.detail for c in case.failures] + case.notes:
+            out.print(f"  {case.scenario}: {line}", highlight=False)
+    if junit is not None:
+        write_junit(junit, suite)
+        out.print(f"JUnit report: {junit}")
+    if update_baseline:
+        out.print(f"baseline updated: {baseline} ({controller!r}, {len(suite.cases)} scenarios)")
+    out.print(f"results: {root}")
+    if suite.failed:
+        err.print(f"[bold red]FAIL[/]: {len(suite.failed)} of {len(suite.cases)} scenarios ({', '.join(suite.failed)})",
+                  highlight=False)
+        raise typer.Exit(1)
+    out.print(f"[bold green]PASS[/]: {len(suite.cases)} scenarios")
+
+
+def regress_table(suite: SuiteResult) -> Table:
+    """One row per scenario: verdict, criteria and baseline checks passed, headline metrics."""
+    table = Table(title=f"cosim regress — controller {suite.spec}", header_style="bold", box=box.SIMPLE_HEAD)
+    table.add_column("scenario", no_wrap=True)
+    for col in ("result", "criteria", "baseline", "violation\nbus-min", "losses\nkWh"):
+        table.add_column(col, justify="left" if col == "result" else "right", no_wrap=True)
+    for c in suite.cases:
+        verdict = "[green]PASS[/]" if c.passed else ("[red]ERROR[/]" if c.status != "ok" else "[red]FAIL[/]")
+        crit = f"{sum(k.passed for k in c.criteria)}/{len(c.criteria)}" if c.criteria else "-"
+        base = f"{sum(k.passed for k in c.baseline)}/{len(c.baseline)}" if c.baseline else "-"
+        m = c.metrics
+        table.add_row(c.scenario, verdict, crit, base, f"{m.get('voltage_violation_bus_minutes', float('nan')):,.0f}",
+                      f"{m.get('loss_energy_kwh', float('nan')):,.1f}")
+    return table
