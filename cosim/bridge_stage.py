@@ -17,8 +17,6 @@ from hil.devices import couplings
 if TYPE_CHECKING:
     from cosim.world import Wiring
 
-SETTLE_S = 0.25  # a fast run gives emulated devices one firmware tick to take their first inputs
-
 
 def add_bridge(w: "Wiring") -> None:
     """The bridge (only with devices or a grid server); it becomes the target of setpoints."""
@@ -33,7 +31,7 @@ def add_bridge(w: "Wiring") -> None:
         return [bool(base) and label not in out for base, label in zip(model.topology.line_base, lines)]
 
     bridge = Bridge(scn, couplings(scn, asm.loaded.base_dir), asm.step_s, asm.options.read_only,
-                    settle_s=0.0 if asm.clock is not None else SETTLE_S, buses=tuple(feeder.bus_labels.tolist()),
+                    buses=tuple(feeder.bus_labels.tolist()),
                     lines=lines, closed_lines=closed_lines)
     entity = w.world.start("Bridge", bridge=bridge, step_s=asm.step_s, n_steps=asm.n_steps, events=asm.events,
                            metrics=asm.run_metrics).Bridge()

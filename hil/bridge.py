@@ -23,7 +23,7 @@ from hil.client import DeviceClient
 from hil.coupling import Coupling
 from hil.grid_server import GridServer, entries, load_layout
 from hil.guard import Guard, Rule
-from hil.link import DeviceLink
+from hil.link import DEFAULT_TICK_S, DeviceLink
 from hil.mitm import ModbusProxy, rogue_write
 
 
@@ -74,10 +74,10 @@ class Bridge:
     """The scenario's devices (and grid server) for one run; see the module docstring."""
 
     def __init__(self, scn: Scenario, couplings: list[Coupling], step_s: int, read_only: bool = False,
-                 settle_s: float = 0.0, buses: tuple[int, ...] = (), lines: tuple[int, ...] = (),
+                 buses: tuple[int, ...] = (), lines: tuple[int, ...] = (),
                  closed_lines: Callable[[], list[bool]] | None = None):
         self.scn, self.couplings, self.step_s, self.read_only = scn, couplings, step_s, read_only
-        self.settle_s, self.buses, self.lines = settle_s, buses, lines
+        self.buses, self.lines = buses, lines
         self.closed_lines = closed_lines or (lambda: [True] * len(lines))
         self.links: list[DeviceLink] = []
         self.wire: dict[str, WireSchedule] = {}
@@ -99,7 +99,8 @@ class Bridge:
             guard = Guard(c.name, c.writable, c.rules(), self.read_only)
             client = DeviceClient(c.name, host, port, spec.modbus.unit, spec.modbus.timeout)
             hold = spec.watchdog if spec.watchdog is not None else math.inf
-            self.links.append(DeviceLink(c, guard, client, spec.emulate, hold, self.settle_s))
+            tick = float(c.stub_option("tick")) if spec.emulate else DEFAULT_TICK_S
+            self.links.append(DeviceLink(c, guard, client, spec.emulate, hold, tick))
         if self.scn.grid_server is not None:
             self.server = self._grid_server(self.scn.grid_server)
             await self.server.start()

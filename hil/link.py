@@ -1,10 +1,17 @@
-"""One device in the loop: each step, feed it, write the guarded setpoints, read it back, notice trouble.
+"""One device in the loop: each step, feed it, write the guarded setpoints, let it act, read it back, notice trouble.
 
 A cycle writes the setpoints in force that the device does not hold yet (each through the
-guard, one request each, never retried), then reads every point it needs in as few requests
-as the map allows, which doubles as the read-back check of this cycle's writes; the physics
-inputs of an emulated device ride on the first read (FC23, write then read in one
-transaction), so a quiet step costs one round trip per device. The reads are planned and
+guard, one request each, never retried) and the physics inputs of an emulated device, then
+reads every point it needs in as few requests as the map allows, which doubles as the
+read-back check of this cycle's writes. The timing rule: what the read shows must already
+be the device's answer to this step's writes, since it is what the grid takes at the next
+step. A device whose map has a `Heartbeat` point (a counter its firmware bumps every tick,
+as every firmware stub does) is read only after the heartbeat has moved past its value read
+once the writes were acknowledged, i.e. after a whole firmware tick that saw them (`device_no_tick`
+when it does not move within three ticks plus the request timeout); a device without one is
+taken to act on a write before acknowledging it and is read right away. The physics inputs
+ride on the first heartbeat read, or on the first read when there is no heartbeat (FC23,
+write then read in one transaction). The reads are planned and
 decoded by `hil.reading.ReadPlan`, like every other read of a device. What went wrong is noted as
 events for the run's event log: `guard_blocked`, `guard_clamped`, `readback_mismatch`,
 `device_rejected`, `write_timeout`, `write_unencodable`, `device_setpoint_changed` (a
@@ -27,6 +34,8 @@ from hil.coupling import Coupling
 from hil.guard import Guard
 from hil.reading import ReadPlan
 
+DEFAULT_TICK_S = 0.1  # firmware tick assumed for a device that does not say (the stubs' default)
+
 
 def _merge(writes: dict[int, list[int]]) -> list[tuple[int, list[int]]]:
     """Adjacent register writes joined into one request each."""
@@ -44,10 +53,12 @@ class DeviceLink:
     """Client + coupling + guard of one device, and what the bridge knows of it between steps."""
 
     def __init__(self, coupling: Coupling, guard: Guard, client: DeviceClient, emulate: bool,
-                 hold_s: float = math.inf, settle_s: float = 0.0):
+                 hold_s: float = math.inf, tick_s: float = DEFAULT_TICK_S):
         self.c, self.guard, self.client, self.emulate, self.hold_s = coupling, guard, client, emulate, hold_s
-        self.settle_s = settle_s
         regmap = coupling.regmap
+        self.beat = regmap["Heartbeat"] if "Heartbeat" in regmap else None
+        self.poll_s = min(max(tick_s / 10.0, 0.001), 0.01)  # heartbeat polls: a tenth of a tick, 1..10 ms
+        self.tick_wait_s = 3.0 * tick_s + client.timeout
         self.watched = {p for p in coupling.writable if p in regmap} - coupling.pulse - coupling.volatile
         self.plan = ReadPlan(regmap, set(coupling.reads) | self.watched)
         self.values: dict[str, Any] | None = None  # last good reading (engineering units)
@@ -81,9 +92,13 @@ class DeviceLink:
         if not await self.client.connect():
             self.client.next_attempt = time.monotonic() + self.client.delay
 
-    async def cycle(self, grid: Mapping[str, float]) -> None:
-        """One step of I/O with the device (see the module docstring); never raises for device trouble."""
+    async def cycle(self, grid: Mapping[str, float], now: float | None = None) -> None:
+        """One step of I/O with the device (see the module docstring); never raises for device trouble.
+
+        `now` is the step's time on the guard's clock (the bridge's: simulated seconds in a run
+        that is not paced, wall seconds in a real-time one); default the monotonic wall clock."""
         t0 = time.perf_counter()
+        now = time.monotonic() if now is None else now
         self.notes = []
         try:
             if not self.client.connected:
@@ -91,19 +106,18 @@ class DeviceLink:
                 self.client.ensure_reconnect(time.monotonic())
                 raise DeviceError("connection", f"{self.name}: not connected")
             if not self.synced:
-                await self._read()
+                await self._read(now)
                 self.synced = True
                 self.syncs += 1
                 if self.syncs > 1:
                     self._note("device_reconnected")
             feed = self._feed(grid)
-            if feed and self.fresh_at == -math.inf and self.settle_s > 0:
-                for address, regs in feed:
-                    await self.client.write(address, regs)
-                await asyncio.sleep(self.settle_s)  # let the stub's firmware take its first inputs
-            written = await self._write()
-            await self._read(feed)
-            self._verify(written)
+            written = await self._write(now)
+            if self.beat is not None and (feed or written):
+                await self._await_tick(feed)
+                feed = []
+            await self._read(now, feed)
+            self._verify(written, now)
             self.fresh_at, self.stale = time.monotonic(), False
         except DeviceError as exc:
             self.stale = True
@@ -128,9 +142,8 @@ class DeviceLink:
             writes[p.address] = encode(p, value, self.sfs.get(p.sf) if p.sf else None)
         return _merge(writes)
 
-    async def _write(self) -> dict[str, tuple[list[int], float]]:
+    async def _write(self, now: float) -> dict[str, tuple[list[int], float]]:
         """Write what the device does not hold yet; returns point -> (registers, value) actually sent."""
-        now = time.monotonic()
         sent: dict[str, tuple[list[int], float]] = {}
         for point, asked in [*self.wanted.items(), *self.pulses.items()]:
             d = self.guard.check(point, asked, now)
@@ -164,7 +177,22 @@ class DeviceLink:
             sent[point] = (regs, d.value)
         return sent
 
-    async def _read(self, feed: Sequence[tuple[int, list[int]]] = ()) -> None:
+    async def _await_tick(self, feed: Sequence[tuple[int, list[int]]]) -> None:
+        """Write the physics inputs, then wait until a whole firmware tick has run since this step's writes."""
+        for address, regs in feed[1:]:
+            await self.client.write(address, regs)
+        beat = self.beat.address
+        first = (await self.client.read(beat, 1, feed[0] if feed else None))[0]
+        deadline = time.monotonic() + self.tick_wait_s
+        while True:
+            await asyncio.sleep(self.poll_s)
+            if (await self.client.read(beat, 1))[0] != first:
+                return
+            if time.monotonic() > deadline:
+                self._note("device_no_tick")
+                return
+
+    async def _read(self, now: float, feed: Sequence[tuple[int, list[int]]] = ()) -> None:
         """Read every point of the plan; the first physics-input write rides on the first read (FC23)."""
         for address, regs in feed[1:]:
             await self.client.write(address, regs)
@@ -172,13 +200,11 @@ class DeviceLink:
         first = self.values is None or not self.synced
         self.values, self.raw, self.sfs = values, raw, sfs
         if first:  # the device's state is the base of the rate limits from now on
-            now = time.monotonic()
             for point in self.guard.rules:
                 if isinstance(values.get(point), (int, float)):
                     self.guard.settle(point, float(values[point]), now)
 
-    def _verify(self, sent: dict[str, tuple[list[int], float]]) -> None:
-        now = time.monotonic()
+    def _verify(self, sent: dict[str, tuple[list[int], float]], now: float) -> None:
         for point, (regs, value) in sent.items():
             if point in self.c.pulse:
                 continue
