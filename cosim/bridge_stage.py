@@ -32,7 +32,7 @@ def add_bridge(w: "Wiring") -> None:
 
     bridge = Bridge(scn, couplings(scn, asm.loaded.base_dir), asm.step_s, asm.options.read_only,
                     buses=tuple(feeder.bus_labels.tolist()),
-                    lines=lines, closed_lines=closed_lines)
+                    lines=lines, closed_lines=closed_lines, realtime=asm.options.realtime)
     entity = w.world.start("Bridge", bridge=bridge, step_s=asm.step_s, n_steps=asm.n_steps, events=asm.events,
                            metrics=asm.run_metrics).Bridge()
     grid = w.entities["grid"]

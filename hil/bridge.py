@@ -4,13 +4,16 @@ Per step: take the controller's setpoints (and the commands a SCADA wrote to the
 server), route each to the device that acts for it (or pass it on to the grid), set the
 wire attacks of the step, run every device's I/O cycle concurrently, and return the
 setpoints the grid gets: the passed-on ones plus what each device reports doing. Every
-request runs on the caller's event loop; nothing here blocks it.
+request runs on the caller's event loop; nothing here blocks it. The devices' guards run on
+simulated time (step k is k x step seconds) in a run that is not paced and on the wall clock
+in a real-time one, with a rate budget of at most one step per decision.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -73,10 +76,11 @@ def _percentile(values: list[float], q: float) -> float:
 class Bridge:
     """The scenario's devices (and grid server) for one run; see the module docstring."""
 
-    def __init__(self, scn: Scenario, couplings: list[Coupling], step_s: int, read_only: bool = False,
+    def __init__(self, scn: Scenario, couplings: list[Coupling], step_s: float, read_only: bool = False,
                  buses: tuple[int, ...] = (), lines: tuple[int, ...] = (),
-                 closed_lines: Callable[[], list[bool]] | None = None):
+                 closed_lines: Callable[[], list[bool]] | None = None, realtime: float | None = None):
         self.scn, self.couplings, self.step_s, self.read_only = scn, couplings, step_s, read_only
+        self.realtime = realtime  # wall seconds per simulated second in a paced run; None: not paced
         self.buses, self.lines = buses, lines
         self.closed_lines = closed_lines or (lambda: [True] * len(lines))
         self.links: list[DeviceLink] = []
@@ -96,7 +100,7 @@ class Bridge:
                 proxy = ModbusProxy((host, port), c.regmap, seed=int(rng_for(self.scn.seed, "wire", c.name).integers(2**31)))
                 host, port = "127.0.0.1", await proxy.start()
                 self.wire[c.name] = self._schedule(proxy, spec.wire)
-            guard = Guard(c.name, c.writable, c.rules(), self.read_only)
+            guard = Guard(c.name, c.writable, c.rules(), self.read_only, max_dt=self._guard_step())
             client = DeviceClient(c.name, host, port, spec.modbus.unit, spec.modbus.timeout)
             hold = spec.watchdog if spec.watchdog is not None else math.inf
             tick = float(c.stub_option("tick")) if spec.emulate else DEFAULT_TICK_S
@@ -105,6 +109,14 @@ class Bridge:
             self.server = self._grid_server(self.scn.grid_server)
             await self.server.start()
         await asyncio.gather(*(link.start() for link in self.links))
+
+    def _guard_step(self) -> float:
+        """One step on the guards' clock: simulated seconds, or wall seconds in a paced run."""
+        return self.step_s * self.realtime if self.realtime else self.step_s
+
+    def _guard_now(self, k: int) -> float:
+        """The guards' time of step k: k steps of simulated time, or the wall clock in a paced run."""
+        return time.monotonic() if self.realtime else k * self.step_s
 
     def _schedule(self, proxy: ModbusProxy, attacks: list) -> WireSchedule:
         placed, replay_from = [], {}
@@ -187,7 +199,7 @@ class Bridge:
             for point, value in writes:
                 await rogue_write(spec.modbus.host, spec.modbus.port, link.c.regmap, point, value, spec.modbus.unit,
                                   spec.modbus.timeout)
-        await link.cycle(grid)
+        await link.cycle(grid, self._guard_now(k))
 
     # -- what the run records ---------------------------------------------------------------------
     def signals(self) -> dict[str, float]:

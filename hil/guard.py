@@ -3,9 +3,13 @@
 Pure logic, no I/O: the bridge asks `Guard.check` before every write and gets a `Decision` —
 pass, clamped (the value to write differs from the one asked for) or blocked (nothing may be
 written). The guard counts clamped and blocked requests and keeps, per point, the value the
-device last held and when (`settle`), which is the base of the rate limit. Times are seconds
-on whatever monotonic clock the caller uses (the bridge uses the wall clock: rate limits
-protect a physical device, which lives in wall-clock time).
+device last held (`settle`), which is the base of the rate limit.
+
+Rate limits have a budget that cannot accumulate: a decision may move a point at most
+rate x dt from what the device holds, where dt is the time since the guard last decided on
+that point or learnt what the device holds, and never more than `max_dt` (one step). Idle
+time therefore buys no bigger jump. Times are seconds on the caller's clock: the bridge uses
+simulated seconds in a run that is not paced and wall seconds in a real-time run.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ class Guard:
     """The write policy of one device: only allow-listed points, within their rules, never in read-only mode."""
 
     def __init__(self, device: str, writable: Iterable[str], rules: Mapping[str, Rule] | None = None,
-                 read_only: bool = False):
+                 read_only: bool = False, max_dt: float = 1.0):
         self.device = device
         self.writable = frozenset(writable)
         self.rules = dict(rules or {})
@@ -60,13 +64,17 @@ class Guard:
         if unknown:
             raise ValueError(f"{device}: rules for points outside the allow-list: {sorted(unknown)}")
         self.read_only = read_only
+        self.max_dt = max_dt  # the most time one decision may spend of a rate budget: one step of the caller
         self.blocked = 0
         self.clamped = 0
-        self._held: dict[str, tuple[float, float]] = {}  # point -> (value the device holds, since when)
+        self._held: dict[str, float] = {}  # point -> value the device holds
+        self._seen: dict[str, float] = {}  # point -> when the guard last decided on it or settled it
 
     def check(self, point: str, value: float, now: float) -> Decision:
         """The decision on writing `value` to `point` at time `now` (counted when clamped or blocked)."""
         decision = self._decide(point, value, now)
+        if decision.value is not None:
+            self._seen[point] = max(now, self._seen.get(point, now))
         if decision.blocked:
             self.blocked += 1
         elif decision.clamped:
@@ -82,12 +90,12 @@ class Guard:
 
     def settle(self, point: str, value: float, now: float) -> None:
         """Note that the device holds `value` at `now` (after a verified write, or as read at start)."""
-        self._held[point] = (float(value), now)
+        self._held[point] = float(value)
+        self._seen[point] = max(now, self._seen.get(point, now))
 
     def held(self, point: str) -> float | None:
         """The value the device last held for `point`, if known."""
-        entry = self._held.get(point)
-        return None if entry is None else entry[0]
+        return self._held.get(point)
 
     def _decide(self, point: str, value: float, now: float) -> Decision:
         asked = float(value)
@@ -105,10 +113,9 @@ class Guard:
         if out < rule.lo or out > rule.hi:
             out = min(max(out, rule.lo), rule.hi)
             reasons.append(f"limits [{rule.lo:g}, {rule.hi:g}]")
-        held = self._held.get(point)
-        if rule.rate is not None and held is not None:
-            last, since = held
-            step = rule.rate * max(0.0, now - since)
+        last = self._held.get(point)
+        if rule.rate is not None and last is not None:
+            step = rule.rate * min(max(0.0, now - self._seen[point]), self.max_dt)
             # never outside the limits, even when the device holds a value beyond them
             limited = min(max(min(max(out, last - step), last + step), rule.lo), rule.hi)
             if limited != out:

@@ -35,9 +35,33 @@ def test_the_rate_limit_counts_from_what_the_device_holds():
     d = g.check("WMaxLimPct", 0.0, now=100.5)  # 10 %/s for 0.5 s
     assert d.value == pytest.approx(75.0) and "rate" in d.reason
     g.settle("WMaxLimPct", d.value, now=100.5)
-    assert g.check("WMaxLimPct", 0.0, now=102.5).value == pytest.approx(55.0)
     assert g.check("WMaxLimPct", 70.0, now=101.0).value == 70.0  # within reach: passes
-    assert g.clamped == 2
+    assert g.clamped == 1
+
+
+def test_idle_time_builds_no_budget_for_a_larger_jump():
+    g = guard()  # 10 %/s, at most one step (1 s) of budget per decision
+    g.settle("WMaxLimPct", 80.0, now=0.0)
+    d = g.check("WMaxLimPct", 20.0, now=6.0)  # 6 s idle: still only 10 %
+    assert d.value == pytest.approx(70.0) and "rate" in d.reason
+    g.settle("WMaxLimPct", d.value, now=6.0)
+    assert g.check("WMaxLimPct", 20.0, now=6.5).value == pytest.approx(65.0)  # half a step: half the budget
+    assert g.check("WMaxLimPct", 20.0, now=7.0).value == pytest.approx(65.0)  # 0.5 s since that decision
+    g.settle("WMaxLimPct", 65.0, now=7.0)
+    d = g.check("WMaxLimPct", 300.0, now=60.0)  # upwards after a long idle: clamp and rate together
+    assert d.value == pytest.approx(75.0) and "limits" in d.reason and "rate" in d.reason
+    assert g.clamped == 4
+
+
+def test_the_budget_per_decision_is_one_step_of_the_callers_clock():
+    g = Guard("inv1", ["WMaxLimPct"], {"WMaxLimPct": Rule(0, 100, rate=10)}, max_dt=0.1)  # 0.1 s steps
+    g.settle("WMaxLimPct", 100.0, now=0.0)
+    values = []
+    for k in range(1, 6):
+        d = g.check("WMaxLimPct", 0.0, now=0.1 * k)
+        g.settle("WMaxLimPct", d.value, now=0.1 * k)
+        values.append(d.value)
+    assert values == pytest.approx([99.0, 98.0, 97.0, 96.0, 95.0])  # 10 %/s, 1 % a step
 
 
 def test_the_rate_limit_never_leaves_the_limits():
