@@ -1,14 +1,20 @@
-"""Columnar recording of every published signal: rows buffered in chunks, written as Parquet row groups.
+"""Crash-safe columnar recording of every published signal: a Parquet dataset folder of chunk files.
 
-A run that fails part-way still leaves a readable file with every row recorded before the
-failure, because each full chunk is written as it fills and `close()` flushes the rest.
-Chunks are compressed and written by one background thread (pyarrow releases the GIL), so a
-real-time step does not wait for a row group of thousands of rows to be written.
+`timeseries.parquet` is a folder of self-contained Parquet files (`part-00000.parquet`, ...), one
+per chunk of rows, each written to a hidden temporary name and renamed into place, so the folder
+only ever holds complete files. A chunk is written when it fills, and the chunk being filled is
+rewritten every `flush_s` seconds of wall time, so after a SIGKILL everything up to the last
+write (at most a few seconds of rows) is readable with `read_timeseries`, `pandas.read_parquet`
+or `pyarrow.dataset`. Files are compressed and written by one background thread (pyarrow
+releases the GIL), so a real-time step does not wait for a chunk of thousands of rows.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,28 +22,54 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+PART = "part-{:05d}.parquet"
+
+
+def part_files(path: Path) -> list[Path]:
+    """The complete chunk files of a recording folder, in row order (hidden temporary files excluded)."""
+    return sorted(p for p in Path(path).glob("part-*.parquet") if p.is_file())
+
+
+def _fresh_folder(path: Path) -> None:
+    """An empty folder at `path` (a previous recording there, file or folder, is removed)."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+    path.mkdir(parents=True)
+
+
+def write_atomic(table: pa.Table, path: Path) -> None:
+    """Write one Parquet file under a hidden temporary name (readers skip it), then rename it into place."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, path)
+
 
 class Recording:
     """Rows of signals keyed by name; the first row fixes the columns and which of them hold text."""
 
     def __init__(self, path: Path, start: np.datetime64, step_s: float, chunk_rows: int = 4096,
-                 chunk_values: int = 2_000_000):
+                 chunk_values: int = 2_000_000, flush_s: float = 2.0):
         self.path = Path(path)
         self.start = np.datetime64(start, "ms")
         self.step_ms = int(round(step_s * 1000))
         self.chunk_rows = chunk_rows
         self.chunk_values = chunk_values  # caps a chunk's memory (16 MB) on feeders with 10^4+ signals
+        self.flush_s = flush_s
         self.columns: list[str] | None = None
         self._index: dict[str, int] = {}
         self._buf: np.ndarray | None = None
         self._steps = np.zeros(chunk_rows, np.int64)
         self._fill = 0
-        self._writer: pq.ParquetWriter | None = None
+        self._chunk = 0  # number of the chunk being filled (its file name)
+        self._last_flush = time.monotonic()
         self.rows = 0
         self.unknown: set[str] = set()
         self._text: dict[str, np.ndarray] = {}  # text columns (e.g. label.kind): their chunk buffers
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recording")
         self._pending: Future | None = None
+        _fresh_folder(self.path)
         pa.array(np.zeros(1))  # pyarrow's one-time set-up (~0.4 s) now, not in the middle of a run
 
     def append(self, step: int, values: dict[str, float | str]) -> None:
@@ -68,42 +100,44 @@ class Recording:
         self._fill += 1
         self.rows += 1
         if self._fill == self.chunk_rows:
-            self._flush()
+            self._flush(final=True)
+        elif time.monotonic() - self._last_flush >= self.flush_s and (self._pending is None or self._pending.done()):
+            self._flush(final=False)  # the partial chunk, so a kill loses at most flush_s of rows
 
-    def _flush(self) -> None:
-        if not self._fill or self.columns is None:
-            return
+    def _table(self) -> pa.Table:
+        """The rows of the chunk being filled as an Arrow table (copies: the buffers are reused)."""
         n = self._fill
         times = self.start + self._steps[:n] * np.timedelta64(self.step_ms, "ms")
-        block = self._buf[:n].copy()  # the arrays may share memory with it; the buffer is reused at once
+        block = self._buf[:n].copy()
         arrays = [pa.array(times, pa.timestamp("ms"))] + [
             pa.array(self._text[c][:n], pa.string()) if c in self._text else pa.array(block[:, i])
             for i, c in enumerate(self.columns)]
-        table = pa.Table.from_arrays(arrays, names=["time", *self.columns])
-        self._wait()  # one chunk in flight at a time: row groups stay in order, memory bounded
-        self._pending = self._pool.submit(self._write, table)
-        self._fill = 0
+        return pa.Table.from_arrays(arrays, names=["time", *self.columns])
 
-    def _write(self, table: pa.Table) -> None:
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
-        self._writer.write_table(table)
+    def _flush(self, final: bool) -> None:
+        """Write the chunk being filled to its file; a final (full) chunk moves on to the next file."""
+        if not self._fill or self.columns is None:
+            return
+        table = self._table()
+        self._wait()  # one file in flight at a time: memory bounded, a chunk's rewrites in order
+        self._pending = self._pool.submit(write_atomic, table, self.path / PART.format(self._chunk))
+        self._last_flush = time.monotonic()
+        if final:
+            self._fill = 0
+            self._chunk += 1
 
     def _wait(self) -> None:
-        """Wait for the chunk being written (and raise its error, if any)."""
+        """Wait for the file being written (and raise its error, if any)."""
         if self._pending is not None:
             pending, self._pending = self._pending, None
             pending.result()
 
     def close(self) -> None:
-        """Write what is buffered and finish the file (an empty run still gets a `time` column)."""
+        """Write what is buffered (an empty run still gets a file with a `time` column)."""
         try:
-            self._flush()
+            self._flush(final=True)
             self._wait()
         finally:
             self._pool.shutdown(wait=True)
-        if self._writer is None:
-            pq.write_table(pa.table({"time": pa.array([], pa.timestamp("ms"))}), self.path)
-        else:
-            self._writer.close()
-            self._writer = None
+        if not part_files(self.path):
+            write_atomic(pa.table({"time": pa.array([], pa.timestamp("ms"))}), self.path / PART.format(0))

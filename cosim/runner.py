@@ -1,11 +1,16 @@
 """Run a loaded scenario end to end and write its results directory.
 
-run.json is written first with status "running" and last with "ok" or "failed", so a folder
-never looks complete when it is not; rows recorded before a failure are kept.
+run.json is written first with status "running" (with the pid, host and a heartbeat refreshed
+every few seconds) and last with "ok", "degraded" (too many non-converged power flows),
+"interrupted" (SIGINT or SIGTERM: the run stops after the step in progress) or "failed", so a
+folder never looks complete when it is not; rows recorded before a failure or a kill are kept,
+and metrics, events and the report are written for them.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 import traceback
 from contextlib import nullcontext
@@ -21,7 +26,7 @@ from cosim.grid.feeders import load_feeder
 from cosim.metrics import compute_metrics
 from cosim.recording import Recording
 from cosim.report import write_report
-from cosim.results import nonconverged_events, package_versions, read_timeseries, write_events, write_json
+from cosim.results import RunRecord, nonconverged_events, package_versions, read_timeseries, write_events, write_json
 from cosim.scenario.loader import LoadedScenario
 from cosim.assembly import Assembly, RunOptions, assemble
 from cosim.world import run_world
@@ -42,7 +47,62 @@ def default_out_dir(name: str, root: Path = Path("runs")) -> Path:
     return root / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def _baseline(loaded: LoadedScenario, path: Path) -> pd.DataFrame | None:
+class RunInterrupted(Exception):
+    """Raised after a recorded step once SIGINT or SIGTERM has asked the run to stop."""
+
+
+class StopOnSignal:
+    """Context manager: SIGINT / SIGTERM ask the run to stop after the step in progress (a second one
+    acts as usual). Only the main thread can handle signals; elsewhere this does nothing."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum: int, frame) -> None:
+        self.signum = signum
+        for sig, handler in self._previous.items():  # a second signal: the usual behaviour (stop now)
+            signal.signal(sig, handler)
+
+    def check(self, steps_done: int) -> None:
+        """Raise RunInterrupted when a stop was asked for (called after each recorded step)."""
+        if self.signum is not None:
+            raise RunInterrupted(f"interrupted by {signal.Signals(self.signum).name} after step {steps_done}")
+
+    def __enter__(self) -> "StopOnSignal":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+
+def _stopping(stop: StopOnSignal, on_step: Callable[[int], None] | None) -> Callable[[int], None]:
+    """`on_step` (called with the number of steps recorded) that first stops the run if a signal asked for it."""
+
+    def done(n: int) -> None:
+        if on_step is not None:
+            on_step(n)
+        stop.check(n)
+
+    return done
+
+
+def degradation(metrics: dict, allowed_share: float) -> str:
+    """Why a completed run is degraded (its share of non-converged steps above `allowed_share`), else ''."""
+    steps, bad = metrics.get("steps", 0), metrics.get("nonconverged_steps", 0)
+    if not steps or bad / steps <= allowed_share:
+        return ""
+    return (f"{bad} of {steps} steps did not converge (grid.max_nonconverged_share {allowed_share:g}); "
+            "their network metrics are left out, and null when no step converged")
+
+
+def _baseline(loaded: LoadedScenario, path: Path, on_step: Callable[[int], None]) -> pd.DataFrame | None:
     """The same scenario without its events (same seed, sensor noise and controller), for impact
     differences; None if it fails (the impact table then compares with the state before each event)."""
     clean = replace(loaded, scenario=loaded.scenario.model_copy(update={"events": []}),
@@ -51,13 +111,44 @@ def _baseline(loaded: LoadedScenario, path: Path) -> pd.DataFrame | None:
     try:
         asm = assemble(clean)
         recording = Recording(path, asm.inputs.times[0], asm.step_s)
-        run_world(asm, recording)
+        run_world(asm, recording, on_step)
     except Exception:  # noqa: BLE001 - a failed baseline only costs the comparison
         return None
     finally:
         if recording is not None:
             recording.close()
     return read_timeseries(path)
+
+
+def _results(loaded: LoadedScenario, asm: Assembly, ts: pd.DataFrame, out_dir: Path, completed: bool,
+             stop: StopOnSignal) -> tuple[dict, pd.DataFrame]:
+    """Metrics and events of the recorded rows, written to metrics.json, events.csv and events_impact.csv.
+
+    The impact baseline (a second run without events) is run only for a completed run, and stops
+    on SIGINT / SIGTERM like the run itself.
+    """
+    scn = loaded.scenario
+    metrics: dict[str, float] = {}
+    if len(ts):
+        metrics = compute_metrics(ts, scn.clock.step, scn.grid.voltage_limits, [g.name for g in scn.generators])
+    frames = [nonconverged_events(ts, scn.clock.step)]
+    if asm.events.events:
+        frames.append(asm.events.frame(asm.inputs.times[0], asm.step_s))
+    if asm.schedule.events:
+        frames.append(schedule_frame(asm.schedule, asm.inputs.times[0], asm.step_s))
+    events = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
+    if asm.schedule.events and len(ts):
+        baseline = None
+        if scn.impact.baseline and completed:
+            baseline = _baseline(loaded, out_dir / "baseline.parquet", _stopping(stop, None))
+        impact = impact_table(ts, asm.schedule, scn.clock.step, scn.grid.voltage_limits, scn.impact.after, baseline)
+        impact.to_csv(out_dir / "events_impact.csv", index=False, date_format="%Y-%m-%dT%H:%M:%S")
+    if len(ts):
+        metrics.update(detection_metrics(ts, asm.schedule, scn.clock.step))
+    metrics.update(asm.run_metrics)
+    write_events(out_dir / "events.csv", events)
+    write_json(out_dir / "metrics.json", metrics)
+    return metrics, events
 
 
 def run_scenario(loaded: LoadedScenario, out_dir: Path, on_step: Callable[[int], None] | None = None,
@@ -71,62 +162,47 @@ def run_scenario(loaded: LoadedScenario, out_dir: Path, on_step: Callable[[int],
     info = {"name": scn.name, "seed": scn.seed, "scenario": str(loaded.path.resolve()), "feeder": scn.grid.feeder,
             "status": "running", "started": datetime.now().isoformat(timespec="seconds"),
             "steps_planned": scn.clock.n_steps, "step_s": scn.clock.step, "versions": package_versions()}
-    write_json(out_dir / "run.json", info)
     t0 = time.perf_counter()
     status, message, recording, asm = "ok", "", None, None
-    try:
-        asm = assembly if assembly is not None else assemble(loaded)
-        asm.options = options or RunOptions()
-        info["engine"] = asm.model.engine.name
-        if asm.model.engine_note:
-            info["engine_note"] = asm.model.engine_note
-        recording = Recording(out_dir / "timeseries.parquet", asm.inputs.times[0], asm.step_s)
-        session = nullcontext()
-        if scn.devices:
-            from hil.stubs import DeviceSession
+    with RunRecord(out_dir / "run.json", info) as record, StopOnSignal() as stop:
+        try:
+            asm = assembly if assembly is not None else assemble(loaded)
+            asm.options = options or RunOptions()
+            record.update(engine=asm.model.engine.name,
+                          **({"engine_note": asm.model.engine_note} if asm.model.engine_note else {}))
+            recording = Recording(out_dir / "timeseries.parquet", asm.inputs.times[0], asm.step_s)
+            record.progress = lambda: {"steps_completed": recording.rows}
+            session = nullcontext()
+            if scn.devices:
+                from hil.stubs import DeviceSession
 
-            session = DeviceSession(loaded, out_dir / "devices", asm.options.degraded)
-        with session:
-            if scn.devices and session.missing:
-                info["devices_missing"] = session.missing
-            run_world(asm, recording, on_step)
-    except Exception as exc:  # the run failed part-way: keep what was recorded and say so
-        status, message = "failed", f"{type(exc).__name__}: {exc}"
-        info["traceback"] = traceback.format_exc()
-    finally:
+                session = DeviceSession(loaded, out_dir / "devices", asm.options.degraded)
+            with session:
+                if scn.devices and session.missing:
+                    record.update(devices_missing=session.missing)
+                stop.check(0)
+                run_world(asm, recording, _stopping(stop, on_step))
+        except RunInterrupted as exc:  # SIGINT / SIGTERM: stop cleanly with what was recorded
+            status, message = "interrupted", str(exc)
+        except Exception as exc:  # the run failed part-way: keep what was recorded and say so
+            status, message = "failed", f"{type(exc).__name__}: {exc}"
+            record.update(traceback=traceback.format_exc())
+        finally:
+            if recording is not None:
+                recording.close()
+            record.progress = dict
+        wall = time.perf_counter() - t0
+        metrics, steps = {}, 0
         if recording is not None:
-            recording.close()
-    wall = time.perf_counter() - t0
-    metrics: dict[str, float] = {}
-    ts_path = out_dir / "timeseries.parquet"
-    if ts_path.exists():
-        ts = read_timeseries(ts_path)
-        if len(ts):
-            metrics = compute_metrics(ts, scn.clock.step, scn.grid.voltage_limits, [g.name for g in scn.generators])
-        frames = [nonconverged_events(ts, scn.clock.step)]
-        if asm is not None and asm.events.events:
-            frames.append(asm.events.frame(asm.inputs.times[0], asm.step_s))
-        if asm is not None and asm.schedule.events:
-            frames.append(schedule_frame(asm.schedule, asm.inputs.times[0], asm.step_s))
-        events = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
-        if asm is not None and asm.schedule.events and len(ts):
-            baseline = _baseline(loaded, out_dir / "baseline.parquet") if scn.impact.baseline else None
-            impact = impact_table(ts, asm.schedule, scn.clock.step, scn.grid.voltage_limits, scn.impact.after,
-                                  baseline)
-            impact.to_csv(out_dir / "events_impact.csv", index=False, date_format="%Y-%m-%dT%H:%M:%S")
-        if asm is not None and len(ts):
-            metrics.update(detection_metrics(ts, asm.schedule, scn.clock.step))
-        if asm is not None:
-            metrics.update(asm.run_metrics)
-        write_events(out_dir / "events.csv", events)
-        write_json(out_dir / "metrics.json", metrics)
-        meta = {"name": scn.name, "seed": scn.seed, "feeder": scn.grid.feeder, "voltage_limits": scn.grid.voltage_limits,
-                "status": status, "message": message, "generators": [g.name for g in scn.generators]}
-        write_report(out_dir / "report.html", ts, events, metrics, meta)
-        info["steps_completed"] = int(len(ts))
-    info.update(status=status, wall_time_s=round(wall, 3),
-                steps_per_s=round(info.get("steps_completed", 0) / wall, 1) if wall > 0 else None)
-    if message:
-        info["message"] = message
-    write_json(out_dir / "run.json", info)
+            ts = read_timeseries(recording.path)
+            steps = len(ts)
+            metrics, events = _results(loaded, asm, ts, out_dir, status == "ok", stop)
+            if status == "ok" and (why := degradation(metrics, scn.grid.max_nonconverged_share)):
+                status, message = "degraded", why
+            meta = {"name": scn.name, "seed": scn.seed, "feeder": scn.grid.feeder,
+                    "voltage_limits": scn.grid.voltage_limits, "status": status, "message": message,
+                    "generators": [g.name for g in scn.generators]}
+            write_report(out_dir / "report.html", ts, events, metrics, meta)
+        record.update(status=status, steps_completed=steps, wall_time_s=round(wall, 3),
+                      steps_per_s=round(steps / wall, 1) if wall > 0 else None, **({"message": message} if message else {}))
     return RunOutcome(out_dir, status, metrics, message)

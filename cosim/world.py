@@ -9,6 +9,7 @@ detector stages add nothing to a scenario that does not need them.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -174,6 +175,15 @@ def _timed(clock: WallClock, on_step: Callable[[int], None] | None) -> Callable[
     return done
 
 
+def _cancel_pending(world: mosaik.World) -> None:
+    """Cancel the simulators' tasks a failed or interrupted run leaves behind (else asyncio prints
+    "Task was destroyed but it is pending!" for each of them when the loop closes)."""
+    pending = [t for t in asyncio.all_tasks(world.loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    world.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+
 def run_world(asm: Assembly, recording: Recording, on_step: Callable[[int], None] | None = None) -> None:
     """Build a fresh mosaik World for one run and run it to the horizon (World.run works once)."""
     world = mosaik.World(SIM_CONFIG, skip_greetings=True, configure_logging=False)
@@ -190,6 +200,7 @@ def run_world(asm: Assembly, recording: Recording, on_step: Callable[[int], None
             asm.clock.start()
         world.run(until=asm.n_steps * asm.step_s, print_progress=False)
     except BaseException:
+        _cancel_pending(world)
         world.shutdown()  # World.run shuts down only when it completes
         raise
     finally:

@@ -19,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from cosim.children import bound_to_run
 from cosim.scenario.loader import LoadedScenario
 from hil.client import reachable
 from hil.devices import Coupling, couplings, map_path
@@ -61,7 +62,7 @@ def start_stub(c: Coupling, log_path: Path, detach: bool = False, timeout: float
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.Popen(stub_command(c), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                                start_new_session=detach)
+                                **({"start_new_session": True} if detach else bound_to_run()))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         text = log_path.read_text(encoding="utf-8", errors="replace")

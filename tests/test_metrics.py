@@ -42,7 +42,7 @@ def test_hand_computed_three_step_day():
     imported, exported = 1020 * h, 670 * h  # kWh
     load, generation, curtailed = 1500 * h, 1200 * h, 300 * h  # load on converged steps only
     expected = {
-        "steps": 3, "nonconverged_steps": 1,
+        "steps": 3, "nonconverged_steps": 1, "converged_share": 2 / 3,
         "loss_energy_kwh": 50 * h, "loss_kw_mean": 25.0, "loss_kw_max": 30.0,
         "vm_min_pu": 0.94, "vm_max_pu": 1.06,
         "voltage_violation_bus_minutes": 20.0,  # bus 2 low at step 0, high at step 1: 2 x 10 min

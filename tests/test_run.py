@@ -85,7 +85,7 @@ def test_nonconverged_steps_are_recorded_and_run_goes_on(tmp_path, write_scenari
     # cannot be solved while the night can
     path = write_scenario(BASE.replace("duration: 2h", "duration: 24h").replace("noise: 0.03", "noise: 0.0, scale: 5.0"))
     outcome = run_scenario(load_scenario(path), tmp_path / "nc")
-    assert outcome.status == "ok"
+    assert outcome.status == "degraded" and "did not converge" in outcome.message
     ts = pd.read_parquet(tmp_path / "nc" / "timeseries.parquet")
     bad = ts["grid.converged"] == 0
     assert 0 < bad.sum() < len(ts) and ts.loc[bad, "bus.18.vm_pu"].isna().all()
@@ -120,14 +120,13 @@ def test_failed_run_exits_1_from_cli(tmp_path, write_scenario, monkeypatch, cli)
     assert code == 1 and "run failed" in output and "boom" in output
 
 
-def test_recording_chunks_into_row_groups(tmp_path):
+def test_recording_chunks_into_files(tmp_path):
     rec = Recording(tmp_path / "r.parquet", np.datetime64("2025-01-01T00:00"), 60.0, chunk_rows=4)
     for k in range(10):
         rec.append(k, {"a": float(k), "b": 2.0 * k})
     rec.append(10, {"b": 1.0})  # a missing value is NaN, not a shifted column
     rec.close()
-    f = pq.ParquetFile(tmp_path / "r.parquet")
-    assert f.metadata.num_row_groups == 3
-    df = f.read().to_pandas()
+    assert len(list((tmp_path / "r.parquet").glob("part-*.parquet"))) == 3  # one self-contained file per chunk
+    df = pq.read_table(tmp_path / "r.parquet").to_pandas()
     assert df["a"].tolist()[:10] == list(map(float, range(10))) and np.isnan(df["a"].iloc[10])
     assert df["time"].iloc[3] == pd.Timestamp("2025-01-01T00:03")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import NoReturn
 
@@ -20,7 +21,7 @@ err = Console(stderr=True)
 KPI_ORDER = ["loss_energy_kwh", "loss_kw_mean", "loss_kw_max", "vm_min_pu", "vm_max_pu",
              "voltage_violation_bus_minutes", "line_loading_max_pct", "load_energy_kwh", "renewable_energy_kwh",
              "curtailed_energy_kwh", "reactive_energy_kvarh", "efficiency", "efficiency_incl_curtailment",
-             "stability_index", "renewable_share", "local_supply_share", "nonconverged_steps"]
+             "stability_index", "renewable_share", "local_supply_share", "nonconverged_steps", "converged_share"]
 
 
 def load(path: Path):
@@ -50,14 +51,17 @@ def bad_input(exc: ScenarioError) -> NoReturn:
 
 
 def kpi_table(metrics: dict[str, float], title: str = "KPIs") -> Table:
-    """The KPIs of a run as a two-column table, most-read first."""
+    """The KPIs of a run as a two-column table, most-read first; a metric that cannot be computed shows null."""
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key in KPI_ORDER + sorted(set(metrics) - set(KPI_ORDER)):
         if key in metrics:
             v = metrics[key]
-            table.add_row(key, f"{v:,.4f}" if isinstance(v, float) else str(v))
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                table.add_row(key, "[dim]null[/] (cannot be computed)")
+            else:
+                table.add_row(key, f"{v:,.4f}" if isinstance(v, float) else str(v))
     return table
 
 

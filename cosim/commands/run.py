@@ -9,6 +9,8 @@ import typer
 
 from cosim.commands._common import app, err, kpi_table, out, step_progress, validated
 
+INTERRUPTED_EXIT = 130  # a run stopped by SIGINT or SIGTERM (as a shell reports a Ctrl-C)
+
 
 @app.command()
 def validate(scenario: Path = typer.Argument(..., help="scenario YAML file")) -> None:
@@ -46,6 +48,13 @@ def run(scenario: Path = typer.Argument(..., help="scenario YAML file"),
         outcome = run_scenario(loaded, target, on_step, RunOptions(realtime, read_only, degraded), asm)
     if outcome.metrics:
         out.print(kpi_table(outcome.metrics, f"{loaded.scenario.name} — KPIs"))
+    if outcome.status == "interrupted":
+        err.print(f"[bold yellow]run {outcome.message}[/]; metrics, events and report of the recorded steps are in "
+                  f"{target}", highlight=False, soft_wrap=True)
+        raise typer.Exit(INTERRUPTED_EXIT)
+    if outcome.status == "degraded":
+        err.print(f"[bold yellow]run degraded:[/] {outcome.message}; results in {target}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
     if outcome.status != "ok":
         err.print(f"[bold red]run failed:[/] {outcome.message}\nresults recorded up to the failure are in {target}",
                   highlight=False)

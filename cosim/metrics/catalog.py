@@ -41,6 +41,8 @@ _TABLE: tuple[MetricInfo, ...] = (
     # -- core: cosim.metrics.compute_metrics / metrics_from_array ----------------------------------
     _m("steps", "steps", 0, "recorded steps of the run"),
     _m("nonconverged_steps", "steps", +1, "steps whose power flow did not converge", baseline=True),
+    _m("converged_share", RATIO, -1, "share of recorded steps whose power flow converged (the steps the network "
+       "KPIs cover; null for a run without steps)"),
     _m("loss_energy_kwh", "kWh", +1, "line + transformer loss energy (converged steps)", baseline=True),
     _m("loss_kw_mean", "kW", +1, "mean line + transformer losses over converged steps"),
     _m("loss_kw_max", "kW", +1, "highest line + transformer losses of a step", baseline=True),

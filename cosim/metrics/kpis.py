@@ -8,7 +8,9 @@ millisecond. `compute_metrics` is the same on a results folder's DataFrame.
 
 Energy is power times step length; steps whose power flow did not converge are left out of
 network quantities (losses, voltages, load, exchange with the upstream grid) and counted in
-`nonconverged_steps`.
+`nonconverged_steps` (and `converged_share`). A KPI that cannot be computed is NaN (null in
+metrics.json): every KPI but the step counts when no step converged, and the shares of load
+energy when there is no load.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 Index = slice | np.ndarray
+STEP_COUNTS = ("steps", "nonconverged_steps", "converged_share")  # the KPIs known even when no step converged
 
 
 @dataclass(frozen=True)
@@ -153,9 +156,11 @@ def metrics_from_array(values: np.ndarray, names: Sequence[str], step_s: float,
         reactive = float(np.nan_to_num(np.abs(values[:, plan.q])).sum() * 1000.0 * h)
     unserved = (float(np.nan_to_num(values[:, plan.unserved]).sum() * 1000.0 * h)
                 if plan.unserved is not None else 0.0)
-    return {
+    n_converged = int(converged.sum())
+    kpis = {
         "steps": int(n),
-        "nonconverged_steps": int(n - converged.sum()),
+        "nonconverged_steps": int(n - n_converged),
+        "converged_share": n_converged / n if n else float("nan"),
         "loss_energy_kwh": loss_energy,
         "loss_kw_mean": float(np.mean(loss_kw)) if loss_kw.size else float("nan"),
         "loss_kw_max": _max(loss_kw),
@@ -176,6 +181,9 @@ def metrics_from_array(values: np.ndarray, names: Sequence[str], step_s: float,
         "renewable_share": _ratio(renewable, load_energy),
         "local_supply_share": _ratio(local, load_energy),
     }
+    if not n_converged:  # nothing about the network is known: every KPI but the step counts cannot be computed
+        kpis.update({k: float("nan") for k in kpis if k not in STEP_COUNTS})
+    return kpis
 
 
 def _wanted(name: str, generator_columns: frozenset[str]) -> bool:

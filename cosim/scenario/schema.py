@@ -55,6 +55,8 @@ class Grid(Strict):
     voltage_limits: tuple[float, float] = (0.95, 1.05)
     engine: Literal[tuple(ENGINES)] = "lightsim2grid"  # type: ignore[valid-type]
     line_max_i_ka: float | None = Field(default=None, gt=0)
+    max_nonconverged_share: float = Field(default=0.0, ge=0, le=1, description="share of steps whose power flow "
+                                          "may fail before the run is 'degraded' (default 0: any)")
 
     @field_validator("voltage_limits")
     @classmethod
