@@ -7,8 +7,6 @@ its status and message; the other runs go on.
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -19,7 +17,7 @@ from cosim.sweep.backends import open_backend
 from cosim.sweep.report import write_report
 from cosim.sweep.spec import Sweep
 from cosim.sweep.summary import frame, row, write_summary
-from cosim.sweep.worker import complete, run_task, stored_metrics
+from cosim.sweep.worker import run_task, stored_outcome
 
 
 @dataclass
@@ -40,13 +38,6 @@ class SweepResult:
         return int(self.table["resumed"].sum())
 
 
-def _wall(folder: Path) -> float:
-    try:
-        return float(json.loads((folder / "run.json").read_text(encoding="utf-8"))["wall_time_s"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return math.nan
-
-
 def run_sweep(sweep: Sweep, out_dir: Path, backend: str = "local", jobs: int = 0, address: str | None = None,
               resume: bool = False, on_done: Callable[[dict[str, Any]], None] | None = None) -> SweepResult:
     """Run every task not already complete (with `resume`), then write summary.parquet and report.html."""
@@ -55,9 +46,8 @@ def run_sweep(sweep: Sweep, out_dir: Path, backend: str = "local", jobs: int = 0
     rows: dict[int, dict[str, Any]] = {}
     pending: list[int] = []
     for i, task in enumerate(sweep.tasks):
-        folder = runs / task.run_id
-        if resume and complete(folder, task.params()):
-            outcome = {"status": "ok", "message": "", "metrics": stored_metrics(folder), "wall_s": _wall(folder)}
+        outcome = stored_outcome(runs / task.run_id, task.params()) if resume else None
+        if outcome is not None:
             rows[i] = row(task, outcome, resumed=True)
             if on_done is not None:
                 on_done(rows[i])

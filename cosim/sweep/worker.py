@@ -8,6 +8,7 @@ into the run's folder. Whatever goes wrong becomes a failed result with its mess
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -21,21 +22,21 @@ from cosim.sweep.ports import assign_free_ports
 from cosim.validation import validate
 
 PARAMS_FILE = "sweep-run.json"
+FINISHED = ("ok", "degraded")  # statuses of a run that reached its horizon: running it again gives the same
 
 
-def complete(out_dir: Path, params: dict[str, Any]) -> bool:
-    """The folder holds a finished, successful run of exactly these parameters (what --resume skips)."""
+def stored_outcome(out_dir: Path, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The outcome of a finished run of exactly these parameters in the folder (what --resume keeps), else None."""
     try:
         stored = json.loads((out_dir / PARAMS_FILE).read_text(encoding="utf-8"))
         info = json.loads((out_dir / "run.json").read_text(encoding="utf-8"))
+        metrics = json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return stored == params and info.get("status") == "ok" and (out_dir / "metrics.json").is_file()
-
-
-def stored_metrics(out_dir: Path) -> dict[str, Any]:
-    """The metrics.json of a finished run."""
-    return json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))
+        return None
+    if stored != params or info.get("status") not in FINISHED:
+        return None
+    return {"status": info["status"], "message": info.get("message", ""), "metrics": metrics,
+            "wall_s": info.get("wall_time_s", math.nan)}
 
 
 def run_task(params: dict[str, Any], out_dir: str) -> dict[str, Any]:
