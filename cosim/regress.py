@@ -71,8 +71,13 @@ class CaseResult:
         return [c for c in self.criteria + self.baseline if not c.passed]
 
     @property
+    def completed(self) -> bool:
+        """The run went to its horizon (ok, or degraded by non-converged power flows): it has metrics to judge."""
+        return self.status in ("ok", "degraded")
+
+    @property
     def passed(self) -> bool:
-        """The run completed and every check passed."""
+        """The run completed without degradation and every check passed."""
         return self.status == "ok" and not self.failures
 
 
@@ -169,22 +174,48 @@ def run_all(cases: list[LoadedScenario], out_root: Path, jobs: int,
     return results
 
 
+def _is_null(value) -> bool:
+    """A metric that could not be computed: null in metrics.json, NaN in memory."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def null_reason(metrics: dict) -> str:
+    """Why a run's metrics can be null: no steps, no converged step, no load, or the metric does not apply."""
+    if not metrics.get("steps"):
+        return "the run recorded no steps"
+    if metrics.get("converged_share") == 0:
+        return f"no step converged (0 of {metrics['steps']})"
+    if metrics.get("load_energy_kwh") == 0:
+        return "the run had no load energy"
+    return "the run's recorded signals do not define it"
+
+
 def check_criteria(case: CaseResult, criteria: dict) -> list[str]:
-    """Judge the case's metrics against the scenario's thresholds; return criteria naming no metric."""
+    """Judge the case's metrics against the scenario's thresholds; return criteria naming no metric.
+
+    A criterion fails when its metric is null (cannot be computed) or the run is degraded, and its
+    detail says why.
+    """
     unknown = []
     for metric, bound in criteria.items():
         if metric not in case.metrics:
-            if case.status == "ok":
+            if case.completed:
                 guess = difflib.get_close_matches(metric, list(case.metrics), n=1)
                 hint = f"; did you mean {guess[0]!r}?" if guess else f" (known: {', '.join(sorted(case.metrics))})"
                 unknown.append(f"{case.path}: criteria.{metric}: no such metric{hint}")
             continue
         value = case.metrics[metric]
-        ok = isinstance(value, (int, float)) and not math.isnan(value)
-        ok = ok and (bound.min is None or value >= bound.min) and (bound.max is None or value <= bound.max)
         limits = " and ".join(s for s in (f">= {bound.min:g}" if bound.min is not None else "",
                                           f"<= {bound.max:g}" if bound.max is not None else "") if s)
-        case.criteria.append(Check(f"criteria.{metric}", ok, f"{metric} = {value:.6g}, required {limits}"))
+        if _is_null(value):
+            detail = f"{metric} is null (cannot be computed: {null_reason(case.metrics)}), required {limits}"
+            case.criteria.append(Check(f"criteria.{metric}", False, detail))
+            continue
+        ok = (bound.min is None or value >= bound.min) and (bound.max is None or value <= bound.max)
+        detail = f"{metric} = {value:.6g}, required {limits}"
+        if case.status == "degraded":
+            ok, detail = False, f"{detail}; not judged: run degraded ({case.message})"
+        case.criteria.append(Check(f"criteria.{metric}", ok, detail))
     return unknown
 
 
@@ -226,8 +257,10 @@ def compare_baseline(case: CaseResult, stored: dict | None, tolerances: dict) ->
             continue
         rel, abs_ = _tolerance(tolerances, metric)
         allowed = max(abs_, rel * abs(old))
-        if new is None or (isinstance(new, float) and math.isnan(new)):
-            case.baseline.append(Check(f"baseline.{metric}", False, f"{metric} missing, baseline {old:.6g}"))
+        if _is_null(new):
+            why = "missing" if new is None and metric not in case.metrics else \
+                f"null (cannot be computed: {null_reason(case.metrics)})"
+            case.baseline.append(Check(f"baseline.{metric}", False, f"{metric} {why}, baseline {old:.6g}"))
             continue
         worse = (new - old) * sign
         unit = _unit(metric)
@@ -253,8 +286,8 @@ def update_baseline(path: Path, data: dict, spec: str, cases: list[CaseResult]) 
 
 def write_junit(path: Path, suite: SuiteResult) -> None:
     """JUnit XML: one testcase per scenario; a failed check is a <failure>, a failed run an <error>."""
-    failures = sum(1 for c in suite.cases if c.status == "ok" and c.failures)
-    errors = sum(1 for c in suite.cases if c.status != "ok")
+    failures = sum(1 for c in suite.cases if c.completed and not c.passed)
+    errors = sum(1 for c in suite.cases if not c.completed)
     total_time = f"{sum(c.wall_s for c in suite.cases):.3f}"
     attrs = {"name": f"cosim regress {suite.spec}", "tests": str(len(suite.cases)), "failures": str(failures),
              "errors": str(errors), "time": total_time}
@@ -263,9 +296,12 @@ def write_junit(path: Path, suite: SuiteResult) -> None:
     for case in suite.cases:
         tc = ET.SubElement(ts, "testcase", {"classname": f"regress.{suite.spec}", "name": case.scenario,
                                             "time": f"{case.wall_s:.3f}", "file": str(case.path)})
-        if case.status != "ok":
+        if not case.completed:
             error = ET.SubElement(tc, "error", {"message": f"run {case.status}: {case.message}", "type": "run"})
             error.text = case.message
+        elif case.status == "degraded" and not case.failures:
+            ET.SubElement(tc, "failure", {"message": f"run degraded: {case.message}", "type": "degraded"}).text = \
+                case.message
         elif case.failures:
             names = ", ".join(c.name for c in case.failures)
             ET.SubElement(tc, "failure", {"message": f"{len(case.failures)} check(s) failed: {names}",
@@ -283,7 +319,7 @@ def judge(suite: SuiteResult, criteria: dict[str, dict], baseline: dict, compare
     stored = baseline.get("results", {}).get(suite.spec, {})
     for case in suite.cases:
         unknown += check_criteria(case, criteria[case.scenario])
-        if compare and case.status == "ok":
+        if compare and case.completed:
             compare_baseline(case, stored.get(case.scenario), baseline.get("tolerances", {}))
     return unknown
 

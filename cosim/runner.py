@@ -98,8 +98,7 @@ def degradation(metrics: dict, allowed_share: float) -> str:
     steps, bad = metrics.get("steps", 0), metrics.get("nonconverged_steps", 0)
     if not steps or bad / steps <= allowed_share:
         return ""
-    return (f"{bad} of {steps} steps did not converge (grid.max_nonconverged_share {allowed_share:g}); "
-            "their network metrics are left out, and null when no step converged")
+    return f"{bad} of {steps} steps did not converge (grid.max_nonconverged_share: {allowed_share:g})"
 
 
 def _baseline(loaded: LoadedScenario, path: Path, on_step: Callable[[int], None]) -> pd.DataFrame | None:

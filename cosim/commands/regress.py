@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -62,10 +63,15 @@ def regress_table(suite: SuiteResult) -> Table:
     for col in ("result", "criteria", "baseline", "violation\nbus-min", "losses\nkWh"):
         table.add_column(col, justify="left" if col == "result" else "right", no_wrap=True)
     for c in suite.cases:
-        verdict = "[green]PASS[/]" if c.passed else ("[red]ERROR[/]" if c.status != "ok" else "[red]FAIL[/]")
+        verdict = "[green]PASS[/]" if c.passed else ("[red]ERROR[/]" if not c.completed else "[red]FAIL[/]")
         crit = f"{sum(k.passed for k in c.criteria)}/{len(c.criteria)}" if c.criteria else "-"
         base = f"{sum(k.passed for k in c.baseline)}/{len(c.baseline)}" if c.baseline else "-"
         m = c.metrics
-        table.add_row(c.scenario, verdict, crit, base, f"{m.get('voltage_violation_bus_minutes', float('nan')):,.0f}",
-                      f"{m.get('loss_energy_kwh', float('nan')):,.1f}")
+        table.add_row(c.scenario, verdict, crit, base, _value(m.get("voltage_violation_bus_minutes"), ",.0f"),
+                      _value(m.get("loss_energy_kwh"), ",.1f"))
     return table
+
+
+def _value(v: float | None, spec: str) -> str:
+    """A metric for the table: formatted, or null when it could not be computed (or is missing)."""
+    return "null" if v is None or math.isnan(v) else format(v, spec)
