@@ -2,15 +2,23 @@
 
 Each step it merges the observation it receives with the time features, calls `act`, and
 passes on only valid setpoints: a known action name with a finite number. Anything else
-(an unknown name, NaN, a non-number, or `act` raising) is dropped and recorded as a
+(an unknown name, NaN, a non-number, `act` raising anything, SystemExit and KeyboardInterrupt
+included, or a return value that fails when read) is dropped and recorded as a
 `controller_error` event; the last valid setpoint stays in force and the run goes on.
-`signals` carries the setpoints in force as `ctrl.<action>` for the recorder.
+`act` runs in a worker thread with a time budget per step (`timeout`, default 10 s): a step
+over budget is a `controller_timeout` event, the last valid setpoints hold, and while the late
+call is still running the controller is not called again (each further step is another
+`controller_timeout`). `signals` carries the setpoints in force as `ctrl.<action>` for the recorder.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import queue
+import threading
+from concurrent.futures import Future
+from typing import Any, Callable
 
 import mosaik_api_v3
 import numpy as np
@@ -20,12 +28,41 @@ from cosim.eventlog import EventLog
 from cosim.kernel import check_actions
 
 log = logging.getLogger(__name__)
+DEFAULT_TIMEOUT_S = 10.0  # wall seconds one call of `act` (and reading its return value) may take
 
 META = {
     "api_version": "3.0",
     "type": "time-based",
     "models": {"Controller": {"public": True, "params": [], "attrs": ["observation", "setpoints", "signals"]}},
 }
+
+
+class Worker:
+    """One daemon thread that runs calls in order and hands back futures: a call that never returns
+    neither blocks the run (it waits with a timeout) nor the interpreter's exit (daemon)."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="controller", daemon=True).start()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        """Queue `fn(*args)`; its result or whatever it raised (any BaseException) ends up in the future."""
+        future: Future = Future()
+        self._jobs.put((future, fn, args))
+        return future
+
+    def stop(self) -> None:
+        """End the thread after the calls already queued."""
+        self._jobs.put(None)
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, fn, args = job
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:  # noqa: BLE001 - SystemExit / KeyboardInterrupt of a plug-in too
+                    future.set_exception(exc)
 
 
 class ControllerSim(mosaik_api_v3.Simulator):
@@ -35,8 +72,12 @@ class ControllerSim(mosaik_api_v3.Simulator):
         super().__init__(META)
 
     def init(self, sid, time_resolution=1.0, controller: Controller | None = None, info: ControllerInfo | None = None,
-             start: np.datetime64 | None = None, step_s: int = 1, events: EventLog | None = None):
+             start: np.datetime64 | None = None, step_s: int = 1, events: EventLog | None = None,
+             timeout: float = DEFAULT_TIMEOUT_S):
         self.controller, self.info, self.step_s, self.events = controller, info, int(step_s), events
+        self.timeout = timeout
+        self._worker = Worker()
+        self._late: Future | None = None  # a call of `act` that overran its budget and has not returned yet
         self.start = np.datetime64(start, "s")
         self.allowed = set(info.action_names)
         self.held = {name: math.nan for name in info.action_names}
@@ -56,23 +97,43 @@ class ControllerSim(mosaik_api_v3.Simulator):
         for values in inputs.get("ctrl", {}).get("observation", {}).values():
             observation.update(values)
         observation.update(time_features(self.start + np.timedelta64(int(time), "s"), k))
-        try:
-            actions = self.controller.act(observation)
-        except Exception as exc:  # a faulty controller must not stop the co-simulation
-            actions = {}
-            self._reject(k, {"act": f"raised {type(exc).__name__}: {exc}"})
-        self.issued, rejected = check_actions(actions, self.allowed)
-        self._reject(k, rejected)
+        self.issued, rejected, kind = self._decide(observation)
+        self._reject(k, rejected, kind)
         self.held.update(self.issued)
         return time + self.step_s
 
-    def _reject(self, k: int, rejected: dict[str, str]) -> None:
+    def _act(self, observation: dict[str, float]) -> tuple[dict[str, float], dict[str, str]]:
+        """The plug-in's call and the reading of its return value (both in the worker thread)."""
+        return check_actions(self.controller.act(observation), self.allowed)
+
+    def _decide(self, observation: dict[str, float]) -> tuple[dict[str, float], dict[str, str], str]:
+        """(valid setpoints, rejected targets with reasons, event kind) of one step, the plug-in contained."""
+        if self._late is not None and not self._late.done():
+            return {}, {"act": f"still running a call that overran controller.timeout ({self.timeout:g} s)"}, \
+                "controller_timeout"
+        self._late = None
+        future = self._worker.submit(self._act, observation)
+        try:  # `exception()` hands over what the plug-in raised (SystemExit too) instead of raising it here
+            exc = future.exception(timeout=self.timeout)
+        except TimeoutError:
+            self._late = future
+            return {}, {"act": f"took longer than controller.timeout ({self.timeout:g} s)"}, "controller_timeout"
+        if exc is not None:
+            return {}, {"act": f"raised {type(exc).__name__}: {exc}"}, "controller_error"
+        valid, rejected = future.result()
+        return valid, rejected, "controller_error"
+
+    def _reject(self, k: int, rejected: dict[str, str], kind: str = "controller_error") -> None:
         for target, reason in rejected.items():
-            self.events.add(k, "controller_error", target)
+            self.events.add(k, kind, target)
             if target not in self._warned:  # say why once per target; events.csv has every step
                 self._warned.add(target)
                 log.warning("controller error at step %d: %s %s; the last valid setpoint stays in force",
                             k, target, reason)
+
+    def finalize(self) -> None:
+        """Let go of the worker thread (a call still over budget is abandoned, not waited for)."""
+        self._worker.stop()
 
     def get_data(self, outputs):
         return {"ctrl": {"setpoints": self.issued, "signals": {f"ctrl.{n}": v for n, v in self.held.items()}}}

@@ -1,0 +1,99 @@
+"""Hostile controllers are contained: SystemExit, KeyboardInterrupt, a poisoned return value, a call over budget.
+
+A real run (IEEE 33, mosaik) with a plug-in that turns hostile on chosen steps must complete,
+record a `controller_error` event on exactly those steps and keep the last valid setpoint; the
+time budget is checked on the controller simulator itself with a call that blocks until released.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pandas as pd
+
+from controllers.base import Controller, ControllerInfo
+from cosim.eventlog import EventLog
+from cosim.runner import run_scenario
+from cosim.scenario.loader import load_scenario
+from cosim.sims.controller import ControllerSim
+from tests.conftest import BASE
+
+HOSTILE = """\
+import sys
+
+from controllers.base import Controller
+
+
+class Poisoned(dict):
+    def items(self):
+        raise RuntimeError("items exploded")
+
+
+class Hostile(Controller):
+    def act(self, observation):
+        step = int(observation["time.step"])
+        if step == 3:
+            sys.exit(5)
+        if step == 5:
+            raise KeyboardInterrupt
+        if step == 7:
+            return Poisoned({"pv1.q_set_mvar": 0.3})
+        return {"pv1.q_set_mvar": 0.1 * (step % 2)}
+"""
+
+
+def test_hostile_steps_are_contained_and_recorded(tmp_path, write_scenario):
+    (tmp_path / "hostile.py").write_text(HOSTILE, encoding="utf-8")
+    path = write_scenario(BASE + "controller: {kind: python, path: hostile.py:Hostile}\n")
+    outcome = run_scenario(load_scenario(path), tmp_path / "out")
+    assert outcome.status == "ok", outcome.message
+    assert outcome.metrics["steps"] == 24  # 2 h of 5-min steps: the run went on
+    events = pd.read_csv(tmp_path / "out" / "events.csv", parse_dates=["start"])
+    errors = events[events.kind == "controller_error"]
+    start = pd.Timestamp("2025-06-21T00:00:00")
+    assert sorted((errors.start - start) // pd.Timedelta(minutes=5)) == [3, 5, 7]
+    assert set(errors.target) == {"act"}
+    ts = pd.read_parquet(tmp_path / "out" / "timeseries.parquet")
+    held = ts["ctrl.pv1.q_set_mvar"].to_numpy()
+    # steps 3, 5, 7 keep the setpoint of the step before (0.0 after the even steps 2, 4, 6)
+    assert held[2] == 0.0 and held[3] == 0.0 and held[5] == 0.0 and held[7] == 0.0
+    assert np.allclose(held[[1, 9, 11]], 0.1)
+
+
+class Blocking(Controller):
+    """Blocks in `act` on step 1 until the test releases it; counts its calls."""
+
+    def __init__(self) -> None:
+        self.release, self.returned, self.calls = threading.Event(), threading.Event(), 0
+
+    def act(self, observation):
+        self.calls += 1
+        if observation["time.step"] == 1:
+            self.release.wait()
+            self.returned.set()
+        return {}
+
+
+def _sim(controller: Controller, events: EventLog, timeout: float) -> ControllerSim:
+    sim = ControllerSim()
+    info = ControllerInfo(feeder="ieee33", step_s=60.0, voltage_limits=(0.95, 1.05), ders=(), measurements=())
+    sim.init("Controller-0", controller=controller, info=info, start=np.datetime64("2025-06-21T00:00"),
+             step_s=60, events=events, timeout=timeout)
+    sim.create(1, "Controller")
+    return sim
+
+
+def test_a_call_over_budget_holds_the_setpoints_and_is_not_repeated():
+    controller, events = Blocking(), EventLog()
+    sim = _sim(controller, events, timeout=0.2)
+    for k in range(3):  # step 1 overruns, step 2 finds it still running
+        sim.step(60 * k, {}, None)
+    assert controller.calls == 2  # steps 0 and 1; the blocked controller was not called again at step 2
+    controller.release.set()
+    assert controller.returned.wait(10)
+    sim.step(180, {}, None)  # back to normal once the late call has returned
+    assert controller.calls == 3
+    timeouts = [(e.start, e.end, e.target) for e in events.events if e.kind == "controller_timeout"]
+    assert timeouts == [(1, 3, "act")]  # steps 1 and 2, one merged event
+    sim.finalize()
