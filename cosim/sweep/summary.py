@@ -31,11 +31,21 @@ def row(task: RunTask, outcome: dict[str, Any], resumed: bool = False) -> dict[s
     return out
 
 
+def _kind(value: Any) -> str:
+    """bool, number or str for a plain scalar (ints and floats share a column), else 'other'."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "str" if isinstance(value, str) else "other"
+
+
 def frame(rows: list[dict[str, Any]], override_keys: list[str]) -> pd.DataFrame:
-    """The rows as a table with the fixed columns first (non-scalar override values as JSON text)."""
+    """The rows as a table with the fixed columns first (override columns that are not one scalar kind as JSON text)."""
     df = pd.DataFrame(rows)
     for key in override_keys:
-        if not all(isinstance(v, (bool, int, float, str)) for v in df[key]) or df[key].map(type).nunique() > 1:
+        kinds = {_kind(v) for v in df[key]}
+        if len(kinds) > 1 or kinds == {"other"}:
             df[key] = [json.dumps(v) for v in df[key]]
     first = FIXED + override_keys + OUTCOME
     return df[first + [c for c in df.columns if c not in first]]
