@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandapower as pp
 
 warnings.filterwarnings("ignore")

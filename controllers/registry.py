@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any, Sequence
 import yaml
 from pydantic import ValidationError
 
-from controllers.baselines import KINDS, baseline_class
 from controllers.base import Controller, ControllerError, ControllerInfo, DERInfo, Truth, time_features
+from controllers.baselines import KINDS, baseline_class
 from controllers.plugin import load_class, split_target
+from cosim.files import resolve_path
 from cosim.kernel import check_actions
 from cosim.scenario.schema import Controller as ControllerBlock
 from cosim.scenario.schema import Scenario
+from cosim.scenario.schema_errors import schema_problems
 
 if TYPE_CHECKING:
     from cosim.assembly import Assembly
@@ -34,11 +36,6 @@ class BlockError(ControllerError):
     def __init__(self, field: str, message: str):
         super().__init__(message)
         self.field = field
-
-
-def _resolve(path: str, base_dir: Path) -> Path:
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else base_dir / p
 
 
 def parse_spec(spec: str, cwd: Path | None = None) -> ControllerBlock:
@@ -61,14 +58,15 @@ def parse_spec(spec: str, cwd: Path | None = None) -> ControllerBlock:
     try:
         block = ControllerBlock.model_validate(data)
     except ValidationError as exc:
-        reasons = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors(include_url=False))
+        reasons = "; ".join(f"{p.field + ': ' if p.field else ''}{p.message}"
+                            for p in schema_problems(ControllerBlock, data, exc, {}))
         raise ControllerError(f"controller SPEC {spec!r}: {reasons} (expected {', '.join(KINDS)}, "
                               f"python:<file.py>:<Class>, drl:<policy file> or a {{kind: ...}} mapping)") from None
     if block.path:
         file, name = split_target(block.path)
-        block.path = f"{_resolve(file, cwd).resolve()}:{name}"
+        block.path = f"{resolve_path(file, cwd).resolve()}:{name}"
     if block.policy:
-        block.policy = str(_resolve(block.policy, cwd).resolve())
+        block.policy = str(resolve_path(block.policy, cwd).resolve())
     return block
 
 
@@ -82,7 +80,7 @@ def controller_class(block: ControllerBlock, base_dir: Path) -> type[Controller]
     if block.kind == "python":
         try:
             file, name = split_target(block.path)
-            return load_class(_resolve(file, base_dir), name)
+            return load_class(resolve_path(file, base_dir), name)
         except ControllerError as exc:
             raise BlockError("controller.path", str(exc)) from None
     if block.kind == "drl":
@@ -95,7 +93,7 @@ def controller_class(block: ControllerBlock, base_dir: Path) -> type[Controller]
 
 def instantiate(cls: type[Controller], block: ControllerBlock, base_dir: Path) -> Controller:
     """`cls(**params)` (a drl policy gets its file first), with clear messages for bad params."""
-    args: Sequence[Any] = (_resolve(block.policy, base_dir),) if block.kind == "drl" else ()
+    args: Sequence[Any] = (resolve_path(block.policy, base_dir),) if block.kind == "drl" else ()
     field = "controller.policy" if block.kind == "drl" else "controller.params"
     label = cls.__name__
     try:

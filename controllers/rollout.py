@@ -49,7 +49,7 @@ def rollout(asm: Assembly, controller: Controller | None) -> Rollout:
         controller.setup(info)
         allowed = frozenset(info.action_names)
     for k in range(asm.n_steps):
-        rows[k] = model.signal_values(loop.solve(k))
+        model.signal_values(loop.solve(k), rows[k])
         valid: dict[str, float] = {}
         if controller is not None:
             seen = loop.observe(k, dict(zip(names, rows[k].tolist())))

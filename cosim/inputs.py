@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cosim.files import resolve_path
 from cosim.profiles import csv_profile, load_profile, pv_profile, wind_profile
 from cosim.scenario.schema import PVGenerator, Scenario
 from cosim.seeding import rng_for
@@ -38,8 +39,7 @@ def load_scale(scn: Scenario, times: np.ndarray, n_loads: int, base_dir: Path) -
     cfg = scn.loads
     rng = rng_for(scn.seed, "loads")
     if cfg.profile.startswith("csv:"):
-        path = Path(cfg.profile[4:])
-        shape = csv_profile(path if path.is_absolute() else base_dir / path, times)
+        shape = csv_profile(resolve_path(cfg.profile[4:], base_dir), times)
         noise = load_profile(times, "constant", rng, n_loads, cfg.noise)
         return cfg.scale * shape[:, None] * noise
     return cfg.scale * load_profile(times, cfg.profile, rng, n_loads, cfg.noise)

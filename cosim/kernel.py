@@ -119,15 +119,14 @@ class ControlLoop:
 
     def __init__(self, model: GridModel, inputs: Inputs, schedule: Schedule | None = None,
                  measurement=None, command=None):
-        from cosim.events.physical import disruptions_at
-        from cosim.events.schedule import PHYSICAL
+        from cosim.events.physical import DisruptionTimeline
 
         self.kernel, self.inputs = StepKernel(model), inputs
         self.measurement, self.command = measurement, command
         self.schedule = schedule
-        self._physical = schedule.on(PHYSICAL) if schedule is not None else []
-        self._disruptions_at = disruptions_at
-        self._cache: dict[tuple, Disruptions] = {}
+        timeline = DisruptionTimeline(schedule.events if schedule is not None else ())
+        # every step's disruptions, looked up once per day: the loop runs at tens of thousands of steps/s
+        self._disruptions = [timeline.at(k) for k in range(len(inputs.times))] if timeline else None
         self.pending: dict[str, float] = {}
 
     @property
@@ -135,13 +134,8 @@ class ControlLoop:
         return self.kernel.setpoints
 
     def disruptions(self, k: int) -> Disruptions | None:
-        """The physical disruptions in force at step k (one object per combination of active events)."""
-        if not self._physical:
-            return None
-        active = tuple(e.id for e in self._physical if e.active(k))
-        if active not in self._cache:
-            self._cache[active] = self._disruptions_at(self._physical, k)
-        return self._cache[active]
+        """The physical disruptions in force at step k (None: the schedule has no physical events)."""
+        return self._disruptions[k] if self._disruptions is not None else None
 
     def solve(self, k: int) -> StepResult:
         """Step k with the setpoints delivered for it (those submitted at k-1)."""

@@ -51,6 +51,19 @@ def parse(name: str) -> Name:
     return Name("der", element, quantity)
 
 
+def element_number(element: str) -> int:
+    """The published number of a numbered element such as `bus.18`; a ValueError says what is malformed."""
+    kind, _, number = element.partition(".")
+    if kind not in NUMBERED or not number.lstrip("-").isdigit():
+        raise ValueError(f"{element!r} is not a numbered element (expected e.g. bus.18)")
+    return int(number)
+
+
+def is_bus_voltage(name: str) -> bool:
+    """Whether `name` is a bus voltage magnitude, `bus.<n>.vm_pu` (a copy such as `seen.bus.3.vm_pu` is not)."""
+    return name.startswith("bus.") and name.endswith(".vm_pu") and name.count(".") == 2
+
+
 def bus(n: int, quantity: str = "vm_pu") -> str:
     """`bus.<n>.<quantity>`."""
     return f"bus.{n}.{quantity}"

@@ -10,8 +10,14 @@ import pytest
 from cosim.events.commands import CommandPath, make_command_attack
 from cosim.events.measurement import MeasurementPath, make_attack
 from cosim.events.schedule import COMMAND, MEASUREMENT, ScheduledEvent
-from cosim.scenario.schema import (FDI, CommandInjection, CommandTamper, Delay, Drop, Replay, SensorStuck,
-                                   TimestampSkew)
+from cosim.events.kinds.command_injection import CommandInjection
+from cosim.events.kinds.command_tamper import CommandTamper
+from cosim.events.kinds.delay import Delay
+from cosim.events.kinds.drop import Drop
+from cosim.events.kinds.fdi import FDI
+from cosim.events.kinds.replay import Replay
+from cosim.events.kinds.sensor_stuck import SensorStuck
+from cosim.events.kinds.timestamp_skew import TimestampSkew
 from events_helpers import simulate
 
 

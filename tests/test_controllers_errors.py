@@ -104,6 +104,7 @@ def test_policy_metadata_mismatch_is_exit_2(scenario_with, cli, monkeypatch, tmp
     assert not (tmp_path / "out").exists()  # refused before anything ran
 
 
+@pytest.mark.slow  # a whole day or a real process; CI runs it in the slow step
 def test_no_traceback_from_a_real_process(scenario_with):
     path = scenario_with("{kind: python, path: raising.py:C}")
     proc = subprocess.run([sys.executable, "-m", "cosim", "run", str(path)], capture_output=True, text=True, timeout=120)

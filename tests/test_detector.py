@@ -85,6 +85,7 @@ def test_outage_topology_removes_the_cut_off_part(setup):
     assert est.converged and est.J < 1e-8 and est.dof == int(network.usable(topo, meters).sum()) - topo.n_states
 
 
+@pytest.mark.slow  # a whole day or a real process; CI runs it in the slow step
 def test_false_alarm_rate_on_a_clean_day_is_the_significance(tmp_path):
     ts = simulate(tmp_path, "detector: {significance: 0.05}\n", duration="24h", step="5min")
     alarms = ts["detector.alarm"].to_numpy()
@@ -94,6 +95,7 @@ def test_false_alarm_rate_on_a_clean_day_is_the_significance(tmp_path):
     assert ts["detector.chi2"].mean() == pytest.approx(dof, rel=0.05)
 
 
+@pytest.mark.slow  # a whole day or a real process; CI runs it in the slow step
 def test_gross_fdi_is_caught_within_steps_and_stealthy_is_not(tmp_path):
     ts = simulate(tmp_path, """\
         detector: {significance: 0.01}

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -17,7 +14,8 @@ from cosim.events.randomize import expand, random_params, unusable
 from cosim.events.registry import MeasurementKind, UnknownKind, kind_of, register, unregister
 from cosim.events.targets import Catalog
 from cosim.grid.feeders import load_feeder
-from cosim.scenario.schema import RandomSpec, Scenario
+from cosim.events.models import RandomSpec
+from cosim.scenario.schema import Scenario
 from events_helpers import scenario_text
 
 
@@ -106,19 +104,3 @@ def test_registration_rejects_incomplete_and_duplicate_kinds():
         register(SameRank)
     with pytest.raises(UnknownKind):
         kind_of("blip")  # none of them got in
-
-
-# the schema (which imports the kinds), a kind module, the registry and the shared machinery, each imported first
-FIRST_IMPORTS = ["cosim.scenario.schema", "cosim.events.kinds.delay", "cosim.events.registry", "cosim.events.schedule",
-                 "cosim.events.build"]
-CHECK = ("import importlib, sys; importlib.import_module(sys.argv[1]); import cosim.events.build, cosim.scenario.schema; "
-         "print(sorted({m.split('.')[0] for m in sys.modules} & {'mosaik', 'mosaik_api_v3', 'pymodbus', 'hil'}))")
-
-
-def test_every_events_module_imports_first_without_a_cycle_or_mosaik():
-    repo = Path(__file__).resolve().parents[1]
-    for module in FIRST_IMPORTS:
-        proc = subprocess.run([sys.executable, "-c", CHECK, module], cwd=repo, capture_output=True, text=True,
-                              timeout=300)
-        assert proc.returncode == 0, f"importing {module} first: {proc.stderr}"
-        assert proc.stdout.strip() == "[]", f"importing {module} pulls in {proc.stdout.strip()}"

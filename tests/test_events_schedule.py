@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import numpy as np
 import yaml
 
@@ -90,6 +91,7 @@ def test_random_schedule_is_reproducible_and_clash_free():
     assert [e.start for e in a.events] == sorted(e.start for e in a.events)
 
 
+@pytest.mark.slow  # a whole day or a real process; CI runs it in the slow step
 def test_same_scenario_and_seed_give_identical_runs(tmp_path):
     extra = RANDOM.replace("rate_per_day: 40", "rate_per_day: 8") + "detector: {}\n"
     one = simulate(tmp_path, extra, duration="6h", step="5min", name="one")

@@ -60,23 +60,23 @@ def test_mosaik_run_and_rollout_agree_step_by_step(tmp_path, write_scenario):
     """example_simple (tap changer, shunt capacitor, trafo), every physical event kind, a feedback controller."""
     pp.to_json(pn.example_simple(), str(tmp_path / "simple.json"))
     (tmp_path / "ctrl.py").write_text(CONTROLLER, encoding="utf-8")
-    path = write_scenario(f"""\
+    path = write_scenario("""\
         name: loop
         seed: 5
-        clock: {{start: "2025-06-21T11:00:00", duration: 30min, step: 1min}}
-        grid: {{feeder: simple.json}}
-        loads: {{profile: residential, noise: 0.05}}
+        clock: {start: "2025-06-21T11:00:00", duration: 30min, step: 1min}
+        grid: {feeder: simple.json}
+        loads: {profile: residential, noise: 0.05}
         generators:
-          - {{name: pv1, kind: pv, bus: 3, p_mw: 2.0}}
-          - {{name: pv2, kind: pv, bus: 5, p_mw: 1.5}}
-        controller: {{kind: python, path: ctrl.py:Schedule}}
-        impact: {{baseline: false}}
+          - {name: pv1, kind: pv, bus: 3, p_mw: 2.0}
+          - {name: pv2, kind: pv, bus: 5, p_mw: 1.5}
+        controller: {kind: python, path: ctrl.py:Schedule}
+        impact: {baseline: false}
         events:
-          - {{at: 2min, duration: 3min, kind: line_outage, line: 2}}
-          - {{at: 6min, duration: 2min, kind: trafo_outage, trafo: 0}}
-          - {{at: 9min, duration: 4min, kind: dg_trip, generator: pv2}}
-          - {{at: 12min, duration: 5min, kind: load_step, bus: 6, factor: 1.5}}
-          - {{at: 15min, duration: 6min, kind: cloud_transient, generator: "pv*", depth: 0.6}}
+          - {at: 2min, duration: 3min, kind: line_outage, line: 2}
+          - {at: 6min, duration: 2min, kind: trafo_outage, trafo: 0}
+          - {at: 9min, duration: 4min, kind: dg_trip, generator: pv2}
+          - {at: 12min, duration: 5min, kind: load_step, bus: 6, factor: 1.5}
+          - {at: 15min, duration: 6min, kind: cloud_transient, generator: "pv*", depth: 0.6}
         """)
     loaded = load_scenario(path)
     outcome = run_scenario(loaded, tmp_path / "run", assembly=validate(loaded))

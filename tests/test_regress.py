@@ -100,6 +100,7 @@ def test_unknown_criterion_and_missing_scenario_are_exit_2(write_scenario, cli, 
     assert code == 2 and "file not found" in output
 
 
+@pytest.mark.slow  # a whole day or a real process; CI runs it in the slow step
 def test_process_pool_gives_the_same_metrics_as_in_process(suite, cli, tmp_path):
     code, output, _ = cli("regress", *suite, "-c", "droop", "--out", tmp_path / "pool")  # default: one worker per core
     assert code == 1, output  # droop does not clear strict's violations

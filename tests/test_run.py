@@ -24,6 +24,7 @@ METRIC_KEYS = {"loss_energy_kwh", "loss_kw_mean", "loss_kw_max", "vm_min_pu", "v
                "curtailed_energy_kwh", "efficiency", "stability_index", "renewable_share", "nonconverged_steps"}
 
 
+@pytest.mark.slow  # a whole day or a real process; CI runs it in the slow step
 def test_demo_scenario_through_the_cli(tmp_path):
     out = tmp_path / "demo"
     proc = subprocess.run([sys.executable, "-m", "cosim", "run", str(SCENARIOS / "ieee33-pv-wind.yaml"), "--out", str(out)],

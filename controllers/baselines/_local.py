@@ -15,6 +15,7 @@ from typing import ClassVar, Mapping, Sequence
 import numpy as np
 
 from controllers.base import Controller, ControllerInfo, DERInfo
+from cosim import signals as sig
 
 
 class Curve:
@@ -61,7 +62,7 @@ class LocalCurveController(Controller):
     def act(self, observation: Mapping[str, float]) -> dict[str, float]:
         out = {}
         for der in self.info.ders:
-            vm = observation.get(f"bus.{der.bus}.vm_pu", math.nan)
+            vm = observation.get(sig.bus(der.bus), math.nan)
             if not math.isfinite(vm):
                 continue  # no measurement this step: the last setpoint stays in force
             last = self.state[der.name]

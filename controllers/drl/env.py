@@ -39,12 +39,12 @@ from controllers.base import DERInfo
 from controllers.drl.layout import OBS_BOUND, Layout, voltvar_layout
 from cosim.assembly import Assembly, assemble, control_loop
 from cosim.events.build import build_schedule
+from cosim.events.models import RandomEvents, RandomSpec
 from cosim.grid.engines import EngineUnsupported
 from cosim.inputs import build_inputs
 from cosim.kernel import ControlLoop
 from cosim.metrics import metrics_from_array
 from cosim.scenario.loader import LoadedScenario, load_scenario
-from cosim.scenario.schema import RandomEvents, RandomSpec
 
 HELDOUT_BASE = 1_000_000_000  # training days draw seeds below this; held-out days are HELDOUT_BASE + k
 # day totals written to the learning curve, named like the co-simulation's KPIs (cosim.metrics)
@@ -116,6 +116,15 @@ def _score(vm: np.ndarray, lo: float, hi: float, avail: np.ndarray, der_p: np.nd
     for k in range(avail.shape[0]):
         curtailed += avail[k] - der_p[k]
     return count, excess, curtailed
+
+
+@numba.njit(cache=True)
+def _setpoints(action: np.ndarray, low: np.ndarray, span: np.ndarray) -> np.ndarray:
+    """Actions in [-1, 1] (clipped) mapped onto [low, low + span]."""
+    out = np.empty(action.shape[0])
+    for i in range(action.shape[0]):
+        out[i] = low[i] + (min(max(action[i], -1.0), 1.0) + 1.0) * 0.5 * span[i]
+    return out
 
 
 @numba.njit(cache=True)
@@ -199,7 +208,7 @@ class GridEnv(gym.Env):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         """Submit the action as setpoints for the next step, solve it, and score it."""
-        setpoints = self._setpoint_low + (np.clip(action, -1.0, 1.0) + 1.0) * 0.5 * self._setpoint_span
+        setpoints = _setpoints(np.asarray(action, np.float64), self._setpoint_low, self._setpoint_span)
         loop = self.loop
         if self._named:
             loop.submit(self.t, dict(zip(self.layout.action_names, setpoints.tolist())))
@@ -228,7 +237,7 @@ class GridEnv(gym.Env):
         """Solve step t with the setpoints in force, record its signals, return (reward, converged)."""
         w, t = self.weights, self.t
         r = self.loop.solve(t)
-        self._rows[t] = self.model.signal_values(r)
+        self.model.signal_values(r, self._rows[t])
         pf = r.pf
         self.loss_kw = pf.loss_mw * 1000.0
         if not pf.converged:

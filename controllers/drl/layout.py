@@ -13,6 +13,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from controllers.base import DERInfo
+from cosim import signals as sig
 
 VOLTAGE_SCALE_PU = 0.05  # a voltage observation is (V - 1) / 0.05: +-1 at the usual limits
 OBS_BOUND = 20.0  # normalised observations are clipped to +-OBS_BOUND (a voltage of 0 or 2 pu)
@@ -66,7 +67,7 @@ def voltvar_layout(ders: Sequence[DERInfo], curtail: bool = False) -> Layout:
     in [-S, S] of the inverter rating, and `<der>.p_limit_mw` in [0, P nameplate] when curtailing.
     """
     buses = list(dict.fromkeys(d.bus for d in ders))
-    obs: list[tuple[str, float, float]] = [(f"bus.{b}.vm_pu", 1.0, VOLTAGE_SCALE_PU) for b in buses]
+    obs: list[tuple[str, float, float]] = [(sig.bus(b), 1.0, VOLTAGE_SCALE_PU) for b in buses]
     obs += [(f"{d.name}.p_avail_mw", 0.0, d.p_mw) for d in ders]
     obs += [(f"{d.name}.q_mvar", 0.0, d.s_mva) for d in ders]
     if curtail:

@@ -7,12 +7,13 @@ are numbered 1.. by start time. Every problem names the entry and key at fault.
 from __future__ import annotations
 
 from cosim.detection.network import MAX_BUSES, plan_for
+from cosim.events.models import RandomEvents
 from cosim.events.randomize import expand
 from cosim.events.schedule import EventProblem, Schedule, ScheduledEvent, conflict, resolve
 from cosim.events.targets import Catalog, measurement_model
 from cosim.grid.feeders import Feeder
 from cosim.scenario.errors import Problem, field_path
-from cosim.scenario.schema import RandomEvents, Scenario
+from cosim.scenario.schema import Scenario
 from cosim.scenario.yamlpos import line_for
 
 
@@ -24,6 +25,8 @@ def metered_signals(scn: Scenario, feeder: Feeder) -> tuple[str, ...]:
 
 def build_schedule(scn: Scenario, feeder: Feeder) -> tuple[Schedule, list[tuple[tuple, str]]]:
     """The schedule of `scn` and the problems found as (path in the scenario, message)."""
+    if not scn.events:  # nothing to place: skip naming the grid (the RL environment builds one per day)
+        return Schedule((), scn.clock.step), []
     cat = Catalog.of(scn, feeder)
     metered = metered_signals(scn, feeder)
     problems: list[tuple[tuple, str]] = []

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from cosim import signals as sig
 from cosim.events.schedule import Schedule, ScheduledEvent
 from cosim.results import EVENT_COLUMNS
 
@@ -37,7 +38,7 @@ class _Series:
     def __init__(self, ts: pd.DataFrame, step_s: float, limits: tuple[float, float]):
         h = step_s / 3600.0
         col = lambda name: ts[name].to_numpy(float) if name in ts else np.zeros(len(ts))  # noqa: E731
-        vm = ts[[c for c in ts.columns if c.startswith("bus.") and c.endswith(".vm_pu")]].to_numpy(float)
+        vm = ts[[c for c in ts.columns if sig.is_bus_voltage(c)]].to_numpy(float)
         loading = ts[[c for c in ts.columns if c.startswith("line.") and c.endswith(".loading_pct")]].to_numpy(float)
         gens = [c[:-len(".p_avail_mw")] for c in ts.columns if c.endswith(".p_avail_mw")]
         curtailed = sum((np.clip(np.nan_to_num(col(f"{g}.p_avail_mw") - col(f"{g}.p_mw")), 0, None) for g in gens),

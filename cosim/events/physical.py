@@ -28,9 +28,31 @@ def disruptions_at(events: Sequence[ScheduledEvent], k: int) -> Disruptions:
                           for name, v in parts.items()})
 
 
+class DisruptionTimeline:
+    """Step -> the disruptions in force, one object per combination of active physical events, so the
+    grid model sees the same object (and skips the update) while nothing changes."""
+
+    def __init__(self, events: Sequence[ScheduledEvent]):
+        self.events = [e for e in events if e.path == PHYSICAL]
+        self._by_active: dict[tuple[int, ...], Disruptions] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.events)
+
+    def at(self, k: int) -> Disruptions:
+        """The disruptions in force at step k."""
+        active = tuple(e.id for e in self.events if e.active(k))
+        d = self._by_active.get(active)
+        if d is None:
+            d = self._by_active[active] = disruptions_at(self.events, k)
+        return d
+
+
 def topology_timeline(network: Network, events: Sequence[ScheduledEvent]) -> Callable[[int], Topology]:
     """Step -> the estimator's topology with that step's outages (breaker status telemetry)."""
+    timeline = DisruptionTimeline(events)
+
     def at(k: int) -> Topology:
-        d = disruptions_at(events, k)
+        d = timeline.at(k)
         return network.topology(d.lines_out, d.trafos_out)
     return at

@@ -12,10 +12,11 @@ import numpy as np
 from pydantic import TypeAdapter
 
 from cosim.events.base import EventProblem
+from cosim.events.models import Event, RandomSpec
 from cosim.events.registry import Draw, Kind, UnknownKind, kind_of
 from cosim.events.schedule import ScheduledEvent, conflict, resolve
 from cosim.events.targets import Catalog
-from cosim.scenario.schema import Event, RandomSpec, Scenario
+from cosim.scenario.schema import Scenario
 from cosim.seeding import rng_for
 
 _EVENT = TypeAdapter(Event)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Callable, ClassVar
 
 import numpy as np
 
+from cosim import signals as sig
 from cosim.events.base import COMMAND, MEASUREMENT, PATHS, PHYSICAL, _Event
 
 if TYPE_CHECKING:
@@ -60,8 +61,8 @@ class Draw:
     @property
     def voltages(self) -> list[str]:
         """Bus voltage signals other than the slack bus's."""
-        slack = f"bus.{self.cat.slack_bus}.vm_pu"
-        return [s for s in self.cat.signals if s.startswith("bus.") and s.endswith(".vm_pu") and s != slack]
+        slack = sig.bus(self.cat.slack_bus)
+        return [s for s in self.cat.signals if s != slack and sig.is_bus_voltage(s)]
 
     @property
     def buses(self) -> list[int]:

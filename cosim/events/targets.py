@@ -12,10 +12,11 @@ import fnmatch
 from dataclasses import dataclass
 
 from cosim.events.base import TargetError
+from cosim.events.models import RandomEvents
 from cosim.events.registry import kind_of
 from cosim.grid.feeders import Feeder
 from cosim.grid.model import DER, signal_names
-from cosim.scenario.schema import Detector, RandomEvents, Scenario
+from cosim.scenario.schema import Detector, Scenario
 
 SETPOINT_ALIASES = {".q_mvar": ".q_set_mvar", ".p_mw": ".p_limit_mw"}
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandapower as pp
 import pandapower.networks as pn
 
+from cosim.files import resolve_path
 from cosim.grid.ieee69 import case69
 
 BUILTIN = {"ieee33": pn.case33bw, "ieee69": case69}
@@ -88,8 +89,7 @@ def resolve_spec(spec: str, base_dir: Path) -> str:
     if spec in BUILTIN or spec.startswith("simbench:"):
         return spec
     if spec.endswith(".json"):
-        path = Path(spec)
-        path = path if path.is_absolute() else (base_dir / path)
+        path = resolve_path(spec, base_dir)
         if not path.is_file():
             raise FeederError(f"pandapower JSON file {path} does not exist")
         return str(path.resolve())

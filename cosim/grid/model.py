@@ -36,31 +36,30 @@ def _capability(p_avail: np.ndarray, p_limit: np.ndarray, q_set: np.ndarray,
 
 @numba.njit(cache=True)
 def _prepare(load_scale, load_factor, load_on, load_p_nom, load_q_nom, native_p_nom, native_q_nom, native_kind,
-             pv_pu, wind_pu, p_avail, avail_factor, p_limit, q_set, rating, online, sgen_on, n):
+             pv_pu, wind_pu, p_avail, avail_factor, p_limit, q_set, rating, online, sgen_on, load_p, load_q,
+             sgen_p, sgen_q):
     """One step's injections in one compiled call: DER capability, trips, load and native-generator scaling.
 
-    Returns load P/Q, static-generator P/Q (feeder's own, then DERs), delivered DER P/Q, available
-    DER P and the sums (load P, load Q, native generation P)."""
+    Fills load P/Q and static-generator P/Q (feeder's own, then DERs) in place; returns delivered
+    DER P/Q, available DER P and the sums of load P, load Q and native generation P."""
     avail = p_avail * avail_factor
     der_p, der_q = _capability(avail, p_limit, q_set, rating)
-    nl, nn = load_p_nom.shape[0], native_p_nom.shape[0]
-    load_p, load_q = np.empty(nl), np.empty(nl)
-    sums = np.zeros(3)
+    nl, nn, n = load_p_nom.shape[0], native_p_nom.shape[0], rating.shape[0]
+    sum_p, sum_q, native = 0.0, 0.0, 0.0
     for i in range(nl):
         scale = load_scale[i] * load_factor[i] * load_on[i]
         load_p[i], load_q[i] = load_p_nom[i] * scale, load_q_nom[i] * scale
-        sums[0] += load_p[i]
-        sums[1] += load_q[i]
-    sgen_p, sgen_q = np.empty(nn + n), np.empty(nn + n)
+        sum_p += load_p[i]
+        sum_q += load_q[i]
     for i in range(nn):
         f = pv_pu if native_kind[i] == 1 else (wind_pu if native_kind[i] == 2 else 1.0)
         sgen_p[i], sgen_q[i] = native_p_nom[i] * f * sgen_on[i], native_q_nom[i] * f * sgen_on[i]
-        sums[2] += sgen_p[i]
+        native += sgen_p[i]
     for i in range(n):
         der_p[i] *= online[i]
         der_q[i] *= online[i]
         sgen_p[nn + i], sgen_q[nn + i] = der_p[i] * sgen_on[nn + i], der_q[i] * sgen_on[nn + i]
-    return load_p, load_q, sgen_p, sgen_q, der_p, der_q, avail, sums
+    return der_p, der_q, avail, sum_p, sum_q, native
 
 
 @dataclass(frozen=True)
@@ -227,21 +226,23 @@ class GridModel:
         self.topology = _Topology.of(net)
         self._energised = self.topology.bus_base.copy()
         self.disruptions = Disruptions()
-        self._der_index = {d.name: i for i, d in enumerate(self.ders)}
+        self.der_index = {d.name: i for i, d in enumerate(self.ders)}  # DER name -> position
         self._native_kind = np.where(self.native_is_pv, 1, np.where(self.native_is_wind, 2, 0)).astype(np.int64)
         self._no_limit, self._no_q = np.full(len(self.ders), np.inf), np.zeros(len(self.ders))
+        # injection buffers, refilled every step (the engines copy what they keep)
+        self._inj = (np.empty(len(net.load)), np.empty(len(net.load)), np.empty(len(net.sgen)), np.empty(len(net.sgen)))
         zeros = np.zeros(len(self.ders))
-        probe = _prepare(np.ones(len(net.load)), self.load_factor, self.load_on, self.load_p_nom, self.load_q_nom,
-                         self.native_p_nom, self.native_q_nom, self._native_kind, 1.0, 1.0, zeros,
-                         self.der_avail_factor, zeros, zeros, self.der_rating, self.der_online, self.sgen_on,
-                         len(self.ders))
-        self.engine, self.engine_note = build_engine(net, engine, probe[:4])
+        _prepare(np.ones(len(net.load)), self.load_factor, self.load_on, self.load_p_nom, self.load_q_nom,
+                 self.native_p_nom, self.native_q_nom, self._native_kind, 1.0, 1.0, zeros, self.der_avail_factor,
+                 zeros, zeros, self.der_rating, self.der_online, self.sgen_on, *self._inj)
+        self.engine, self.engine_note = build_engine(net, engine, tuple(a.copy() for a in self._inj))
         self.discrete = {d.name: d for d in discrete_setpoints(feeder)}
         self._discrete_base = {name: int(net[d.table].at[d.index, d.column]) for name, d in self.discrete.items()}
         self._positions = np.array(list(self._discrete_base.values()), float)  # published with every step
         self._position_of = {name: i for i, name in enumerate(self.discrete)}
         self.metering = metering
         self._names = signal_names(feeder, self.ders, metering)
+        self._blocks, self._grid_at = self._layout()
 
     # -- stepping ---------------------------------------------------------------------------
     def capability(self, p_avail: np.ndarray, p_limit: np.ndarray, q_set: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -252,19 +253,19 @@ class GridModel:
     def step(self, load_scale: np.ndarray, der_p_avail: np.ndarray, der_p_limit: np.ndarray | None = None,
              der_q_set: np.ndarray | None = None, native_pv_pu: float = 1.0, native_wind_pu: float = 1.0) -> StepResult:
         """Apply per-load multipliers of nominal load and DER setpoints, solve, return the result."""
-        n = len(self.ders)
         limit = self._no_limit if der_p_limit is None else np.asarray(der_p_limit, float)
         q_set = self._no_q if der_q_set is None else np.asarray(der_q_set, float)
         load_scale = np.asarray(load_scale, float)
         if load_scale.ndim == 0:  # one multiplier for every load
             load_scale = np.full(len(self.load_p_nom), float(load_scale))
-        load_p, load_q, sgen_p, sgen_q, der_p, der_q, avail, sums = _prepare(
+        der_p, der_q, avail, load_p_sum, load_q_sum, native_p = _prepare(
             load_scale, self.load_factor, self.load_on, self.load_p_nom, self.load_q_nom,
             self.native_p_nom, self.native_q_nom, self._native_kind, float(native_pv_pu), float(native_wind_pu),
             np.asarray(der_p_avail, float), self.der_avail_factor, limit, q_set, self.der_rating, self.der_online,
-            self.sgen_on, n)
+            self.sgen_on, *self._inj)
+        load_p, load_q, sgen_p, sgen_q = self._inj
         pf = self.engine.solve(load_p, load_q, sgen_p, sgen_q)
-        result = StepResult(pf, sums[0], sums[1], der_p, der_q, avail, sums[2])
+        result = StepResult(pf, load_p_sum, load_q_sum, der_p, der_q, avail, native_p)
         if self.load_dead.any():
             result.unserved_p_mw = float((self.load_p_nom * load_scale * self.load_factor)[self.load_dead].sum())
         if self.metering:
@@ -297,7 +298,7 @@ class GridModel:
             self.load_factor[load_bus == self.feeder.bus_index(bus)] *= factor
         self.der_avail_factor = np.ones(len(self.ders))
         for name, factor in d.der_availability:
-            self.der_avail_factor[self._der_index[name]] *= factor
+            self.der_avail_factor[self.der_index[name]] *= factor
         self._update_der_online()
 
     def _set_topology(self, lines_out: frozenset[int], trafos_out: frozenset[int]) -> None:
@@ -336,24 +337,42 @@ class GridModel:
         return position
 
     # -- naming -----------------------------------------------------------------------------
+    def _layout(self) -> tuple[list[tuple[int, int]], int]:
+        """Where each array block of `signal_names` lies (buses, lines, currents, trafos, then metering) and
+        where the grid scalars start: the order `signal_names` defines."""
+        f = self.feeder
+        nb, nl, nt = len(f.bus_labels), len(f.line_labels), len(f.trafo_labels)
+        sizes = [nb, nl, nl, nt]
+        head = sum(sizes)
+        tail = head + len(GRID_SIGNALS) + len(sig.DER_SIGNALS) * len(self.ders)
+        meter = [nb, nb, nl, nl] if self.metering else []
+        starts = np.cumsum([0] + sizes[:-1]).tolist() + (tail + np.cumsum([0] + meter[:-1])).tolist()
+        return [(a, a + n) for a, n in zip(starts, sizes + meter)], head
+
     @property
     def signal_names(self) -> list[str]:
         """Names of the values `signals()` returns, in order; stable for the model's lifetime."""
         return list(self._names)
 
-    def signal_values(self, r: StepResult) -> np.ndarray:
-        """All published values of a step as one vector, ordered like `signal_names`."""
-        pf = r.pf
-        der = np.column_stack([r.der_p_mw, r.der_q_mvar, r.der_p_avail_mw]).ravel()
-        if not pf.converged:
-            der = np.where(np.arange(der.size) % 3 == 2, der, np.nan)  # available power is still known
-        scalars = [pf.loss_mw * 1000.0, pf.ext_p_mw, pf.ext_q_mvar, r.load_p_mw, r.load_q_mvar,
-                   float(r.der_p_mw.sum()) + r.native_p_mw, float(pf.converged), r.unserved_p_mw]
-        parts = [pf.vm_pu, pf.line_loading_pct, pf.line_i_ka, pf.trafo_loading_pct, scalars, der]
+    def signal_values(self, r: StepResult, out: np.ndarray | None = None) -> np.ndarray:
+        """All published values of a step as one vector ordered like `signal_names` (written into `out` if given)."""
+        pf, row = r.pf, np.empty(len(self._names)) if out is None else out
+        parts = [pf.vm_pu, pf.line_loading_pct, pf.line_i_ka, pf.trafo_loading_pct]
         if self.metering:
             parts += [r.bus_p_mw, r.bus_q_mvar, pf.line_p_mw, pf.line_q_mvar]
-        parts.append(self._positions)
-        return np.concatenate(parts)
+        for (lo, hi), values in zip(self._blocks, parts):
+            row[lo:hi] = values
+        g = self._grid_at
+        row[g:g + 8] = (pf.loss_mw * 1000.0, pf.ext_p_mw, pf.ext_q_mvar, r.load_p_mw, r.load_q_mvar,
+                        float(r.der_p_mw.sum()) + r.native_p_mw, float(pf.converged), r.unserved_p_mw)
+        der = row[g + 8:g + 8 + 3 * len(self.ders)]
+        if pf.converged:
+            der[0::3], der[1::3] = r.der_p_mw, r.der_q_mvar
+        else:  # available power is still known
+            der[0::3] = der[1::3] = np.nan
+        der[2::3] = r.der_p_avail_mw
+        row[len(row) - len(self._positions):] = self._positions
+        return row
 
     def signals(self, r: StepResult) -> dict[str, float]:
         """All published values of a step by name, e.g. {'bus.18.vm_pu': 0.91, ...}."""

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from cosim.files import write_atomic
 from cosim.report.data import prepare
-from cosim.report.html import render_page, write_atomic
+from cosim.report.html import render_page
 from cosim.report.plots import render_plots
 
 __all__ = ["write_report"]

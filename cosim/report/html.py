@@ -9,9 +9,6 @@ from __future__ import annotations
 import html
 import math
 import numbers
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -201,25 +198,6 @@ def render_html(meta: dict, meta_rows: list[tuple[str, str]], figures: list[tupl
 </body>
 </html>
 """
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 # ----------------------------------------------------------------------------- entry point

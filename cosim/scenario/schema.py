@@ -165,26 +165,7 @@ class Bound(Strict):
 # -- events (disruptions and attacks) and the detector -------------------------------------------
 # Each event kind's model lives in its module under cosim/events/kinds/ (see cosim/events/registry.py);
 # the union, the kind lists and the random-schedule models are generated from that registry.
-# Re-exported here for code that imports them from the schema; a new kind need not be added here.
-
-from cosim.events.base import Target, _Event  # noqa: E402
-from cosim.events.kinds.cloud_transient import CloudTransient  # noqa: E402
-from cosim.events.kinds.command_injection import CommandInjection  # noqa: E402
-from cosim.events.kinds.command_tamper import CommandTamper  # noqa: E402
-from cosim.events.kinds.delay import Delay  # noqa: E402
-from cosim.events.kinds.dg_trip import DGTrip  # noqa: E402
-from cosim.events.kinds.drop import Drop  # noqa: E402
-from cosim.events.kinds.fdi import FDI  # noqa: E402
-from cosim.events.kinds.fdi_stealthy import FDIStealthy  # noqa: E402
-from cosim.events.kinds.line_outage import LineOutage  # noqa: E402
-from cosim.events.kinds.load_step import LoadStep  # noqa: E402
-from cosim.events.kinds.replay import Replay  # noqa: E402
-from cosim.events.kinds.sensor_stuck import SensorStuck  # noqa: E402
-from cosim.events.kinds.timestamp_skew import TimestampSkew  # noqa: E402
-from cosim.events.kinds.trafo_outage import TrafoOutage  # noqa: E402
-from cosim.events.models import (COMMAND_KINDS, EVENT_KINDS, EVENT_MODELS, MEASUREMENT_KINDS,  # noqa: E402
-                                 PHYSICAL_KINDS, RANDOM_KINDS, Event, EventKind, RandomEvents, RandomKind,
-                                 RandomSpec)
+from cosim.events.models import Event  # noqa: E402
 
 
 class Meters(Strict):

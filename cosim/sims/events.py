@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import mosaik_api_v3
 
-from cosim.events.physical import disruptions_at
-from cosim.events.schedule import PHYSICAL, Schedule
-from cosim.grid.model import Disruptions
+from cosim.events.physical import DisruptionTimeline
+from cosim.events.schedule import Schedule
 
 META = {
     "api_version": "3.0",
@@ -20,11 +19,10 @@ class EventsSim(mosaik_api_v3.Simulator):
 
     def __init__(self) -> None:
         super().__init__(META)
-        self._disruptions: dict[tuple, Disruptions] = {}
 
     def init(self, sid, time_resolution=1.0, schedule: Schedule | None = None, step_s: int = 1):
         self.schedule, self.step_s = schedule, int(step_s)
-        self.physical = schedule.on(PHYSICAL)
+        self.timeline = DisruptionTimeline(schedule.events)
         return self.meta
 
     def create(self, num, model, **params):
@@ -33,10 +31,7 @@ class EventsSim(mosaik_api_v3.Simulator):
     def step(self, time, inputs, max_advance):
         k = time // self.step_s
         self.labels = self.schedule.labels(k)
-        active = tuple(e.id for e in self.physical if e.active(k))
-        if active not in self._disruptions:  # the same object while nothing changes: the grid skips it
-            self._disruptions[active] = disruptions_at(self.physical, k)
-        self.disruptions = self._disruptions[active]
+        self.disruptions = self.timeline.at(k)
         return time + self.step_s
 
     def get_data(self, outputs):

@@ -40,7 +40,6 @@ class GridSim(mosaik_api_v3.Simulator):
 
     def init(self, sid, time_resolution=1.0, model: GridModel | None = None, step_s: int = 1):
         self.kernel, self.step_s = StepKernel(model), int(step_s)
-        self._der_index = {d.name: i for i, d in enumerate(model.ders)}
         return self.meta
 
     def create(self, num, model, **params):
@@ -53,7 +52,7 @@ class GridSim(mosaik_api_v3.Simulator):
         inp = inputs["grid"]
         p_avail = np.zeros(len(m.ders))
         for src, value in inp.get("p_avail_mw", {}).items():  # mosaik ids '<sim>.<entity>'; entities are DER names
-            p_avail[self._der_index[src.rsplit(".", 1)[-1]]] = value
+            p_avail[m.der_index[src.rsplit(".", 1)[-1]]] = value
         delivered: dict[str, float] = {}
         for setpoints in inp.get("setpoints", {}).values():
             delivered.update(setpoints)

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Literal, Union
 
 from pydantic import Field
 
+from cosim import signals as sig
 from cosim.events.base import EventProblem, _Event, span
 from cosim.events.registry import Draw, PhysicalKind, register
 
@@ -45,4 +46,4 @@ class LoadStepKind(PhysicalKind):
 
     def disrupt(self, event: ScheduledEvent) -> dict[str, tuple]:
         """(bus number, factor) per target bus."""
-        return {"load_factor": tuple((int(t.split(".")[1]), event.spec.factor) for t in event.targets)}
+        return {"load_factor": tuple((sig.element_number(t), event.spec.factor) for t in event.targets)}

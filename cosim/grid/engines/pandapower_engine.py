@@ -38,10 +38,10 @@ class PandapowerEngine:
 
     def solve(self, load_p, load_q, sgen_p, sgen_q) -> PowerFlowResult:
         net = self.net
-        net.load["p_mw"] = load_p
-        net.load["q_mvar"] = load_q
-        net.sgen["p_mw"] = sgen_p
-        net.sgen["q_mvar"] = sgen_q
+        net.load["p_mw"] = np.array(load_p)  # copies: the caller refills its buffers every step
+        net.load["q_mvar"] = np.array(load_q)
+        net.sgen["p_mw"] = np.array(sgen_p)
+        net.sgen["q_mvar"] = np.array(sgen_q)
         try:
             pp.runpp(net, init=self._init, numba=self._numba)
         except pp.LoadflowNotConverged:

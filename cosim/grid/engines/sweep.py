@@ -28,17 +28,37 @@ MAX_ITER = 100
 
 
 @numba.njit(cache=True)
-def _solve(s_bus0: np.ndarray, load_p: np.ndarray, load_q: np.ndarray, sgen_p: np.ndarray, sgen_q: np.ndarray,
-           load_bus: np.ndarray, sgen_bus: np.ndarray, load_on: np.ndarray, sgen_on: np.ndarray, base_mva: float,
-           order: np.ndarray, parent: np.ndarray, z: np.ndarray, y_shunt: np.ndarray, slack: int, v: np.ndarray,
+def _branch_results(i_f, i_t, s_f, ka_f, ka_t, kv_f, kv_t, nl, line_rating, trafo_sn, base):
+    """Line currents (kA, the larger end), line and trafo loading (%, pandapower's current-based
+    definitions) and from-end line flows (MW, Mvar) from the per-unit branch results."""
+    nb = i_f.shape[0]
+    line_i, loading = np.empty(nl), np.empty(nl)
+    line_p, line_q = np.empty(nl), np.empty(nl)
+    trafo = np.empty(nb - nl)
+    for b in range(nb):
+        a, c = i_f[b] * ka_f[b], i_t[b] * ka_t[b]
+        if b < nl:
+            line_i[b] = max(a, c)
+            loading[b] = line_i[b] / line_rating[b] * 100.0
+            line_p[b], line_q[b] = s_f[b].real * base, s_f[b].imag * base
+        else:
+            trafo[b - nl] = max(a * kv_f[b], c * kv_t[b]) * SQRT3 / trafo_sn[b - nl] * 100.0
+    return line_i, loading, trafo, line_p, line_q
+
+
+@numba.njit(cache=True)
+def _solve(load_p: np.ndarray, load_q: np.ndarray, sgen_p: np.ndarray, sgen_q: np.ndarray, v: np.ndarray,
+           s_bus0: np.ndarray, load_bus: np.ndarray, sgen_bus: np.ndarray, load_on: np.ndarray, sgen_on: np.ndarray,
+           base_mva: float, order: np.ndarray, parent: np.ndarray, z: np.ndarray, y_shunt: np.ndarray, slack: int,
            br_f: np.ndarray, br_t: np.ndarray, yff: np.ndarray, yft: np.ndarray, ytf: np.ndarray, ytt: np.ndarray,
-           br_on: np.ndarray, ysh_slack: complex, tol: float, max_iter: int, vm: np.ndarray, i_f: np.ndarray,
-           i_t: np.ndarray, s_f: np.ndarray) -> tuple[int, float, complex]:
-    """One operating point (v warm-started in place); returns (sweeps or -1, losses in pu, slack injection in pu).
+           br_on: np.ndarray, ysh_slack: complex, tol: float, max_iter: int, vm: np.ndarray, ka_f: np.ndarray,
+           ka_t: np.ndarray, kv_f: np.ndarray, kv_t: np.ndarray, nl: int, line_rating: np.ndarray,
+           trafo_sn: np.ndarray):
+    """One operating point (v warm-started in place): (sweeps or -1, losses, slack P and Q, vm, line kA,
+    line and trafo loading %, line from-end P and Q), powers in MW / Mvar.
 
     `order` lists the energised buses from the slack outwards; `parent[i]` and `z[i]` are the bus
-    towards the slack and the series impedance to it. Fills `vm`, branch current magnitudes
-    `i_f`/`i_t` (pu, both ends) and complex from-end flows `s_f` (pu).
+    towards the slack and the series impedance to it; `vm` holds the last magnitudes (NaN if dead).
     """
     s = s_bus0.copy()
     for k in range(load_bus.shape[0]):
@@ -71,13 +91,16 @@ def _solve(s_bus0: np.ndarray, load_p: np.ndarray, load_q: np.ndarray, sgen_p: n
             sweeps = it + 1
             break
     if sweeps < 0:
-        return -1, 0.0, 0.0j
+        empty = np.empty(0)
+        return -1, 0.0, 0.0, 0.0, empty, empty, empty, empty, empty, empty
     for idx in range(n):
         i = order[idx]
         vm[i] = abs(v[i])
+    nbr = br_f.shape[0]
+    i_f, i_t, s_f = np.empty(nbr), np.empty(nbr), np.empty(nbr, np.complex128)
     loss = 0.0
     slack_in = 0.0j
-    for b in range(br_f.shape[0]):
+    for b in range(nbr):
         if not br_on[b]:
             i_f[b], i_t[b], s_f[b] = 0.0, 0.0, 0.0j
             continue
@@ -93,7 +116,10 @@ def _solve(s_bus0: np.ndarray, load_p: np.ndarray, load_q: np.ndarray, sgen_p: n
             slack_in += st
     # the slack bus supplies its branches, its own bus shunt and its own net load
     slack_in += v[slack] * (ysh_slack * v[slack]).conjugate() - s[slack]
-    return sweeps, loss, slack_in
+    line_i, loading, trafo, line_p, line_q = _branch_results(i_f, i_t, s_f, ka_f, ka_t, kv_f, kv_t, nl, line_rating,
+                                                             trafo_sn, base_mva)
+    return (sweeps, loss * base_mva, slack_in.real * base_mva, slack_in.imag * base_mva, vm.copy(), line_i, loading,
+            trafo, line_p, line_q)
 
 
 def _ppc_of(net: pp.pandapowerNet) -> tuple[dict, np.ndarray, dict]:
@@ -226,6 +252,11 @@ class SweepEngine:
         self.live[self.order] = True
         self.v[:] = self.v0
         self.vm[:] = np.nan
+        st = status
+        self._static = (self._no_injection, self.load_bus, self.sgen_bus, st.loads, st.sgens, self.base_mva, self.order,
+                        self.parent, self.z, self.y_shunt, self.slack, self.br_f, self.br_t, self.yff, self.yft,
+                        self.ytf, self.ytt, self.br_on, complex(self.bus_shunt[self.slack]), TOL, MAX_ITER, self.vm,
+                        self.ka_f, self.ka_t, self.kv_f, self.kv_t, self.nl, self.line_rating, self.trafo_sn)
 
     # -- the engine protocol ---------------------------------------------------------------
     def set_in_service(self, status: InService) -> None:
@@ -242,45 +273,15 @@ class SweepEngine:
         self._build()
 
     def solve(self, load_p, load_q, sgen_p, sgen_q) -> PowerFlowResult:
-        st = self.status
         if self._scaled:  # pandapower multiplies by the tables' `scaling`
             load_p, load_q = load_p * self.load_scaling, load_q * self.load_scaling
             sgen_p, sgen_q = sgen_p * self.sgen_scaling, sgen_q * self.sgen_scaling
-        nbr = len(self.br_f)
-        i_f, i_t, s_f = np.empty(nbr), np.empty(nbr), np.empty(nbr, complex)
-        args = (self._no_injection, load_p, load_q, sgen_p, sgen_q, self.load_bus, self.sgen_bus, st.loads, st.sgens,
-                self.base_mva, self.order, self.parent, self.z, self.y_shunt, self.slack)
-        rest = (self.br_f, self.br_t, self.yff, self.yft, self.ytf, self.ytt, self.br_on,
-                complex(self.bus_shunt[self.slack]), TOL, MAX_ITER, self.vm, i_f, i_t, s_f)
-        sweeps, loss, slack_in = _solve(*args, self.v, *rest)
-        if sweeps < 0:  # retry from a flat start
+        out = _solve(load_p, load_q, sgen_p, sgen_q, self.v, *self._static)
+        if out[0] < 0:  # retry from a flat start
             self.v[:] = self.v0
-            sweeps, loss, slack_in = _solve(*args, self.v, *rest)
-        if sweeps < 0:
+            out = _solve(load_p, load_q, sgen_p, sgen_q, self.v, *self._static)
+        if out[0] < 0:
             self.v[:] = self.v0
             return failed_result(self.net)
-        line_i, line_loading, trafo_loading, line_p, line_q = _branch_results(
-            i_f, i_t, s_f, self.ka_f, self.ka_t, self.kv_f, self.kv_t, self.nl, self.line_rating, self.trafo_sn,
-            self.base_mva)
-        base = self.base_mva
-        return PowerFlowResult(True, self.vm.copy(), line_i, line_loading, trafo_loading, loss * base,
-                               slack_in.real * base, slack_in.imag * base, line_p, line_q)
-
-
-@numba.njit(cache=True)
-def _branch_results(i_f, i_t, s_f, ka_f, ka_t, kv_f, kv_t, nl, line_rating, trafo_sn, base):
-    """Line currents (kA, the larger end), line and trafo loading (%, pandapower's current-based
-    definitions) and from-end line flows (MW, Mvar) from the per-unit branch results."""
-    nb = i_f.shape[0]
-    line_i, loading = np.empty(nl), np.empty(nl)
-    line_p, line_q = np.empty(nl), np.empty(nl)
-    trafo = np.empty(nb - nl)
-    for b in range(nb):
-        a, c = i_f[b] * ka_f[b], i_t[b] * ka_t[b]
-        if b < nl:
-            line_i[b] = max(a, c)
-            loading[b] = line_i[b] / line_rating[b] * 100.0
-            line_p[b], line_q[b] = s_f[b].real * base, s_f[b].imag * base
-        else:
-            trafo[b - nl] = max(a * kv_f[b], c * kv_t[b]) * SQRT3 / trafo_sn[b - nl] * 100.0
-    return line_i, loading, trafo, line_p, line_q
+        _, loss, ext_p, ext_q, vm, line_i, line_loading, trafo_loading, line_p, line_q = out
+        return PowerFlowResult(True, vm, line_i, line_loading, trafo_loading, loss, ext_p, ext_q, line_p, line_q)
