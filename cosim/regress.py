@@ -1,6 +1,6 @@
 """Regression testing of a controller: run scenarios with it, check their criteria and a stored baseline.
 
-Every scenario runs with the controller given on the command line (in a process pool), then
+Every scenario runs with the controller given on the command line (on a backend: a local process pool or Ray), then
 its metrics are checked against the scenario's `criteria:` thresholds and against the
 metrics stored in a baseline file for the same controller SPEC and scenario, with
 tolerances. Bad input (a scenario, the SPEC, the baseline file, a criterion naming no metric)
@@ -12,11 +12,9 @@ from __future__ import annotations
 import difflib
 import json
 import math
-import multiprocessing
 import os
 import time
 import xml.etree.ElementTree as ET
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
@@ -29,6 +27,7 @@ from cosim.runner import run_scenario
 from cosim.scenario.errors import ScenarioError
 from cosim.scenario.loader import LoadedScenario, load_scenario
 from cosim.scenario.schema import Controller as ControllerBlock
+from cosim.sweep.backends import BackendError, open_backend
 from cosim.validation import validate
 
 # Metrics a baseline keeps, and which way is worse (+1 higher is worse, -1 lower is worse), and their
@@ -146,8 +145,9 @@ def run_case(path: str, controller: dict, out_dir: str) -> tuple[str, str, dict,
 
 
 def run_all(cases: list[LoadedScenario], out_root: Path, jobs: int,
-            on_done: Callable[[CaseResult], None] | None = None) -> list[CaseResult]:
-    """Run the cases, in a process pool when jobs > 1; results in the order of `cases`."""
+            on_done: Callable[[CaseResult], None] | None = None, backend: str = "local",
+            address: str | None = None) -> list[CaseResult]:
+    """Run the cases on a backend (cosim.sweep.backends; local: in this process when jobs is 1); results in case order."""
     results = [CaseResult(c.scenario.name, c.path, out_root / c.scenario.name) for c in cases]
     args = [(str(c.path), c.scenario.controller.model_dump(), str(r.out_dir)) for c, r in zip(cases, results)]
 
@@ -156,21 +156,14 @@ def run_all(cases: list[LoadedScenario], out_root: Path, jobs: int,
         if on_done is not None:
             on_done(result)
 
-    if jobs <= 1 or len(cases) == 1:
-        for result, a in zip(results, args):
-            store(result, run_case(*a))
-        return results
-    # forkserver: workers start from a clean process that imported the testbed once (no fork of
-    # a parent holding threads or a torch runtime, no full re-import per worker as with spawn)
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["cosim.regress"])
-    with ProcessPoolExecutor(max_workers=min(jobs, len(cases)), mp_context=context) as pool:
-        futures = [pool.submit(run_case, *a) for a in args]
-        for result, future in zip(results, futures):
-            try:
-                store(result, future.result())
-            except Exception as exc:  # the worker itself died: report it as a failed run
-                store(result, ("failed", f"{type(exc).__name__}: {exc}", {}, 0.0))
+    try:
+        with open_backend(backend, jobs, address) as pool:
+            for i, value in pool.map(run_case, args):
+                if isinstance(value, BaseException):  # the worker itself died: report it as a failed run
+                    value = ("failed", f"{type(value).__name__}: {value}", {}, 0.0)
+                store(results[i], value)
+    except BackendError as exc:
+        raise RegressInputError(str(exc)) from None
     return results
 
 
@@ -325,14 +318,14 @@ def judge(suite: SuiteResult, criteria: dict[str, dict], baseline: dict, compare
 
 
 def regress(paths: list[Path], spec: str, baseline_path: Path | None = None, update: bool = False, jobs: int = 0,
-            out_root: Path = Path("runs"), on_done: Callable[[CaseResult], None] | None = None) -> SuiteResult:
+            out_root: Path = Path("runs"), on_done: Callable[[CaseResult], None] | None = None,
+            backend: str = "local", address: str | None = None) -> SuiteResult:
     """Load, run and judge a suite; with `update`, store the new metrics instead of comparing with them."""
     if update and baseline_path is None:
         raise RegressInputError("--update-baseline needs --baseline FILE (the file to write)")
     cases = load_cases(expand(paths), spec)
     baseline = read_baseline(baseline_path, must_exist=baseline_path is not None and not update)
-    jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
-    suite = SuiteResult(spec, run_all(cases, out_root, jobs, on_done))
+    suite = SuiteResult(spec, run_all(cases, out_root, jobs, on_done, backend, address))
     unknown = judge(suite, {c.scenario.name: c.scenario.criteria for c in cases}, baseline,
                     compare=baseline_path is not None and not update)
     if unknown:
