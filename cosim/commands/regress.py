@@ -26,6 +26,9 @@ def regress(scenarios: list[Path] = typer.Argument(..., help="scenario files, or
             update_baseline: bool = typer.Option(False, "--update-baseline",
                                                  help="store this run's metrics in --baseline instead of comparing"),
             jobs: int = typer.Option(0, "--jobs", "-j", help="parallel runs (default: one per core; 1 = in-process)"),
+            backend: str = typer.Option("local", "--backend", help="local (process pool on this machine) | ray"),
+            address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT",
+                                                  help="Ray head to join (default: start a local Ray instance)"),
             out_dir: Optional[Path] = typer.Option(None, "--out", help="results root (default runs/regress-<timestamp>)")) -> None:
     """Run scenarios with a controller; check criteria and baseline (exit 0 pass, 1 fail, 2 bad input)."""
     from cosim.regress import RegressInputError, regress as run_regress, write_junit
@@ -35,7 +38,8 @@ def regress(scenarios: list[Path] = typer.Argument(..., help="scenario files, or
     try:
         suite = run_regress(scenarios, controller, baseline, update_baseline, jobs, root,
                             on_done=lambda c: err.print(f"  {c.scenario}: run {c.status} ({c.wall_s:.1f} s)",
-                                                        highlight=False))
+                                                        highlight=False),
+                            backend=backend, address=address)
     except RegressInputError as exc:
         fail(str(exc))
     out.print(regress_table(suite))
