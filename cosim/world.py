@@ -146,7 +146,8 @@ def add_controller(w: Wiring) -> None:
     model = w.asm.model
     controller, info = prepare(loaded.scenario, loaded.base_dir, model.signal_names, Truth(model, w.asm.inputs))
     ctrl = w.world.start("Controller", controller=controller, info=info, start=w.asm.inputs.times[0],
-                         step_s=w.asm.step_s, events=w.asm.events).Controller()
+                         step_s=w.asm.step_s, events=w.asm.events,
+                         timeout=loaded.scenario.controller.timeout).Controller()
     w.observe_into(ctrl, "observation")
     w.actuate_from(ctrl, "setpoints")
     w.entities["controller"] = ctrl

@@ -97,3 +97,35 @@ def test_a_call_over_budget_holds_the_setpoints_and_is_not_repeated():
     timeouts = [(e.start, e.end, e.target) for e in events.events if e.kind == "controller_timeout"]
     assert timeouts == [(1, 3, "act")]  # steps 1 and 2, one merged event
     sim.finalize()
+
+
+SLEEPY = """\
+import time
+
+from controllers.base import Controller
+
+
+class Sleepy(Controller):
+    def act(self, observation):
+        if int(observation["time.step"]) == 4:
+            time.sleep(1.5)
+        return {"pv1.q_set_mvar": 0.05}
+"""
+
+
+def test_the_scenario_sets_the_time_budget(tmp_path, write_scenario):
+    (tmp_path / "sleepy.py").write_text(SLEEPY, encoding="utf-8")
+    path = write_scenario(BASE + "controller: {kind: python, path: sleepy.py:Sleepy, timeout: 0.3}\n")
+    outcome = run_scenario(load_scenario(path), tmp_path / "out")
+    assert outcome.status == "ok", outcome.message
+    events = pd.read_csv(tmp_path / "out" / "events.csv", parse_dates=["start"])
+    late = events[events.kind == "controller_timeout"]
+    start = pd.Timestamp("2025-06-21T00:00:00")
+    assert list((late.start - start) // pd.Timedelta(minutes=5))[:1] == [4]  # the slow step, not before
+    bad = write_scenario(BASE + "controller: {kind: droop, timeout: 0}\n", "bad.yaml")
+    try:
+        load_scenario(bad)
+    except Exception as exc:  # noqa: BLE001 - the message is what is checked
+        assert "controller.timeout" in str(exc) and "greater than 0" in str(exc)
+    else:
+        raise AssertionError("timeout 0 was accepted")

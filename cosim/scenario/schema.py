@@ -135,6 +135,8 @@ class Controller(Strict):
     path: str | None = Field(default=None, description="kind python: <file.py>:<ClassName>, relative to the scenario")
     policy: str | None = Field(default=None, description="kind drl: the policy file, relative to the scenario")
     params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the controller's constructor")
+    timeout: float = Field(default=10.0, gt=0, le=3600,
+                           description="wall seconds one call of act may take; then the last setpoints hold")
 
     @model_validator(mode="after")
     def _kind_keys(self) -> "Controller":
