@@ -137,7 +137,9 @@ def resolve(spec: str) -> Objective:
         return Objective(**{"name": path.stem, **data})
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
         msg = first["msg"].removeprefix("Value error, ")
+        where = ".".join(str(p) for p in first["loc"])
+        if not where:  # the cross-field checks name their field first: "weights.loss: ..."
+            where, _, msg = msg.partition(": ")
         raise PlanningError(f"objective file {path}, field {where}: {msg} "
                             f"(allowed keys: {', '.join(Objective.model_fields)})") from None
