@@ -5,8 +5,12 @@ generator; coils for breaker states; holding registers for setpoint commands). T
 calls `update` once per step with the grid's signals and takes the accepted commands with
 `take_commands`; every command write passes a `Guard` first (allow-list of the command
 registers, capability clamps, read-only mode), and what it blocks or clamps is noted as an
-event. The server runs on the co-simulation's event loop, so it answers while the
-co-simulation waits (in real-time runs, between steps).
+event. Coil (and discrete input) i is line i in the feeder's published numbering; an address
+that is no line's, like any register outside the layout, is ILLEGAL_ADDRESS (0x02), and a unit
+id other than the server's gets GATEWAY_NO_RESPONSE (0x0B), as on the firmware stubs. Framing,
+pipelining and the request checks are `hil.modbus_server`'s. The server runs on the
+co-simulation's event loop, so it answers while the co-simulation waits (in real-time runs,
+between steps).
 """
 
 from __future__ import annotations
@@ -20,14 +24,10 @@ from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
-from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
-from pymodbus.simulator import DataType, SimData, SimDevice
-from pymodbus.simulator.simutils import SimUtils
-
 from hil import MAPS_DIR
 from hil.codec import raw_to_registers, registers_to_raw
 from hil.guard import Guard
+from hil.modbus_server import ILLEGAL_ADDRESS, ILLEGAL_FUNCTION, ILLEGAL_VALUE, DataModel, Refused, Table, TcpServer
 
 LAYOUT = MAPS_DIR / "grid_server.yaml"
 
@@ -71,13 +71,14 @@ def load_layout(path: Path = LAYOUT) -> Layout:
 
 
 def entries(layout: Layout, buses: Sequence[int], lines: Sequence[int], generators: Sequence[str]) -> list[Entry]:
-    """Every exposed value of one grid, by the layout's rules."""
+    """Every exposed value of one grid, by the layout's rules (coil i: element number i, registers: index order)."""
     elements = {"bus": list(buses), "line": list(lines), "generator": list(generators), "scalar": [None]}
     out = []
     for b in layout.blocks:
-        stride = 1 if b.table == "coil" else 2
-        for i, n in enumerate(elements[b.per][: b.capacity]):
-            out.append(Entry(b.table, b.start + stride * i, b.signal.format(n=n), b.unit))
+        for i, n in enumerate(elements[b.per]):
+            offset = int(n) if b.table == "coil" else 2 * i
+            if offset < (b.capacity if b.table == "coil" else 2 * b.capacity):
+                out.append(Entry(b.table, b.start + offset, b.signal.format(n=n), b.unit))
     return out
 
 
@@ -85,19 +86,13 @@ def _f32(value: float) -> list[int]:
     return raw_to_registers("float32", value)
 
 
-def _runs(addresses: list[int], size: int) -> list[tuple[int, int]]:
-    """Contiguous (start, count) register runs covering values of `size` registers at `addresses`."""
-    runs: list[tuple[int, int]] = []
-    for a in sorted(addresses):
-        if runs and runs[-1][0] + runs[-1][1] == a:
-            runs[-1] = (runs[-1][0], runs[-1][1] + size)
-        else:
-            runs.append((a, size))
-    return runs
+def _registers(entries: list[Entry]) -> frozenset[int]:
+    """The register addresses the float32 values of `entries` occupy."""
+    return frozenset(a for e in entries for a in (e.address, e.address + 1))
 
 
-class GridServer:
-    """The pymodbus server of one run; see the module docstring."""
+class GridServer(DataModel):
+    """The Modbus-TCP server of one run (and its data model); see the module docstring."""
 
     def __init__(self, table: list[Entry], guard: Guard, host: str = "127.0.0.1", port: int = 0, unit: int = 1):
         self.table, self.guard, self.host, self.port, self.unit = table, guard, host, port, unit
@@ -108,35 +103,28 @@ class GridServer:
         self.holding_regs = [0] * 0x10000
         for e in self.commands.values():
             self.holding_regs[e.address: e.address + 2] = _f32(math.nan)
-        self.closed: list[bool] = [True] * len(self.coils)
+        self.closed: dict[int, bool] = {e.address: True for e in self.coils}  # coil address -> breaker closed
+        self.mapped = {"input": _registers(self.inputs), "holding": _registers(list(self.commands.values()))}
         self.pending: dict[str, float] = {}
         self.notes: list[tuple[str, str]] = []
-        self._server: ModbusTcpServer | None = None
-
-    def _device(self) -> SimDevice:
-        def regs(entries: list[Entry]) -> list[SimData]:
-            return [SimData(a, count=n, datatype=DataType.REGISTERS) for a, n in _runs([e.address for e in entries], 2)]
-
-        bits = [SimData(0, count=max(1, len(self.coils)), values=False, datatype=DataType.BITS)]
-        holding = regs(list(self.commands.values())) or [SimData(0, count=1, datatype=DataType.INVALID)]
-        return SimDevice(id=self.unit, simdata=(bits, list(bits), holding, regs(self.inputs)), action=self._action)
+        self._server: TcpServer | None = None
 
     async def start(self) -> int:
         """Start serving; returns the port."""
-        self._server = ModbusTcpServer([self._device()], address=(self.host, self.port))
-        await self._server.serve_forever(background=True)
-        self.port = self._server.transport.sockets[0].getsockname()[1]
+        self._server = TcpServer(self, {self.unit}, self.host, self.port)
+        _, self.port = await self._server.start()
         return self.port
 
     async def stop(self) -> None:
+        """Stop serving and close every connection."""
         if self._server is not None:
-            await self._server.shutdown()
+            await self._server.stop()
             self._server = None
 
     def close(self) -> None:
         """Stop listening without awaiting (from synchronous clean-up)."""
-        if self._server is not None and self._server.transport is not None:
-            self._server.transport.close()
+        if self._server is not None:
+            self._server.close()
         self._server = None
 
     def update(self, signals: Mapping[str, float], closed: Sequence[bool], step: int) -> None:
@@ -146,43 +134,45 @@ class GridServer:
         regs = self.input_regs
         for e in self.inputs:
             regs[e.address: e.address + 2] = _f32(values.get(e.name, math.nan))
-        self.closed = list(closed)[: len(self.coils)]
+        self.closed = {e.address: bool(c) for e, c in zip(self.coils, closed)}
 
     def take_commands(self) -> dict[str, float]:
         """Commands accepted since the last call (name -> value), for the co-simulation."""
         out, self.pending = self.pending, {}
         return out
 
-    async def _action(self, fc: int, start: int, address: int, count: int, registers: list[int],
-                      values: list[int] | list[bool] | None) -> ExcCodes | None:
-        if values is not None and self.guard.read_only:  # no write function code gets through
-            self.guard.blocked += 1
-            self.notes.append(("guard_blocked", f"scada.fc{fc}.{address}"))
-            return ExcCodes.ILLEGAL_FUNCTION
-        if fc in (1, 2, 5, 15):
-            if values is not None:
-                self.guard.blocked += 1
-                self.notes.append(("guard_blocked", f"scada.coil.{address}"))
-                return ExcCodes.ILLEGAL_ADDRESS
-            bits = self.closed + [False] * (16 * len(registers) - len(self.closed))
-            registers[:] = SimUtils.bitsToRegisters(bits)
-            return None
-        offset = address - start
-        if fc == 4:
-            registers[offset: offset + count] = self.input_regs[address: address + count]
-            return None
-        if values is None:
-            registers[offset: offset + count] = self.holding_regs[address: address + count]
-            return None
-        return self._command(address, values)
+    def read(self, table: Table, address: int, count: int) -> list[int]:
+        """Breaker states (coils and discrete inputs alike), measurements (input) or commands (holding)."""
+        span = range(address, address + count)
+        if table in ("coil", "discrete"):
+            missing = next((a for a in span if a not in self.closed), None)
+            if missing is not None:
+                raise Refused(ILLEGAL_ADDRESS, f"coil {missing} is no line's (coil i is line i)")
+            return [int(self.closed[a]) for a in span]
+        missing = next((a for a in span if a not in self.mapped[table]), None)
+        if missing is not None:
+            raise Refused(ILLEGAL_ADDRESS, f"{table} register {missing} is not in the layout")
+        regs = self.input_regs if table == "input" else self.holding_regs
+        return regs[address: address + count]
 
-    def _command(self, address: int, values: list) -> ExcCodes | None:
+    def write(self, table: Table, address: int, values: list[int], fc: int) -> None:
+        """Commands through the guard; breakers are read-only; nothing at all in read-only mode."""
+        if self.guard.read_only:  # no write function code gets through
+            self._blocked(f"scada.fc{fc}.{address}", ILLEGAL_FUNCTION, "read-only mode")
+        if table == "coil":
+            self._blocked(f"scada.coil.{address}", ILLEGAL_ADDRESS, "breaker states are read-only")
+        self._command(address, values)
+
+    def _blocked(self, target: str, code: int, reason: str) -> None:
+        self.guard.blocked += 1
+        self.notes.append(("guard_blocked", target))
+        raise Refused(code, reason)
+
+    def _command(self, address: int, values: list[int]) -> None:
         """A write to the command registers: whole float32 values only, each through the guard."""
         targets = [self.commands.get(address + i) for i in range(0, len(values), 2)]
         if len(values) % 2 or any(t is None for t in targets):
-            self.guard.blocked += 1
-            self.notes.append(("guard_blocked", f"scada.register.{address}"))
-            return ExcCodes.ILLEGAL_ADDRESS
+            self._blocked(f"scada.register.{address}", ILLEGAL_ADDRESS, "not whole float32 command values")
         now = time.monotonic()
         decisions = []
         for i, entry in enumerate(targets):
@@ -195,10 +185,8 @@ class GridServer:
             elif d.clamped:
                 self.notes.append(("guard_clamped", f"scada.{d.point}"))
         if blocked:
-            return ExcCodes.ILLEGAL_VALUE
+            raise Refused(ILLEGAL_VALUE, f"refused by the guard: {blocked[0].reason}")
         for i, d in enumerate(decisions):
-            values[2 * i: 2 * i + 2] = _f32(d.value)
             self.holding_regs[targets[i].address: targets[i].address + 2] = _f32(d.value)
             self.guard.settle(d.point, d.value, now)
             self.pending[d.point] = d.value
-        return None

@@ -170,7 +170,7 @@ def test_the_grid_server_is_polled_and_commanded_by_a_pymodbus_client(tmp_path):
             time.sleep(0.4)
             rr = client.read_input_registers(0, count=4, device_id=1)  # bus 1 and bus 2 voltages
             polled["vm"] = client.convert_from_registers(rr.registers[:2], client.DATATYPE.FLOAT32)
-            polled["coils"] = client.read_coils(0, count=3, device_id=1).bits[:3]
+            polled["coils"] = client.read_coils(1, count=3, device_id=1).bits[:3]  # lines 1..3
             regs = client.convert_to_registers(0.25, client.DATATYPE.FLOAT32)
             polled["write"] = client.write_registers(0, regs, device_id=1)  # pv1.p_limit_mw
             polled["coil_write"] = client.write_coil(0, False, device_id=1)

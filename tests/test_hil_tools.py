@@ -91,7 +91,7 @@ def test_the_grid_server_serves_the_grid_and_guards_commands():
             vm = [client.convert_from_registers(rr.registers[i:i + 2], f32) for i in (0, 2, 4)]
             current = client.convert_from_registers((await client.read_input_registers(30002, count=2)).registers, f32)
             step = client.convert_from_registers((await client.read_input_registers(60012, count=2)).registers, f32)
-            coils = (await client.read_coils(0, count=2, device_id=1)).bits[:2]
+            coils = (await client.read_coils(1, count=2, device_id=1)).bits[:2]  # coil i is line i
             wrote = await client.write_registers(0, client.convert_to_registers(1.7, f32), device_id=1)
             half = await client.write_register(0, 1, device_id=1)  # half a float32
             back = client.convert_from_registers((await client.read_holding_registers(0, count=2)).registers, f32)
