@@ -12,7 +12,6 @@ releases the GIL), so a real-time step does not wait for a chunk of thousands of
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from cosim.files import replace_atomic
 
 PART = "part-{:05d}.parquet"
 
@@ -39,11 +40,9 @@ def _fresh_folder(path: Path) -> None:
     path.mkdir(parents=True)
 
 
-def write_atomic(table: pa.Table, path: Path) -> None:
+def write_parquet(table: pa.Table, path: Path) -> None:
     """Write one Parquet file under a hidden temporary name (readers skip it), then rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
+    replace_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
 class Recording:
@@ -65,7 +64,6 @@ class Recording:
         self._chunk = 0  # number of the chunk being filled (its file name)
         self._last_flush = time.monotonic()
         self.rows = 0
-        self.unknown: set[str] = set()
         self._text: dict[str, np.ndarray] = {}  # text columns (e.g. label.kind): their chunk buffers
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recording")
         self._pending: Future | None = None
@@ -73,7 +71,7 @@ class Recording:
         pa.array(np.zeros(1))  # pyarrow's one-time set-up (~0.4 s) now, not in the middle of a run
 
     def append(self, step: int, values: dict[str, float | str]) -> None:
-        """Record one step's values; names never seen in the first row are ignored (and noted)."""
+        """Record one step's values; the first row fixes the columns, a later name outside them is not recorded."""
         if self.columns is None:
             self.columns = list(values)
             self._index = {c: i for i, c in enumerate(self.columns)}
@@ -92,9 +90,7 @@ class Recording:
             row[:] = math.nan
             for name, v in values.items():
                 i = self._index.get(name)
-                if i is None:
-                    self.unknown.add(name)
-                else:
+                if i is not None:
                     row[i] = v
         self._steps[self._fill] = step
         self._fill += 1
@@ -120,7 +116,7 @@ class Recording:
             return
         table = self._table()
         self._wait()  # one file in flight at a time: memory bounded, a chunk's rewrites in order
-        self._pending = self._pool.submit(write_atomic, table, self.path / PART.format(self._chunk))
+        self._pending = self._pool.submit(write_parquet, table, self.path / PART.format(self._chunk))
         self._last_flush = time.monotonic()
         if final:
             self._fill = 0
@@ -140,4 +136,4 @@ class Recording:
         finally:
             self._pool.shutdown(wait=True)
         if not part_files(self.path):
-            write_atomic(pa.table({"time": pa.array([], pa.timestamp("ms"))}), self.path / PART.format(0))
+            write_parquet(pa.table({"time": pa.array([], pa.timestamp("ms"))}), self.path / PART.format(0))

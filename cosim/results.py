@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cosim.files import write_atomic
 from cosim.recording import part_files
 
 EVENT_COLUMNS = ["start", "end", "kind", "target"]
@@ -45,9 +46,7 @@ def _clean(value):
 
 def write_json(path: Path, data: dict) -> None:
     """Write JSON atomically (temp file + rename), NaN as null."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_clean(data), indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(_clean(data), indent=2, default=str) + "\n")
 
 
 def nonconverged_events(ts: pd.DataFrame, step_s: float) -> pd.DataFrame:
