@@ -18,9 +18,9 @@ from typing import Any, Union
 from pydantic import BaseModel, ValidationError
 
 from cosim.grid.feeders import FeederError, load_feeder
-from cosim.scenario.errors import field_path
 from cosim.scenario.loader import LoadedScenario
 from cosim.scenario.schema import Scenario
+from cosim.scenario.schema_errors import schema_problems
 from cosim.scenario.yamlpos import load_yaml_with_lines
 
 #: Scenario keys that are axes of the sweep itself, not overrides.
@@ -114,8 +114,7 @@ def overridden(loaded: LoadedScenario, overrides: dict[str, Any]) -> LoadedScena
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        reasons = "; ".join(f"{field_path(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
-                            for e in exc.errors(include_url=False))
+        reasons = "; ".join(f"{p.field}: {p.message}" for p in schema_problems(Scenario, data, exc, {}))
         raise OverrideError(f"the scenario rejects the value: {reasons}") from None
     feeder = loaded.feeder
     if scenario.grid.feeder != loaded.scenario.grid.feeder:

@@ -8,7 +8,6 @@ Everything that keeps the sweep from running is one `SweepError`, one paragraph 
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import itertools
 import json
@@ -24,6 +23,7 @@ from controllers.plugin import split_target
 from controllers.registry import parse_spec
 from cosim.scenario.base import Strict
 from cosim.scenario.errors import Problem, ScenarioError, field_path
+from cosim.scenario.schema_errors import schema_problems
 from cosim.scenario.loader import LoadedScenario, load_scenario
 from cosim.scenario.yamlpos import YamlSyntaxError, line_for, load_yaml_with_lines
 from cosim.sweep.overrides import OverrideError, key_problem, overridden
@@ -39,10 +39,17 @@ class SweepFile(Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
-    scenarios: list[str] = Field(min_length=1, description="scenario files")
-    seeds: list[int] = Field(min_length=1, description="each run's scenario seed")
-    controllers: list[str] = Field(min_length=1, description="controller SPECs, as for `cosim regress --controller`")
+    scenarios: list[str] = Field(description="scenario files")
+    seeds: list[int] = Field(description="each run's scenario seed")
+    controllers: list[str] = Field(description="controller SPECs, as for `cosim regress --controller`")
     overrides: dict[str, list[Any]] = Field(default_factory=dict, description="dotted scenario key -> values")
+
+    @field_validator("scenarios", "seeds", "controllers")
+    @classmethod
+    def _an_axis(cls, v: list) -> list:
+        if not v:
+            raise ValueError("the matrix is empty: list at least one value")
+        return v
 
     @field_validator("overrides")
     @classmethod
@@ -127,21 +134,7 @@ def _schema(path: Path, data: dict, lines: dict) -> SweepFile:
     try:
         return SweepFile.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for e in exc.errors(include_url=False):
-            loc = e["loc"]
-            if e["type"] == "extra_forbidden":
-                guess = difflib.get_close_matches(str(loc[-1]), list(SweepFile.model_fields), n=1)
-                hint = f"; did you mean {guess[0]!r}?" if guess else ""
-                message = f"unknown key {loc[-1]!r}{hint} (allowed: {', '.join(SweepFile.model_fields)})"
-            elif e["type"] == "missing":
-                message = f"missing required key {loc[-1]!r}"
-            elif e["type"] == "too_short":
-                message = "the matrix is empty: list at least one value"
-            else:
-                message = f"{e['msg'].removeprefix('Value error, ')}, got {e.get('input')!r}"
-            problems.append(Problem(field_path(loc), message, line_for(lines, loc)))
-        raise SweepError(str(ScenarioError(path, problems))) from None
+        raise SweepError(str(ScenarioError(path, schema_problems(SweepFile, data, exc, lines)))) from None
 
 
 def load_sweep(path: Path, cwd: Path | None = None) -> Sweep:
