@@ -13,6 +13,7 @@ import ctypes
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 PR_SET_PDEATHSIG = 1
@@ -34,3 +35,17 @@ def _die_with(parent: int) -> Callable[[], None]:
 def bound_to_run() -> dict[str, Any]:
     """Keyword arguments for `subprocess.Popen`: own process group, parent-death signal on Linux."""
     return {"process_group": 0, "preexec_fn": _die_with(os.getpid())}
+
+
+def pid_alive(pid: int) -> bool:
+    """True when process `pid` exists on this host and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True

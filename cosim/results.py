@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cosim.children import pid_alive
 from cosim.files import write_atomic
 from cosim.recording import part_files
 
@@ -127,20 +128,6 @@ class RunRecord:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-
-
-def pid_alive(pid: int) -> bool:
-    """True when process `pid` exists on this host and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def readable_rows(path: Path) -> int:

@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from cosim.children import bound_to_run
+from cosim.children import bound_to_run, pid_alive
 from cosim.scenario.loader import LoadedScenario
 from hil.client import reachable
 from hil.devices import Coupling, couplings, map_path
@@ -90,7 +90,7 @@ def stop_process(pid: int, proc: subprocess.Popen | None = None, timeout: float 
         if proc is not None:
             if proc.poll() is not None:
                 return
-        elif not _alive(pid):
+        elif not pid_alive(pid):
             return
         time.sleep(0.05)
     try:
@@ -99,19 +99,6 @@ def stop_process(pid: int, proc: subprocess.Popen | None = None, timeout: float 
         return
     if proc is not None:
         proc.wait(timeout=timeout)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie of ours is not alive
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def _is_stub(pid: int, port: int) -> bool:
@@ -153,7 +140,7 @@ def devices_up(loaded: LoadedScenario, root: Path = STATE_DIR) -> list[tuple[Stu
         pid_file = folder / f"{c.name}.json"
         if pid_file.exists():
             info = StubInfo(**json.loads(pid_file.read_text(encoding="utf-8")))
-            if _alive(info.pid) and _is_stub(info.pid, info.port):
+            if pid_alive(info.pid) and _is_stub(info.pid, info.port):
                 out.append((info, "already running"))
                 continue
             pid_file.unlink()
@@ -173,7 +160,7 @@ def devices_down(loaded: LoadedScenario, root: Path = STATE_DIR) -> list[tuple[S
     out = []
     for pid_file in sorted(folder.glob("*.json")):
         info = StubInfo(**json.loads(pid_file.read_text(encoding="utf-8")))
-        if _alive(info.pid) and _is_stub(info.pid, info.port):
+        if pid_alive(info.pid) and _is_stub(info.pid, info.port):
             stop_process(info.pid)
             out.append((info, "stopped"))
         else:

@@ -27,7 +27,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from cosim.recording import Recording
-from cosim.results import pid_alive, read_timeseries, run_state
+from cosim.children import pid_alive
+from cosim.results import read_timeseries, run_state
 from cosim.runner import run_scenario
 from cosim.scenario.loader import load_scenario
 from hil_support import free_port
