@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from cosim.detection.network import Topology
+from cosim.detection.runtime import Running, build_detectors
 from cosim.detection.wls import WLS, estimator_for
 from cosim.eventlog import EventLog
 from cosim.events.build import build_schedule
@@ -49,10 +50,11 @@ class Assembly:
     options: RunOptions = field(default_factory=RunOptions)
     clock: WallClock | None = None  # the wall-clock schedule of a real-time run
     run_metrics: dict[str, float] = field(default_factory=dict)  # measured by simulators, not from the series
+    detectors: list[Running] = field(default_factory=list)  # the scenario's detector blocks, built
 
 
 def assemble(loaded: LoadedScenario) -> Assembly:
-    """Grid model, input series, schedule and estimator of a scenario; the model works on its own copy of the net."""
+    """Grid model, input series, schedule, estimator and detectors of a scenario; the model works on its own copy of the net."""
     scn = loaded.scenario
     ders = [DER(g.name, g.kind, g.bus, g.p_mw, g.rating_mva) for g in scn.generators]
     if scn.devices:  # elements devices add (capacitor banks), after the generators
@@ -65,8 +67,10 @@ def assemble(loaded: LoadedScenario) -> Assembly:
     metered = metering is not None or scn.grid_server is not None  # the grid server publishes line flows
     model = GridModel(loaded.feeder, ders, scn.grid.engine, scn.grid.line_max_i_ka, metering=metered)
     inputs = build_inputs(scn, len(model.load_p_nom), loaded.base_dir)
-    return Assembly(loaded, model, inputs, int(scn.clock.step), scn.clock.n_steps, schedule=schedule,
-                    estimator=estimator)
+    asm = Assembly(loaded, model, inputs, int(scn.clock.step), scn.clock.n_steps, schedule=schedule,
+                   estimator=estimator)
+    asm.detectors = build_detectors(asm)
+    return asm
 
 
 def topology_at(asm: Assembly) -> Callable[[int], Topology] | None:

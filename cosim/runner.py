@@ -21,7 +21,8 @@ from typing import Callable
 
 import pandas as pd
 
-from cosim.events.impact import detection_metrics, impact_table, schedule_frame
+from cosim.detection.scoring import detectors_metrics
+from cosim.events.impact import impact_table, schedule_frame
 from cosim.grid.feeders import load_feeder
 from cosim.metrics import compute_metrics
 from cosim.recording import Recording
@@ -143,7 +144,7 @@ def _results(loaded: LoadedScenario, asm: Assembly, ts: pd.DataFrame, out_dir: P
         impact = impact_table(ts, asm.schedule, scn.clock.step, scn.grid.voltage_limits, scn.impact.after, baseline)
         impact.to_csv(out_dir / "events_impact.csv", index=False, date_format="%Y-%m-%dT%H:%M:%S")
     if len(ts):
-        metrics.update(detection_metrics(ts, asm.schedule, scn.clock.step))
+        metrics.update(detectors_metrics(ts, scn, asm.schedule, scn.clock.step))
     metrics.update(asm.run_metrics)
     write_events(out_dir / "events.csv", events)
     write_json(out_dir / "metrics.json", metrics)

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import mosaik
 
-from cosim.assembly import Assembly, channels, topology_at
+from cosim.assembly import Assembly, channels
 from cosim.bridge_stage import add_bridge, add_bridge_feedback
 from cosim.events.schedule import PHYSICAL
 from cosim.realtime import WallClock
@@ -125,11 +125,10 @@ def add_channels(w: Wiring) -> None:
 
 
 def add_detector(w: Wiring) -> None:
-    """The state-estimation detector (only with a detector block) on what the controller sees."""
-    if w.asm.loaded.scenario.detector is None:
+    """The detectors (only with detector blocks) on what the controller sees."""
+    if not w.asm.detectors:
         return
-    det = w.world.start("Detector", estimator=w.asm.estimator, topology_at=topology_at(w.asm),
-                        step_s=w.asm.step_s).Detector()
+    det = w.world.start("Detector", detectors=w.asm.detectors, step_s=w.asm.step_s).Detector()
     w.observe_into(det, "measurements")
     w.entities["detector"] = det
     w.recorded.append(det)

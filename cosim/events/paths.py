@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from cosim.detection.models import metering_of
 from cosim.detection.network import Topology
 from cosim.detection.wls import WLS
 from cosim.events.commands import CommandPath, make_command_attack
@@ -19,7 +20,8 @@ def measurement_path(scn: Scenario, schedule: Schedule, estimator: WLS | None,
                      topology_at: Callable[[int], Topology] | None) -> MeasurementPath | None:
     """Sensor noise (when the detector asks for it) and the measurement attacks; None if neither."""
     events = schedule.on(MEASUREMENT)
-    noisy = scn.detector is not None and scn.detector.noise
+    metering = metering_of(scn)
+    noisy = metering is not None and metering.noise
     if not events and not noisy:
         return None
     attacks = [make_attack(e, rng_for(scn.seed, "attack", str(e.id)), schedule.step_s, estimator, topology_at)

@@ -11,6 +11,7 @@ import difflib
 import fnmatch
 from dataclasses import dataclass
 
+from cosim.detection.models import metering_of
 from cosim.events.base import TargetError
 from cosim.events.models import RandomEvents
 from cosim.events.registry import kind_of
@@ -24,8 +25,9 @@ SETPOINT_ALIASES = {".q_mvar": ".q_set_mvar", ".p_mw": ".p_limit_mw"}
 def measurement_model(scn: Scenario) -> Detector | None:
     """The measurement set the grid must meter: the detector's, or the default one when an event's kind
     needs meters (a stealthy attack rewrites them)."""
-    if scn.detector is not None:
-        return scn.detector
+    metering = metering_of(scn)
+    if metering is not None:
+        return metering
     kinds = [name for e in scn.events for name in (e.random.kinds if isinstance(e, RandomEvents) else [e.kind])]
     return Detector() if any(kind_of(name).needs_meters for name in kinds) else None
 

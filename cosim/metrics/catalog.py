@@ -120,6 +120,9 @@ def metric_info(key: str) -> MetricInfo | None:
     info = METRICS.get(key)
     if info is not None:
         return info
+    name, sep, rest = key.partition("_detector_")  # one detector among several: <name>_detector_tpr, ...
+    if sep and name:
+        return metric_info("detector_" + rest)
     return next((m for rx, m in _FAMILIES if rx.match(key)), None)
 
 

@@ -170,32 +170,8 @@ class Bound(Strict):
 from cosim.events.models import Event  # noqa: E402
 
 
-class Meters(Strict):
-    """One family of meters: noise standard deviation (signal units) and where they are."""
-
-    sigma: float = Field(gt=0)
-    at: Union[Literal["all"], list[int]] = "all"
-
-
-class Measurements(Strict):
-    """The measurement set of state estimation; `null` switches a family off."""
-
-    vm_pu: Meters | None = Meters(sigma=0.002)
-    p_mw: Meters | None = Meters(sigma=0.005)
-    q_mvar: Meters | None = Meters(sigma=0.005)
-    line_p_mw: Meters | None = Meters(sigma=0.005)
-    line_q_mvar: Meters | None = Meters(sigma=0.005)
-
-
-class Detector(Strict):
-    """WLS state estimation on the seen measurements with a chi-square and a largest-normalised-residual test."""
-
-    kind: Literal["wls"] = "wls"
-    significance: float = Field(default=0.01, gt=0, lt=0.5)
-    alarm: Literal["chi2", "lnr", "any"] = "chi2"
-    lnr_threshold: float | None = Field(default=None, gt=0)
-    noise: bool = True
-    measurements: Measurements = Measurements()
+# The detector blocks live in cosim/detection/ (one module per kind under cosim/detection/kinds/).
+from cosim.detection.models import Detector, DetectorSpec, Measurements, Meters, check_detectors  # noqa: E402,F401
 
 
 class Impact(Strict):
@@ -233,8 +209,14 @@ class Scenario(Strict):
     generators: list[Generator] = []
     controller: Controller = Controller()
     events: list[Event] = []
-    detector: Detector | None = None
+    detector: DetectorSpec | None = None
+    detectors: list[DetectorSpec] = []
     impact: Impact = Impact()
     devices: list[Device] = []
     grid_server: GridServer | None = None
     criteria: dict[str, Bound] = Field(default_factory=dict, description="metric name -> thresholds for `cosim regress`")
+
+    @model_validator(mode="after")
+    def _detectors(self) -> "Scenario":
+        check_detectors(self.detector, self.detectors)
+        return self

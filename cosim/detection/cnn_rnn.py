@@ -1,0 +1,156 @@
+"""The background paper's detector: a CNN feature extractor per step, an RNN over the sequence, a small head.
+
+Table 1 of the paper (../shared/seeds/002): learning rate 0.003, gamma 0.93 (here the per-epoch
+decay of the learning rate), batch 64, sequence length 8, 6 convolution layers with 5 x 5 kernels
+(smaller where the image is smaller), 2 x 2 max-pooling (along the dimensions that still have 2 or
+more cells) and tanh. The paper's reinforcement-learning "policy" that classifies is, for a
+labelled dataset, a classifier head trained with cross-entropy; see docs/detection.md.
+Torch only, CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from cosim.detection.features import Layout
+
+FORMAT = "cosim-detector/1"
+
+
+@dataclass
+class Hyper:
+    """Hyperparameters (defaults: the paper's Table 1 where it gives one)."""
+
+    lr: float = 0.003
+    gamma: float = 0.93
+    batch: int = 64
+    window: int = 8
+    conv_layers: int = 6
+    kernel: int = 5
+    channels: int = 8
+    neurons: int = 32  # RNN hidden units (the search range of the paper: 16..128)
+    layers: int = 1  # RNN layers (the search range of the paper: 1..10)
+    epochs: int = 10
+
+
+class CnnRnn(nn.Module):
+    """(batch, length, rows, cols) images -> one logit per window (attack at its last step)."""
+
+    def __init__(self, shape: tuple[int, int], hyper: Hyper):
+        super().__init__()
+        h, w = shape
+        blocks: list[nn.Module] = []
+        channels = 1
+        for _ in range(hyper.conv_layers):
+            blocks += [nn.Conv2d(channels, hyper.channels, (min(hyper.kernel, h), min(hyper.kernel, w)),
+                                 padding="same"), nn.Tanh()]
+            pool = (2 if h >= 2 else 1, 2 if w >= 2 else 1)
+            if pool != (1, 1):
+                blocks.append(nn.MaxPool2d(pool))
+                h, w = h // pool[0], w // pool[1]
+            channels = hyper.channels
+        self.cnn = nn.Sequential(*blocks)
+        self.rnn = nn.RNN(channels * h * w, hyper.neurons, hyper.layers, nonlinearity="tanh", batch_first=True)
+        self.head = nn.Sequential(nn.Linear(hyper.neurons, hyper.neurons), nn.Tanh(), nn.Linear(hyper.neurons, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, length = x.shape[:2]
+        features = self.cnn(x.reshape(b * length, 1, *x.shape[2:])).reshape(b, length, -1)
+        out, _ = self.rnn(features)
+        return self.head(out[:, -1]).squeeze(-1)
+
+
+@dataclass
+class Trained:
+    """A trained detector with what it needs to run: layout, hyperparameters, threshold and history."""
+
+    model: CnnRnn
+    layout: Layout
+    hyper: Hyper
+    threshold: float
+    feeder: str
+    history: list[dict] = field(default_factory=list)
+
+    def score(self, windows: np.ndarray, batch: int = 1024) -> np.ndarray:
+        """Attack probability of each window (n x length x names of seen values)."""
+        self.model.eval()
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(windows), batch):
+                x = torch.from_numpy(self.layout.images(windows[i:i + batch]))
+                out.append(torch.sigmoid(self.model(x)).numpy())
+        return np.concatenate(out) if out else np.empty(0)
+
+    def save(self, path: Path, extra: dict | None = None) -> None:
+        """A checkpoint that `load` (torch only, `weights_only=True`) reads back."""
+        torch.save({"format": FORMAT, "arch": "cnn_rnn", "feeder": self.feeder, "layout": self.layout.to_dict(),
+                    "hyper": asdict(self.hyper), "threshold": float(self.threshold), "history": self.history,
+                    "state_dict": self.model.state_dict(), **(extra or {})}, path)
+
+
+def load(path: Path) -> Trained:
+    """A checkpoint written by `Trained.save`; ValueError naming what is wrong with it."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same bad input
+        raise ValueError(f"cannot read {path} as a torch checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a detector checkpoint of cosim train-detector (format {FORMAT})")
+    layout, hyper = Layout.from_dict(ck["layout"]), Hyper(**ck["hyper"])
+    model = CnnRnn(layout.shape, hyper)
+    model.load_state_dict(ck["state_dict"])
+    return Trained(model, layout, hyper, float(ck["threshold"]), ck["feeder"], ck.get("history", []))
+
+
+def threshold_at(scores: np.ndarray, clean: np.ndarray, fpr: float) -> float:
+    """The lowest threshold with at most `fpr` of the clean windows at or above it."""
+    neg = np.sort(scores[clean])
+    if not len(neg):
+        return 0.5
+    k = int(np.floor(fpr * len(neg)))  # windows allowed to alarm
+    return float(np.nextafter(neg[len(neg) - k - 1], np.inf)) if k < len(neg) else float(neg[0])
+
+
+def train(windows: np.ndarray, labels: np.ndarray, val_windows: np.ndarray, val_labels: np.ndarray,
+          names: list[str], feeder: str, hyper: Hyper, seed: int, target_fpr: float = 0.01,
+          on_epoch: Callable[[dict], None] | None = None) -> Trained:
+    """Fit a CNN+RNN on windows with labels (1 = attack at the window's last step); threshold on validation."""
+    from cosim.events.impact import roc_auc
+
+    torch.manual_seed(seed)
+    layout = Layout.fit(names, windows[:, -1, :])
+    model = CnnRnn(layout.shape, hyper)
+    x, y = torch.from_numpy(layout.images(windows)), torch.from_numpy(labels.astype(np.float32))
+    pos = max(1.0, float(labels.sum()))
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor((len(labels) - pos) / pos))
+    opt = torch.optim.Adam(model.parameters(), lr=hyper.lr)
+    decay = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=hyper.gamma)
+    gen = torch.Generator().manual_seed(seed)
+    trained = Trained(model, layout, hyper, 0.5, feeder)
+    for epoch in range(hyper.epochs):
+        model.train()
+        order = torch.randperm(len(y), generator=gen)
+        total = 0.0
+        for i in range(0, len(y), hyper.batch):
+            idx = order[i:i + hyper.batch]
+            opt.zero_grad()
+            loss = loss_fn(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            total += float(loss) * len(idx)
+        decay.step()
+        val = trained.score(val_windows)
+        entry = {"epoch": epoch + 1, "train_loss": total / max(1, len(y)),
+                 "val_auc": roc_auc(val, val_labels >= 0.5) if len(val) else float("nan")}
+        trained.history.append(entry)
+        if on_epoch is not None:
+            on_epoch(entry)
+    val = trained.score(val_windows)
+    trained.threshold = threshold_at(val, val_labels < 0.5, target_fpr)
+    return trained

@@ -1,0 +1,67 @@
+"""Measurements as the learned detector reads them: standardised per signal and laid out as an image.
+
+Each step's seen values become one small image: a row per signal family (`bus.<n>.vm_pu`,
+`line.<n>.p_mw`, ...), a column per element in published order, zero where a family has fewer
+elements or a value is missing. The CNN finds patterns along the feeder in it, the RNN over time.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+_NUMBER = re.compile(r"\d+")
+
+
+def family(name: str) -> str:
+    """`bus.18.vm_pu` -> `bus.<n>.vm_pu`."""
+    return _NUMBER.sub("<n>", name)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Signal names with their standardisation and image position."""
+
+    names: tuple[str, ...]
+    mean: np.ndarray
+    std: np.ndarray
+    row: np.ndarray
+    col: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.row.max()) + 1, int(self.col.max()) + 1
+
+    @classmethod
+    def fit(cls, names: Sequence[str], values: np.ndarray) -> "Layout":
+        """The layout of `names` with mean and standard deviation from `values` (samples x names)."""
+        fams = list(dict.fromkeys(family(n) for n in names))
+        row = np.array([fams.index(family(n)) for n in names])
+        col = np.zeros(len(names), int)
+        for r in range(len(fams)):
+            members = np.flatnonzero(row == r)
+            numbers = [tuple(int(x) for x in _NUMBER.findall(names[i])) for i in members]
+            col[members[np.argsort(numbers, kind="stable")]] = np.arange(len(members))
+        mean = np.nan_to_num(np.nanmean(values, axis=0)) if len(values) else np.zeros(len(names))
+        std = np.nan_to_num(np.nanstd(values, axis=0)) if len(values) else np.ones(len(names))
+        return cls(tuple(names), mean, np.where(std > 1e-9, std, 1.0), row, col)
+
+    def images(self, windows: np.ndarray) -> np.ndarray:
+        """(n, length, names) seen values -> (n, length, rows, cols) standardised images (float32)."""
+        z = np.nan_to_num((windows - self.mean) / self.std).astype(np.float32)
+        out = np.zeros((*windows.shape[:2], *self.shape), np.float32)
+        out[:, :, self.row, self.col] = z
+        return out
+
+    def to_dict(self) -> dict:
+        """Plain lists, for a checkpoint that loads with `weights_only=True`."""
+        return {"names": list(self.names), "mean": self.mean.tolist(), "std": self.std.tolist(),
+                "row": self.row.tolist(), "col": self.col.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Layout":
+        return cls(tuple(d["names"]), np.array(d["mean"], float), np.array(d["std"], float),
+                   np.array(d["row"], int), np.array(d["col"], int))
