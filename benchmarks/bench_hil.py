@@ -9,7 +9,10 @@
    inverters for --soak-minutes (default 0.5; the issue's goal is 10): lateness p50 / p99 /
    max and deadline misses, from metrics.json.
 
-Usage: python benchmarks/bench_hil.py [--soak-minutes 10] [--steps 600] [--reads 2000]
+The stubs tick every --tick seconds (default 0.01): the bridge reads a device one firmware tick
+after writing to it (docs/hil.md, Timing), so a 100 ms period needs a tick well below it.
+
+Usage: python benchmarks/bench_hil.py [--soak-minutes 10] [--steps 600] [--reads 2000] [--tick 0.01] [--out FILE]
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from hil.stubs import DeviceSession  # noqa: E402
 BUSES = (18, 17, 16, 15, 33, 32, 31, 30, 25, 22)
 
 
-def scenario(folder: Path, steps: int, devices: bool, base_port: int) -> Path:
+def scenario(folder: Path, steps: int, devices: bool, base_port: int, tick: float = 0.01) -> Path:
     """IEEE 33 at noon, ten 0.3 MW PV plants, droop; with `devices`, each behind an emulated inverter."""
     lines = ["name: bench-hil" + ("-devices" if devices else "-none"), "seed: 1",
              f'clock: {{start: "2025-06-21T12:00:00", duration: {steps}s, step: 1s}}',
@@ -51,7 +54,7 @@ def scenario(folder: Path, steps: int, devices: bool, base_port: int) -> Path:
     if devices:
         lines.append("devices:")
         lines += [f"  - {{name: inv{i + 1}, kind: inverter, generator: pv{i + 1}, modbus: {{port: {base_port + i}}}, "
-                  "emulate: true}" for i in range(len(BUSES))]
+                  f"emulate: true, stub_args: {{tick: {tick:g}}}}}" for i in range(len(BUSES))]
     path = folder / ("devices.yaml" if devices else "none.yaml")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -106,11 +109,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=600, help="steps of the added-step-time runs")
     ap.add_argument("--reads", type=int, default=2000)
     ap.add_argument("--base-port", type=int, default=15120)
+    ap.add_argument("--tick", type=float, default=0.01, help="firmware tick of the stubs, s")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_hil.json")
     args = ap.parse_args()
     results: dict[str, object] = {"load_average_at_start": os.getloadavg(), "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        with_devices = scenario(folder, args.steps, True, args.base_port)
+        with_devices = scenario(folder, args.steps, True, args.base_port, args.tick)
         loaded = load_scenario(with_devices)
         with DeviceSession(loaded, folder / "stubs"):  # the ten stubs stay up for all three parts
             results["round_trip"] = asyncio.run(round_trips(loaded, args.reads))
@@ -121,16 +126,18 @@ def main() -> None:
                 "steps": args.steps, "no_devices_ms_per_step": 1000 * none_step,
                 "ten_devices_ms_per_step": 1000 * dev_step, "added_ms_per_step": 1000 * (dev_step - none_step),
                 "added_cpu_ms_per_step": 1000 * (dev_cpu - none_cpu),
+                "added_ms_per_step_per_device": 1000 * (dev_step - none_step) / len(BUSES),
+                "added_cpu_ms_per_step_per_device": 1000 * (dev_cpu - none_cpu) / len(BUSES),
                 "bridge_step_p50_ms": dev_metrics["bridge_step_p50_ms"],
                 "bridge_requests_per_step": dev_metrics["bridge_requests"] / args.steps}
             print("step time:", results["step_time"], flush=True)
             soak_steps = int(round(args.soak_minutes * 600))
-            soak = scenario(folder, soak_steps, True, args.base_port)
+            soak = scenario(folder, soak_steps, True, args.base_port, args.tick)
             step_s, _, m = timed_run(soak, folder / "soak", RunOptions(realtime=0.1))
             results["soak"] = {"minutes": args.soak_minutes, "steps": soak_steps, "wall_ms_per_step": 1000 * step_s,
                                **{k: v for k, v in m.items() if k.startswith(("rt_", "bridge_", "device_stale"))}}
             print("soak:", results["soak"], flush=True)
-    out = ROOT / "benchmarks" / "results" / "bench_hil.json"
+    out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     results["load_average_at_end"] = os.getloadavg()
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
