@@ -1,0 +1,173 @@
+"""Labelled datasets from the co-simulation: per-step seen measurements with the schedule's attack labels.
+
+`generate` runs each scenario for `days` seeded days on the mosaik-free rollout (same physics,
+channels and events as `cosim run`; day d uses seed `seed + d`, random-event entries too) and
+writes `steps.parquet`, one row per step of every run: `run`, `scenario`, `day`, `seed`, `step`,
+`time`, `split`, `label.attack`, `label.disruption`, `label.kind`, then `seen.<signal>` for every
+metered signal (what the controller and detectors see, never the true values). The split is by
+run, never by step. `dataset.json` is the card: command, scenarios, seeds, counts. Windows for a
+detector are cut from the rows (`Dataset.windows`), runs kept apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from cosim.detection.windows import frame_windows
+
+STEPS, CARD = "steps.parquet", "dataset.json"
+META = ("run", "scenario", "day", "seed", "step", "time", "split", "label.attack", "label.disruption", "label.kind")
+
+
+class DatasetError(ValueError):
+    """A dataset folder that cannot be read or does not hold what a detector needs."""
+
+
+def split_of(day: int, days: int) -> str:
+    """train / val / test of day `day` of `days`: the last fifth (at least one day from 2 days on) is test,
+    the fifth before it (from 3 days on) validation."""
+    n_test = days // 5 if days >= 5 else int(days >= 2)
+    n_val = days // 5 if days >= 5 else int(days >= 3)
+    return "test" if day >= days - n_test else "val" if day >= days - n_test - n_val else "train"
+
+
+def day_scenario(scn, day: int):
+    """The scenario of day `day`: seed + day, random-event entries with their own seed shifted too,
+    and the default metering when the scenario has no detector."""
+    from cosim.detection.models import Detector, metering_of
+    from cosim.events.models import RandomEvents
+
+    events = [e.model_copy(update={"random": e.random.model_copy(update={"seed": e.random.seed + day})})
+              if isinstance(e, RandomEvents) and e.random.seed is not None else e for e in scn.events]
+    update = {"seed": scn.seed + day, "events": events}
+    if metering_of(scn) is None:
+        update["detector"] = Detector()
+    return scn.model_copy(update=update)
+
+
+class _Tap:
+    """A controller stand-in that keeps what the rollout shows a controller (the seen values) and sends nothing."""
+
+    oracle = False
+    _event_sink = None
+
+    def __init__(self, names: Sequence[str]):
+        self.names, self.rows = tuple(names), []
+
+    def setup(self, info) -> None:
+        """Nothing to set up."""
+
+    def act(self, observation: Mapping[str, float]) -> dict[str, float]:
+        self.rows.append([observation[n] for n in self.names])
+        return {}
+
+
+def day_frame(loaded, day: int, days: int) -> pd.DataFrame:
+    """The rows of one run: day `day` of the scenario (controller not run: the feeder open-loop)."""
+    from controllers.rollout import rollout
+    from cosim.assembly import assemble
+
+    scn = day_scenario(loaded.scenario, day)
+    asm = assemble(dataclasses.replace(loaded, scenario=scn))
+    tap = _Tap(asm.estimator.meters.names)
+    rollout(asm, tap)
+    labels = [asm.schedule.labels(k).signals() for k in range(asm.n_steps)]
+    frame = pd.DataFrame(np.array(tap.rows, float), columns=[f"seen.{n}" for n in tap.names])
+    meta = pd.DataFrame({"run": f"{scn.name}/day{day:03d}", "scenario": scn.name, "day": day, "seed": scn.seed,
+                         "step": np.arange(asm.n_steps), "time": asm.inputs.times[:asm.n_steps].astype("datetime64[ms]"),
+                         "split": split_of(day, days),
+                         "label.attack": [float(x["label.attack"]) for x in labels],
+                         "label.disruption": [float(x["label.disruption"]) for x in labels],
+                         "label.kind": [str(x["label.kind"]) for x in labels]})
+    return pd.concat([meta, frame], axis=1)
+
+
+def generate(scenarios: Sequence, days: int, out: Path, command: str = "",
+             on_run: Callable[[str], None] | None = None) -> dict:
+    """Write the dataset of `days` days of each loaded scenario to `out`; returns the card."""
+    from threadpoolctl import threadpool_limits
+
+    frames = []
+    with threadpool_limits(1):  # the estimator's small matrices: threads only cost (docs/detection.md)
+        for loaded in scenarios:
+            for day in range(days):
+                frames.append(day_frame(loaded, day, days))
+                if on_run is not None:
+                    on_run(frames[-1]["run"].iloc[0])
+    names = [tuple(c for c in f.columns if c.startswith("seen.")) for f in frames]
+    if len(set(names)) > 1:
+        raise DatasetError("the scenarios meter different signals (feeder or detector.measurements differ); "
+                           "a dataset holds one measurement set")
+    frame = pd.concat(frames, ignore_index=True)
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out / STEPS, index=False)
+    runs = frame.groupby("run", sort=False)
+    card = {"command": command, "days": days, "steps": len(frame),
+            "feeders": sorted({s.scenario.grid.feeder for s in scenarios}),
+            "scenarios": [{"name": s.scenario.name, "path": str(s.path), "seeds": [s.scenario.seed + d for d in range(days)]}
+                          for s in scenarios],
+            "runs": {split: int((runs["split"].first() == split).sum()) for split in ("train", "val", "test")},
+            "attack_steps": int(frame["label.attack"].sum()),
+            "steps_per_kind": {k: int(v) for k, v in frame["label.kind"].value_counts().items() if k},
+            "signals": [n.removeprefix("seen.") for n in names[0]]}
+    (out / CARD).write_text(json.dumps(card, indent=2))
+    return card
+
+
+@dataclass
+class Dataset:
+    """A dataset folder read back."""
+
+    path: Path
+    frame: pd.DataFrame
+    card: dict
+
+    @property
+    def signals(self) -> list[str]:
+        return list(self.card["signals"])
+
+    @property
+    def feeder(self) -> str:
+        return self.card["feeders"][0]
+
+    def part(self, split: str | Sequence[str] | None) -> pd.DataFrame:
+        """The rows of one split (or several, or all with None)."""
+        if split is None:
+            return self.frame
+        wanted = [split] if isinstance(split, str) else list(split)
+        return self.frame[self.frame["split"].isin(wanted)]
+
+    def windows(self, names: Sequence[str], length: int, split: str | Sequence[str] | None = None,
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """(windows n x length x names of seen values, labels 0/1 of each window's last step)."""
+        missing = [n for n in names if f"seen.{n}" not in self.frame.columns]
+        if missing:
+            raise DatasetError(f"{self.path} has no seen values of {len(missing)} signal(s), e.g. "
+                               f"{', '.join(missing[:3])}")
+        rows = self.part(split)
+        if not len(rows):
+            raise DatasetError(f"{self.path} has no runs in split {split}")
+        return frame_windows(rows, [f"seen.{n}" for n in names], length), rows["label.attack"].to_numpy(float)
+
+
+def read_dataset(path: Path) -> Dataset:
+    """A folder written by `generate`; DatasetError naming the folder and the missing file otherwise."""
+    path = Path(path)
+    for name in (STEPS, CARD):
+        if not (path / name).is_file():
+            raise DatasetError(f"{path} is not a cosim dataset: {name} is missing (make one with cosim dataset)")
+    try:
+        card = json.loads((path / CARD).read_text())
+        frame = pd.read_parquet(path / STEPS)
+    except (ValueError, OSError) as exc:
+        raise DatasetError(f"{path}: cannot read the dataset ({exc})") from None
+    if missing := [c for c in META if c not in frame.columns]:
+        raise DatasetError(f"{path / STEPS} lacks the columns {', '.join(missing)}")
+    return Dataset(path, frame, card)
