@@ -39,6 +39,12 @@ class Hyper:
     epochs: int = 10
 
 
+def _odd(kernel: int, size: int) -> int:
+    """The kernel length along a dimension of `size` cells: at most `size`, odd (symmetric 'same' padding)."""
+    k = min(kernel, size)
+    return k if k % 2 else max(1, k - 1)
+
+
 class CnnRnn(nn.Module):
     """(batch, length, rows, cols) images -> one logit per window (attack at its last step)."""
 
@@ -48,7 +54,7 @@ class CnnRnn(nn.Module):
         blocks: list[nn.Module] = []
         channels = 1
         for _ in range(hyper.conv_layers):
-            blocks += [nn.Conv2d(channels, hyper.channels, (min(hyper.kernel, h), min(hyper.kernel, w)),
+            blocks += [nn.Conv2d(channels, hyper.channels, (_odd(hyper.kernel, h), _odd(hyper.kernel, w)),
                                  padding="same"), nn.Tanh()]
             pool = (2 if h >= 2 else 1, 2 if w >= 2 else 1)
             if pool != (1, 1):
@@ -143,7 +149,7 @@ def train(windows: np.ndarray, labels: np.ndarray, val_windows: np.ndarray, val_
             loss = loss_fn(model(x[idx]), y[idx])
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         decay.step()
         val = trained.score(val_windows)
         entry = {"epoch": epoch + 1, "train_loss": total / max(1, len(y)),

@@ -43,8 +43,8 @@ class Layout:
         col = np.zeros(len(names), int)
         for r in range(len(fams)):
             members = np.flatnonzero(row == r)
-            numbers = [tuple(int(x) for x in _NUMBER.findall(names[i])) for i in members]
-            col[members[np.argsort(numbers, kind="stable")]] = np.arange(len(members))
+            order = sorted(range(len(members)), key=lambda m: [int(x) for x in _NUMBER.findall(names[members[m]])])
+            col[members[order]] = np.arange(len(members))
         mean = np.nan_to_num(np.nanmean(values, axis=0)) if len(values) else np.zeros(len(names))
         std = np.nan_to_num(np.nanstd(values, axis=0)) if len(values) else np.ones(len(names))
         return cls(tuple(names), mean, np.where(std > 1e-9, std, 1.0), row, col)
