@@ -8,6 +8,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -67,7 +68,7 @@ def kpi_table(metrics: dict[str, float], title: str = "KPIs") -> Table:
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print one error paragraph and leave with `code` (2: bad input, 1: failed run)."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code) from None
 
 

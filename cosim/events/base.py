@@ -48,6 +48,7 @@ def whole_steps(seconds: float, step: float, key: str, what: str) -> int:
 
 def span(what: str, labels: list[int]) -> str:
     """How elements are numbered, for messages: 'lines are numbered 1..37' (or that there are none)."""
+    plural = what + ("es" if what.endswith("s") else "s")  # bus -> buses
     if not labels:
-        return f"the feeder has no {what}s"
-    return f"{what}s are numbered {min(labels)}..{max(labels)}"
+        return f"the feeder has no {plural}"
+    return f"{plural} are numbered {min(labels)}..{max(labels)}"

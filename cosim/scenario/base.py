@@ -16,9 +16,9 @@ Seconds = Annotated[float, BeforeValidator(parse_duration)]
 
 
 class Strict(BaseModel):
-    """Base for every block: unknown keys are errors, values are checked on assignment too."""
+    """Base for every block: unknown keys are errors, numbers must be finite, values are checked on assignment too."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class Window(Strict):

@@ -92,8 +92,8 @@ class Loads(Strict):
 class _Generator(Strict):
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
     bus: int
-    p_mw: float = Field(gt=0, description="nameplate active power")
-    s_mva: float | None = Field(default=None, gt=0, description="inverter rating; default 1.1 x p_mw")
+    p_mw: float = Field(gt=0, le=10_000, description="nameplate active power (at most 10 GW)")
+    s_mva: float | None = Field(default=None, gt=0, le=10_000, description="inverter rating; default 1.1 x p_mw")
 
     @property
     def rating_mva(self) -> float:
@@ -200,7 +200,7 @@ class Scenario(Strict):
     """A whole scenario file."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
     description: str = ""
     clock: Clock
     grid: Grid

@@ -98,6 +98,7 @@ def schema_problems(root: type[BaseModel], data: Any, error: ValidationError, li
         else:
             msg = err["msg"].removeprefix("Value error, ")
             got = err.get("input")
-            message = msg if isinstance(got, (dict, list)) else f"{msg}, got {got!r}"
+            said = isinstance(got, (dict, list)) or "got " in msg  # the check's own message may show the value
+            message = msg if said else f"{msg}, got {got!r}"
         problems.append(Problem(field_path(path), message, line_for(lines, path)))
     return problems
