@@ -1,8 +1,9 @@
 """Policy checkpoints: an actor MLP's torch weights (`.pt`) plus JSON metadata (`.json`), torch only.
 
 The metadata holds everything the runtime needs to use the weights without the training
-code: the network shape, the observation/action layout (names, scaling, bounds), the
-feeder and scenario it was trained on, and versions.
+code: the network shape, the observation/action layout, what it was trained on, and versions.
+Format 1 (`layout`) names every signal of one scenario; format 2 (`per_der`) describes what one
+shared actor reads about one DER (`controllers.drl.features`), so it runs on any feeder and layout.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-FORMAT = "cosim-drl-policy/1"
+FORMAT = "cosim-drl-policy/1"  # one actor over a fixed list of named signals (`layout`)
+FORMAT_PER_DER = "cosim-drl-policy/2"  # one actor shared by every DER over its local features (`per_der`)
+FORMATS = (FORMAT, FORMAT_PER_DER)
 HEADS = ("tanh", "argmax")  # continuous actions in [-1, 1]; or the row of an action table with the largest value
 
 
@@ -51,12 +54,12 @@ def paths(path: str | Path) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".pt"), stem.with_name(stem.name + ".json")
 
 
-def save_policy(path: str | Path, net: MLP, metadata: dict[str, Any]) -> tuple[Path, Path]:
-    """Write `<stem>.pt` (state_dict) and `<stem>.json` (metadata plus the network shape)."""
+def save_policy(path: str | Path, net: MLP, metadata: dict[str, Any], fmt: str = FORMAT) -> tuple[Path, Path]:
+    """Write `<stem>.pt` (state_dict) and `<stem>.json` (metadata plus the network shape) in format `fmt`."""
     weights, meta = paths(path)
     weights.parent.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), weights)
-    full = {"format": FORMAT, "network": {"sizes": net.sizes, "activation": "relu", "head": net.head}, **metadata}
+    full = {"format": fmt, "network": {"sizes": net.sizes, "activation": "relu", "head": net.head}, **metadata}
     meta.write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
     return weights, meta
 
@@ -71,8 +74,10 @@ def load_policy(path: str | Path) -> tuple[MLP, dict[str, Any]]:
         metadata = json.loads(meta.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"cannot read policy metadata {meta}: {exc}") from None
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-        raise CheckpointError(f"{meta} is not a policy checkpoint (expected format {FORMAT!r})")
+    if not isinstance(metadata, dict) or metadata.get("format") not in FORMATS:
+        got = metadata.get("format") if isinstance(metadata, dict) else None
+        raise CheckpointError(f"{meta} is not a policy checkpoint: field 'format' is {got!r}, expected one of "
+                              f"{', '.join(map(repr, FORMATS))}")
     try:
         shape = metadata["network"]
         net = MLP(shape["sizes"], shape["head"])

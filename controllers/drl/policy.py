@@ -1,4 +1,8 @@
-"""Run a trained policy as a co-simulation controller: torch only, deterministic, by signal name."""
+"""Run a trained policy as a co-simulation controller: torch only, deterministic, by signal name.
+
+Format 1 checkpoints read a fixed list of named signals; format 2 (per-DER, `per_der_policy`)
+applies one shared actor to every DER of whatever scenario it is given.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,9 @@ import numpy as np
 import torch
 
 from controllers.base import TIME_FEATURES, Controller, ControllerInfo
-from controllers.drl.checkpoint import PolicyError, load_policy
+from controllers.drl.checkpoint import FORMAT_PER_DER, PolicyError, load_policy
 from controllers.drl.layout import Layout
+from controllers.drl.per_der_policy import PerDERRuntime
 
 
 class PolicyMismatch(PolicyError):
@@ -28,13 +33,18 @@ class PolicyController(Controller):
     def __init__(self, path: Path):
         self.path = Path(path)
         self.net, self.meta = load_policy(path)
-        self.layout = Layout.from_dict(self.meta["layout"])
-        table = self.meta.get("action_table")
-        self.table = None if table is None else np.asarray(table, np.float32)
+        self.per_der = PerDERRuntime(self.path, self.net, self.meta) if self.meta["format"] == FORMAT_PER_DER else None
+        if self.per_der is None:
+            self.layout = Layout.from_dict(self.meta["layout"])
+            table = self.meta.get("action_table")
+            self.table = None if table is None else np.asarray(table, np.float32)
 
     def setup(self, info: ControllerInfo) -> None:
         """Check the policy fits this scenario (feeder, DER buses, observations, actions); PolicyMismatch if not."""
         super().setup(info)
+        if self.per_der is not None:
+            self.per_der.setup(info)
+            return
         trained = self.meta.get("feeder", "?")
         if _feeder_key(trained) != _feeder_key(info.feeder):
             self._mismatch("feeder", f"{info.feeder!r} (the scenario's feeder)", f"was trained on {trained!r}")
@@ -60,7 +70,10 @@ class PolicyController(Controller):
                              f"but the policy {got}")
 
     def act(self, observation: Mapping[str, float]) -> dict[str, float]:
-        """Setpoints by name; an observation with a missing or non-finite signal keeps the last setpoints."""
+        """Setpoints by name; an observation with a missing or non-finite signal keeps the last setpoints
+        (a per-DER policy instead acts on what it still sees)."""
+        if self.per_der is not None:
+            return self.per_der.act(observation)
         try:
             x = self.layout.obs_vector(observation)
         except KeyError:

@@ -2,6 +2,9 @@
 
 SAC and TD3 drive continuous setpoints; DQN picks from a discretised action table (every
 combination of `levels` evenly spaced values per action), as in the background papers.
+A single scenario trains a policy over its named signals (checkpoint format 1, `GridEnv`);
+`per_der=True`, or a distribution file, trains one actor shared by every DER (format 2,
+`PerDEREnv`) that runs on any feeder and layout.
 Writes `policy.pt` + `policy.json`, `learning_curve.csv` (one row per training day) and
 `learning_curve.png` into the output folder.
 """
@@ -27,8 +30,11 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import NormalActionNoise
 from torch import nn
 
-from controllers.drl.checkpoint import MLP, save_policy
+from controllers.drl.checkpoint import FORMAT_PER_DER, MLP, save_policy
 from controllers.drl.env import DAY_KPIS, HELDOUT_BASE, GridEnv, NoGenerators, RewardWeights
+from controllers.drl.features import PerDERSpec
+from controllers.drl.per_der_env import PerDEREnv
+from controllers.drl.sources import ScenarioSource, open_source
 from cosim.scenario.loader import LoadedScenario
 
 ALGOS = ("sac", "td3", "dqn")
@@ -58,6 +64,7 @@ class TrainConfig:
     learning_starts: int = 2_000  # random steps before learning; at most half of `steps`
     dqn_levels: int = 5
     reward: RewardWeights = RewardWeights()
+    per_der: bool = False  # one actor shared by every DER (always so for a distribution)
 
 
 @dataclass
@@ -170,9 +177,35 @@ def write_curve(rows: list[dict], csv_path: Path, png_path: Path) -> None:
     plt.close(fig)
 
 
-def train(scenario: str | Path | LoadedScenario, cfg: TrainConfig, out_dir: Path, command: str = "",
+def _per_der_env(source: ScenarioSource, cfg: TrainConfig) -> PerDEREnv:
+    """The per-DER environment of `cfg` (Q, and P limits when curtailing)."""
+    return PerDEREnv(source, PerDERSpec(actions=("q", "p") if cfg.curtail else ("q",)), cfg.reward)
+
+
+def _share(model: BaseAlgorithm, env: PerDEREnv, table: np.ndarray | None) -> None:
+    """Let the other DERs act with the learner's current (stochastic) policy."""
+    def others(features: np.ndarray) -> np.ndarray:
+        action = model.predict(features, deterministic=False)[0]
+        return table[np.asarray(action, int)] if table is not None else action
+    env.others = others
+
+
+def _trained_on(env: gym.Env, source: ScenarioSource) -> dict:
+    """What a checkpoint records about its training data: a scenario's layout, or a distribution."""
+    if isinstance(env, PerDEREnv):
+        kind = "distribution" if source.varies_layout else "scenario"
+        return {"per_der": env.spec.to_dict(),
+                "trained_on": {"kind": kind, "file": str(source.path),
+                               "feeders": env.feeder_days, "engine_notes": env.engine_notes}}
+    scn = env.loaded.scenario
+    return {"layout": env.layout.to_dict(), "feeder": scn.grid.feeder, "voltage_limits": list(scn.grid.voltage_limits),
+            "ders": [asdict(d) for d in env.ders],
+            "scenario": {"name": scn.name, "file": str(env.loaded.path), "seed": scn.seed, "step_s": scn.clock.step}}
+
+
+def train(scenario: str | Path | LoadedScenario | ScenarioSource, cfg: TrainConfig, out_dir: Path, command: str = "",
           on_progress: Callable[[int], None] | None = None) -> TrainResult:
-    """Train on random days of `scenario`, export the policy and the learning curve into `out_dir`.
+    """Train on random days of a scenario (or draws of a distribution), export the policy and the learning curve.
 
     TrainError for requests that cannot work; `command` is recorded in the metadata.
     """
@@ -182,34 +215,39 @@ def train(scenario: str | Path | LoadedScenario, cfg: TrainConfig, out_dir: Path
         raise TrainError(f"--steps must be at least 1, got {cfg.steps}")
     torch.set_num_threads(1)  # small networks: one thread is fastest and leaves the other core free
     t0 = time.perf_counter()
+    source = scenario if hasattr(scenario, "draw") else open_source(scenario, cfg.events_per_day)
     try:
-        env = GridEnv(scenario, curtail=cfg.curtail, events_per_day=cfg.events_per_day, weights=cfg.reward)
+        if cfg.per_der or source.varies_layout:
+            env: gym.Env = _per_der_env(source, cfg)
+            env.reset(seed=cfg.seed)  # fails here, not inside SB3, when a drawn scenario has no DERs
+        else:
+            env = GridEnv(source.loaded, curtail=cfg.curtail, events_per_day=cfg.events_per_day, weights=cfg.reward)
     except NoGenerators as exc:
         raise TrainError(str(exc)) from None
     train_env: gym.Env = DiscreteActions(env, cfg.dqn_levels) if cfg.algo == "dqn" else env
     model = _model(cfg, train_env)
+    table = train_env.table if cfg.algo == "dqn" else None
+    if isinstance(env, PerDEREnv):
+        _share(model, env, table)
     callback = CurveCallback(on_progress)
     model.learn(total_timesteps=cfg.steps, callback=callback)
     wall = time.perf_counter() - t0
     out_dir.mkdir(parents=True, exist_ok=True)
     net = export_actor(model, cfg.algo)
-    scn = env.loaded.scenario
     meta = {
         "algo": cfg.algo,
-        "layout": env.layout.to_dict(),
-        "action_table": train_env.table.tolist() if cfg.algo == "dqn" else None,
-        "feeder": scn.grid.feeder,
-        "voltage_limits": list(scn.grid.voltage_limits),
-        "ders": [asdict(d) for d in env.ders],
-        "scenario": {"name": scn.name, "file": str(env.loaded.path), "seed": scn.seed, "step_s": scn.clock.step},
+        **_trained_on(env, source),
+        "action_table": table.tolist() if table is not None else None,
         "training": {**asdict(cfg), "wall_s": round(wall, 1), "episodes": len(callback.rows),
+                     "env_steps_per_s": round(cfg.steps / wall, 1),
                      "days": f"random seeds in [0, {HELDOUT_BASE}); held-out days use {HELDOUT_BASE} + k",
                      "command": command},
         "versions": {"cosim-testbed": importlib_metadata.version("cosim-testbed"), "torch": torch.__version__,
                      "python": platform.python_version()},
         "created": datetime.now().isoformat(timespec="seconds"),
     }
-    weights, meta_path = save_policy(out_dir / "policy", net, meta)
+    fmt = {"fmt": FORMAT_PER_DER} if isinstance(env, PerDEREnv) else {}
+    weights, meta_path = save_policy(out_dir / "policy", net, meta, **fmt)
     curve_csv, curve_png = out_dir / "learning_curve.csv", out_dir / "learning_curve.png"
     write_curve(callback.rows, curve_csv, curve_png)
     return TrainResult(weights, meta_path, curve_csv, curve_png, wall, len(callback.rows))

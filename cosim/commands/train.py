@@ -1,4 +1,4 @@
-"""`cosim train`: train a deep-RL policy on random days of a scenario."""
+"""`cosim train`: train a deep-RL policy on random days of a scenario, or on draws of a distribution file."""
 
 from __future__ import annotations
 
@@ -8,30 +8,39 @@ from typing import Optional
 
 import typer
 
-from cosim.commands._common import app, fail, load, out, step_progress
+from cosim.commands._common import app, fail, out, step_progress
 
 
 @app.command()
-def train(scenario: Path = typer.Argument(..., help="scenario YAML file; episodes are random days of it"),
+def train(scenario: Path = typer.Argument(..., help="scenario YAML file (episodes are random days of it) or "
+                                         "distribution YAML file (top-level feeders:; a scenario drawn per episode)"),
           algo: str = typer.Option("sac", "--algo", help="sac or td3 (continuous setpoints), dqn (discretised)"),
           steps: int = typer.Option(60_000, "--steps", help="environment steps (one per scenario step)"),
           seed: int = typer.Option(0, "--seed", help="seed of the training days and the learner"),
           out_dir: Optional[Path] = typer.Option(None, "--out", help="output folder (default runs/<name>-<algo>-<timestamp>)"),
           curtail: bool = typer.Option(False, "--curtail", help="also learn active-power limits, not only reactive power"),
           events: float = typer.Option(0.0, "--events", help="random disruptions per training day (DER trips, load steps, clouds)"),
+          per_der: bool = typer.Option(False, "--per-der", help="one actor shared by every DER (runs on any feeder and "
+                                       "layout); always so for a distribution"),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
     """Train a deep-RL policy; writes policy.pt + policy.json and learning_curve.csv/.png."""
     import shlex
 
+    from controllers.drl.sources import SingleScenario, open_source
     from controllers.drl.train import TrainConfig, TrainError
     from controllers.drl.train import train as train_policy
     from cosim.runner import default_out_dir
+    from cosim.scenario.errors import ScenarioError
 
-    loaded = load(scenario)
-    target = out_dir or default_out_dir(f"{loaded.scenario.name}-{algo}")
-    cfg = TrainConfig(algo=algo, steps=steps, seed=seed, curtail=curtail, events_per_day=events)
+    try:
+        source = open_source(scenario, events)
+    except ScenarioError as exc:
+        fail(str(exc))
+    name = source.loaded.scenario.name if isinstance(source, SingleScenario) else source.spec.name
+    target = out_dir or default_out_dir(f"{name}-{algo}")
+    cfg = TrainConfig(algo=algo, steps=steps, seed=seed, curtail=curtail, events_per_day=events, per_der=per_der)
     command = shlex.join(["cosim", *sys.argv[1:]])
-    progress, task = step_progress(f"{algo} on {loaded.scenario.name}", steps, quiet, refresh=4)
+    progress, task = step_progress(f"{algo} on {name}", steps, quiet, refresh=4)
     with progress:
 
         def on_progress(k: int) -> None:
@@ -39,7 +48,7 @@ def train(scenario: Path = typer.Argument(..., help="scenario YAML file; episode
                 progress.update(task, completed=k)
 
         try:
-            result = train_policy(loaded, cfg, target, command, on_progress)
+            result = train_policy(source, cfg, target, command, on_progress)
         except TrainError as exc:
             fail(str(exc))
     out.print(f"trained {algo} for {steps} steps ({result.episodes} days) in {result.wall_s:.0f} s\n"

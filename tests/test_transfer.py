@@ -1,0 +1,177 @@
+"""Per-DER policies transfer: trained briefly on IEEE 33, run unchanged on IEEE 69 and on other DER names and counts.
+
+Expected values come from outside the code under test: the IEEE 33 branch list as published
+(Baran & Wu 1989) for the feeder tree, and a hand computation of every feature from the
+recorded signals of a real `cosim run` for the actions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from controllers.base import ControllerInfo, DERInfo
+from controllers.drl.checkpoint import FORMAT, FORMAT_PER_DER, load_policy
+from controllers.drl.distribution import load_distribution
+from controllers.drl.policy import PolicyController
+from controllers.drl.train import TrainConfig, train
+from controllers.drl.tree import feeder_tree
+from cosim.grid.feeders import load_feeder
+from cosim.scenario.errors import ScenarioError
+
+from conftest import REPO, SCENARIOS
+
+# IEEE 33 (Baran & Wu): branch k joins these buses; the tree's parent of each `to` bus is its `from` bus
+IEEE33_BRANCHES = [(k, k + 1) for k in range(1, 18)] + [(2, 19), (19, 20), (20, 21), (21, 22), (3, 23), (23, 24),
+                                                         (24, 25), (6, 26)] + [(k, k + 1) for k in range(26, 33)]
+
+NOON = """\
+name: {name}
+seed: 5
+clock: {{start: "2025-06-21T10:00:00", duration: 1h, step: 5min}}
+grid: {{feeder: {feeder}, line_max_i_ka: 0.4}}
+loads: {{profile: residential, noise: 0.03}}
+controller: {{kind: drl, policy: {policy}}}
+generators:
+{generators}
+"""
+FOUR_PV = [("pv1", 18, 2.0), ("pv2", 33, 1.5), ("pv3", 25, 1.5), ("pv4", 22, 1.2)]  # the issue's layout, no wind
+IEEE69_PV = [("a", 11, 0.5), ("b", 18, 0.4), ("c", 61, 1.7), ("d", 65, 0.6), ("e", 27, 0.3)]
+
+
+def _scenario(tmp_path: Path, name: str, feeder: str, policy: Path, gens: list[tuple[str, int, float]]) -> Path:
+    lines = "\n".join(f"  - {{name: {n}, kind: pv, bus: {b}, p_mw: {p}}}" for n, b, p in gens)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(NOON.format(name=name, feeder=feeder, policy=policy, generators=lines), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def policy(tmp_path_factory) -> Path:
+    """A per-DER SAC policy trained for 200 steps (seed 0) on the IEEE 33 PV + wind scenario."""
+    out = tmp_path_factory.mktemp("per-der")
+    cfg = TrainConfig(algo="sac", steps=200, seed=0, hidden=(16, 16), batch_size=32, learning_starts=100, per_der=True)
+    return train(SCENARIOS / "ieee33-pv-wind.yaml", cfg, out, command="test").policy
+
+
+def test_feeder_tree_is_the_published_ieee33_topology():
+    tree = feeder_tree(load_feeder("ieee33"))
+    assert tree.root == 1
+    assert {child: tree.parent[child] for _, child in IEEE33_BRANCHES} == {b: a for a, b in IEEE33_BRANCHES}
+    leaves = {18, 22, 25, 33}
+    assert all(tree.child[b] == b for b in leaves)
+    assert tree.child[2] == 3 and tree.child[6] == 7  # the feeder continues along its longer branch
+
+
+def test_checkpoint_describes_the_per_der_layout_not_names(policy):
+    net, meta = load_policy(policy)
+    assert meta["format"] == FORMAT_PER_DER
+    assert "layout" not in meta and "ders" not in meta
+    assert net.sizes[0] == len(meta["per_der"]["features"]) and net.sizes[-1] == 1
+
+
+def _features_by_hand(row: pd.Series, name: str, bus: int, parent: int, s: float, total_s: float) -> list[float]:
+    """The default per-DER features of one DER, from a recorded row, as docs/drl.md defines them."""
+    hour = row["time"].hour + row["time"].minute / 60
+    v = lambda b: (row[f"bus.{b}.vm_pu"] - 1.0) / 0.05  # noqa: E731 - limits [0.95, 1.05]
+    return [v(bus), v(parent), v(bus), row[f"{name}.p_avail_mw"] / s, row[f"{name}.p_mw"] / s,
+            row[f"{name}.q_mvar"] / s, s, math.sin(2 * math.pi * hour / 24), math.cos(2 * math.pi * hour / 24),
+            row["grid.ext_p_mw"] / total_s]
+
+
+def test_runs_unchanged_on_four_renamed_pv_and_actions_match_the_actor(policy, tmp_path, cli):
+    path = _scenario(tmp_path, "four-pv", "ieee33", policy, FOUR_PV)
+    code, output, _ = cli("run", path, "--out", tmp_path / "run", "-q")
+    assert code == 0, output
+    ts = pd.read_parquet(tmp_path / "run" / "timeseries.parquet")
+    net, _ = load_policy(policy)
+    parents = {b: a for a, b in IEEE33_BRANCHES}
+    ratings = {n: 1.1 * p for n, _, p in FOUR_PV}  # the default inverter rating is 1.1 x nameplate
+    total = sum(ratings.values())
+    for k in (0, 5, len(ts) - 1):  # row k records the setpoints chosen from what step k showed (acting at k+1)
+        x = np.array([_features_by_hand(ts.iloc[k], n, b, parents[b], ratings[n], total) for n, b, _ in FOUR_PV],
+                     np.float32)
+        with torch.no_grad():
+            q = net(torch.from_numpy(x)).numpy()[:, 0] * np.array([ratings[n] for n, _, _ in FOUR_PV])
+        recorded = ts.iloc[k][[f"ctrl.{n}.q_set_mvar" for n, _, _ in FOUR_PV]].to_numpy(float)
+        np.testing.assert_allclose(recorded, q, rtol=1e-5, atol=1e-6)
+
+
+def test_runs_unchanged_on_ieee69_with_five_pv(policy, tmp_path, cli):
+    path = _scenario(tmp_path, "ieee69-five", "ieee69", policy, IEEE69_PV)
+    code, output, _ = cli("run", path, "--out", tmp_path / "run", "-q")
+    assert code == 0, output
+    ts = pd.read_parquet(tmp_path / "run" / "timeseries.parquet")
+    q = ts[[f"ctrl.{n}.q_set_mvar" for n, _, _ in IEEE69_PV]].iloc[1:].to_numpy(float)
+    assert np.isfinite(q).all() and np.abs(q).max() > 0  # every DER acts
+    events = pd.read_csv(tmp_path / "run" / "events.csv")
+    assert "controller_error" not in set(events["kind"])
+
+
+def test_unreadable_layout_is_refused_with_exit_2(policy, tmp_path, cli):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    shutil.copy(policy, bad / "policy.pt")
+    meta = json.loads(policy.with_suffix(".json").read_text())
+    meta["per_der"]["features"][1] = "frequency"
+    (bad / "policy.json").write_text(json.dumps(meta))
+    path = _scenario(tmp_path, "bad", "ieee33", bad / "policy.pt", FOUR_PV)
+    code, output, _ = cli("run", path, "--out", tmp_path / "run", "-q")
+    assert code == 2 and "Traceback" not in output
+    assert "field controller.policy" in output and "per_der.features: unknown 'frequency'" in output
+
+
+def test_a_de_energised_der_does_not_freeze_the_others(policy):
+    ctrl = PolicyController(policy)
+    ders = tuple(DERInfo(n, "pv", b, p, 1.1 * p) for n, b, p in FOUR_PV)
+    names = [f"bus.{b}.vm_pu" for b in range(1, 34)] + ["grid.ext_p_mw"]
+    names += [f"{n}.{q}" for n, _, _ in FOUR_PV for q in ("p_mw", "q_mvar", "p_avail_mw")]
+    ctrl.setup(ControllerInfo("ieee33", 300.0, (0.95, 1.05), ders, tuple(names)))
+    obs = {n: 1.03 if n.startswith("bus.") else 0.5 for n in names} | {"time.hour_sin": 0.0, "time.hour_cos": -1.0}
+    obs["bus.18.vm_pu"] = obs["bus.17.vm_pu"] = math.nan  # bus 18 cut off: pv1 reads NaN
+    setpoints = ctrl.act(obs)
+    assert sorted(setpoints) == sorted(f"{n}.q_set_mvar" for n, _, _ in FOUR_PV)
+    assert all(math.isfinite(v) for v in setpoints.values())
+
+
+def test_shipped_single_scenario_policy_still_loads_as_format_1():
+    ctrl = PolicyController(REPO / "policies" / "ieee33-voltvar.pt")
+    assert ctrl.meta["format"] == FORMAT and ctrl.per_der is None
+    assert ctrl.layout.obs_names[0] == "bus.18.vm_pu"
+
+
+def test_shipped_distribution_loads_and_draws_valid_scenarios():
+    dist = load_distribution(SCENARIOS / "drl" / "voltvar-general.yaml")
+    feeders = set()
+    for seed in range(12):
+        scn = dist.draw(seed, seed + 100).scenario
+        feeders.add(scn.grid.feeder)
+        assert 1 <= len(scn.generators) and len({g.bus for g in scn.generators}) == len(scn.generators)
+    assert {"ieee33", "ieee69"} <= feeders
+    assert dist.draw(3, 4).scenario == dist.draw(3, 4).scenario  # same seeds, same scenario
+
+
+def test_distribution_with_an_unknown_key_names_file_line_and_field(tmp_path):
+    path = tmp_path / "d.yaml"
+    path.write_text("name: d\nfeeders: [{feeder: ieee33}]\nders: {count: [1, 3], sizes: [1, 2]}\n")
+    with pytest.raises(ScenarioError) as info:
+        load_distribution(path)
+    text = str(info.value)
+    assert str(path) in text and "line 3" in text and "ders.sizes" in text
+
+
+def test_cli_train_takes_a_distribution(cli, tmp_path):
+    dist = tmp_path / "dist.yaml"
+    dist.write_text("name: tiny\nclock: {duration: 1h, step: 5min}\ndates: [2025-03-01, 2025-09-30]\n"
+                    "feeders: [{feeder: ieee33}, {feeder: ieee69}]\nders: {count: [1, 3]}\ndays_per_layout: 1\n")
+    code, output, _ = cli("train", dist, "--algo", "sac", "--steps", "60", "--seed", "2", "--out", tmp_path / "o", "-q")
+    assert code == 0, output
+    meta = json.loads((tmp_path / "o" / "policy.json").read_text())
+    assert meta["format"] == FORMAT_PER_DER and meta["trained_on"]["kind"] == "distribution"
