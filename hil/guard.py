@@ -15,7 +15,7 @@ simulated seconds in a run that is not paced and wall seconds in a real-time run
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 
@@ -69,6 +69,7 @@ class Guard:
         self.clamped = 0
         self._held: dict[str, float] = {}  # point -> value the device holds
         self._seen: dict[str, float] = {}  # point -> when the guard last decided on it or settled it
+        self.on_decision: Callable[[Decision], None] | None = None  # e.g. the run's audit record
 
     def check(self, point: str, value: float, now: float) -> Decision:
         """The decision on writing `value` to `point` at time `now` (counted when clamped or blocked)."""
@@ -79,6 +80,8 @@ class Guard:
             self.blocked += 1
         elif decision.clamped:
             self.clamped += 1
+        if self.on_decision is not None:
+            self.on_decision(decision)
         return decision
 
     def check_input(self, point: str, value: float) -> Decision:
