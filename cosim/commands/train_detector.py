@@ -60,6 +60,7 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
     out_path.parent.mkdir(parents=True, exist_ok=True)
     trained.save(out_path, {"dataset": str(dataset.resolve()), "seed": seed, **extra})
     last = trained.history[-1] if trained.history else {}
+    auc = last.get("val_auc", float("nan"))
     err.print(f"threshold {trained.threshold:.4f} (validation false-alarm rate {target_fpr:g}); "
-              f"validation AUC {last.get('val_auc', float('nan')):.4f}; hyperparameters {json.dumps(asdict(trained.hyper))}")
+              f"validation AUC {auc:.4f}; hyperparameters {json.dumps(asdict(trained.hyper))}")
     out.print(str(out_path))

@@ -81,7 +81,8 @@ def day_frame(loaded, day: int, days: int) -> pd.DataFrame:
     labels = [asm.schedule.labels(k).signals() for k in range(asm.n_steps)]
     frame = pd.DataFrame(np.array(tap.rows, float), columns=[f"seen.{n}" for n in tap.names])
     meta = pd.DataFrame({"run": f"{scn.name}/day{day:03d}", "scenario": scn.name, "day": day, "seed": scn.seed,
-                         "step": np.arange(asm.n_steps), "time": asm.inputs.times[:asm.n_steps].astype("datetime64[ms]"),
+                         "step": np.arange(asm.n_steps),
+                         "time": asm.inputs.times[:asm.n_steps].astype("datetime64[ms]"),
                          "split": split_of(day, days),
                          "label.attack": [float(x["label.attack"]) for x in labels],
                          "label.disruption": [float(x["label.disruption"]) for x in labels],

@@ -1,0 +1,175 @@
+"""Pluggable detectors: the kind registry, python plug-ins and the learned CNN+RNN in real runs, datasets, NSABC."""
+
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cosim.assembly import assemble
+from cosim.detection.dataset import generate, read_dataset
+from cosim.detection.models import DETECTOR_KINDS, metering_of
+from cosim.detection.nsabc import Param, nsabc
+from cosim.detection.scoring import detectors_metrics
+from cosim.events.impact import roc_auc
+from cosim.recording import Recording
+from cosim.scenario.loader import load_scenario
+from cosim.world import run_world
+from events_helpers import scenario_text
+
+GROSS = "  - {{at: {at}, duration: {duration}, kind: fdi, target: bus.18.vm_pu, bias: -0.05}}\n"
+RULE = """\
+class LowVoltage:
+    threshold = 0.03
+    def setup(self, names):
+        self.col = names.index("bus.18.vm_pu")
+    def score(self, window):
+        return float(1.0 - window[-1, self.col])
+"""
+RAISES = """\
+class Broken:
+    def score(self, window):
+        raise RuntimeError("no")
+"""
+
+
+def write(tmp_path, detectors: str, events: str, duration: str = "2h", step: str = "5min", name: str = "s",
+          seed: int = 5):
+    path = tmp_path / f"{name}.yaml"
+    text = scenario_text(detectors + "events:\n" + events, duration, step).replace("seed: 5", f"seed: {seed}")
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def real_run(path):
+    """A real mosaik run of the scenario: its time series, its assembly, and the metrics the runner computes."""
+    loaded = load_scenario(path)
+    asm = assemble(loaded)
+    recording = Recording(path.with_suffix(".parquet"), asm.inputs.times[0], asm.step_s)
+    run_world(asm, recording)
+    recording.close()
+    ts = pd.read_parquet(path.with_suffix(".parquet"))
+    return ts, asm, detectors_metrics(ts, loaded.scenario, asm.schedule, loaded.scenario.clock.step)
+
+
+def test_registry_has_the_three_kinds_and_wls_is_the_default(tmp_path):
+    assert set(DETECTOR_KINDS) == {"wls", "learned", "python"}
+    scn = load_scenario(write(tmp_path, "detector: {significance: 0.05, alarm: any}\n", "  []\n")).scenario
+    assert scn.detector.kind == "wls" and scn.detector.significance == 0.05 and scn.detector.alarm == "any"
+    assert metering_of(scn) == scn.detector
+
+
+def test_one_wls_detector_keeps_its_signals_and_metric_names(tmp_path):
+    ts, _, metrics = real_run(write(tmp_path, "detector: {significance: 0.01}\n", GROSS.format(at="1h", duration="30min")))
+    assert {"detector.alarm", "detector.score", "detector.chi2", "detector.lnr", "detector.suspect"} <= set(ts.columns)
+    assert metrics["detector_tpr"] == 1.0  # a 0.05 pu bias against sigma 0.002 pu
+    assert not any(k.startswith("wls_") for k in metrics)
+
+
+def test_python_plugin_beside_wls_is_scored_like_a_hand_count(tmp_path):
+    (tmp_path / "rule.py").write_text(RULE, encoding="utf-8")
+    detectors = "detectors:\n  - {kind: wls}\n  - {kind: python, name: low, path: rule.py:LowVoltage}\n"
+    ts, _, metrics = real_run(write(tmp_path, detectors, GROSS.format(at="1h", duration="30min")))
+    # independent count: the rule on the recorded seen value against the recorded labels
+    alarm = (1.0 - ts["seen.bus.18.vm_pu"].to_numpy()) >= 0.03
+    truth = ts["label.attack"].to_numpy() >= 0.5
+    assert np.array_equal(ts["detector.low.alarm"].to_numpy() >= 0.5, alarm)
+    assert metrics["low_detector_tpr"] == pytest.approx((alarm & truth).sum() / truth.sum())
+    assert metrics["low_detector_fpr"] == pytest.approx((alarm & ~truth).sum() / (~truth).sum())
+    assert metrics["wls_detector_tpr"] == 1.0 and "detector_tpr" not in metrics
+
+
+def test_a_plugin_that_raises_is_an_event_and_the_run_goes_on(tmp_path):
+    (tmp_path / "broken.py").write_text(RAISES, encoding="utf-8")
+    ts, asm, _ = real_run(write(tmp_path, "detector: {kind: python, path: broken.py:Broken}\n", "  []\n", "30min"))
+    assert len(ts) == 6 and ts["detector.score"].isna().all()
+    assert [(e.kind, e.target, e.start, e.end) for e in asm.events.events] == [("detector_error", "python", 0, 6)]
+
+
+def test_dataset_is_deterministic_for_a_seed_and_changes_with_it(tmp_path):
+    path = write(tmp_path, "", GROSS.format(at="30min", duration="20min"), "1h")
+    loaded = load_scenario(path)
+    a = generate([loaded], 2, tmp_path / "a")
+    generate([loaded], 2, tmp_path / "b")
+    fa, fb = read_dataset(tmp_path / "a").frame, read_dataset(tmp_path / "b").frame
+    pd.testing.assert_frame_equal(fa, fb)
+    assert a["runs"] == {"train": 1, "val": 0, "test": 1} and a["attack_steps"] == 2 * 4
+    assert list(fa.groupby("run")["split"].first()) == ["train", "test"]
+    other = dataclasses.replace(loaded, scenario=loaded.scenario.model_copy(update={"seed": 6}))
+    generate([other], 1, tmp_path / "c")
+    fc = read_dataset(tmp_path / "c").frame
+    assert not np.allclose(fc.filter(like="seen.").to_numpy(), fa[fa["day"] == 0].filter(like="seen.").to_numpy())
+
+
+def test_learned_detector_trained_briefly_beats_chance_on_a_held_out_day(tmp_path):
+    from cosim.detection.cnn_rnn import Hyper
+    from cosim.detection.train import fit
+
+    gross = GROSS.replace("bus.18.vm_pu", '"bus.*.vm_pu"')  # every voltage 0.05 pu low
+    train_path = write(tmp_path, "", "".join(gross.format(at=a, duration="20min") for a in ("20min", "80min", "140min")),
+                       "3h", "2min", "train")
+    generate([load_scenario(train_path)], 3, tmp_path / "ds")
+    trained = fit(read_dataset(tmp_path / "ds"), Hyper(epochs=8, conv_layers=2, neurons=16), seed=0)
+    trained.save(tmp_path / "m.pt")
+    # held out: another seed (noise, loads, clouds) and another attack time, through a real run
+    held = write(tmp_path, "detector: {kind: learned, model: m.pt}\n", gross.format(at="110min", duration="30min"),
+                 "3h", "2min", "held", seed=11)
+    ts, _, metrics = real_run(held)
+    assert metrics["detector_roc_auc"] > 0.8
+    assert metrics["detector_roc_auc"] == pytest.approx(
+        roc_auc(ts["detector.score"].to_numpy(), ts["label.attack"].to_numpy() >= 0.5))
+
+
+@pytest.mark.parametrize("block, field, words", [
+    ("detector: {kind: learned, model: missing.pt}\n", "detector.model", "does not exist"),
+    ("detector: {kind: python, path: rule.py:Nope}\n", "detector.path", "no class 'Nope'"),
+    ("detector: {kind: learned}\n", "detector.model", "missing required key"),
+    ("detector: {kind: magic}\n", "detector", "magic"),
+    ("detectors:\n  - {kind: wls}\n  - {kind: wls, alarm: lnr}\n", "", "distinct names"),
+    ("detector: {kind: wls}\ndetectors: [{kind: wls}]\n", "", "not both"),
+])
+def test_bad_detector_config_exits_2_with_a_clear_message(tmp_path, cli, block, field, words):
+    (tmp_path / "rule.py").write_text(RULE, encoding="utf-8")
+    code, output, _ = cli("validate", write(tmp_path, block, "  []\n"))
+    text = " ".join(output.split())
+    assert code == 2 and "Traceback" not in text
+    assert field in text and words in text
+
+
+def test_train_detector_on_a_folder_without_a_dataset_exits_2(tmp_path, cli):
+    code, output, _ = cli("train-detector", tmp_path, "--out", tmp_path / "m.pt")
+    assert code == 2 and "steps.parquet is missing" in " ".join(output.split())
+
+
+def test_nsabc_finds_the_minimum_of_a_known_function():
+    space = [Param("x", -5, 5), Param("y", -5, 5), Param("n", 1, 10, integer=True)]
+    result = nsabc(lambda p: [(p["x"] - 1.5) ** 2 + (p["y"] + 2) ** 2 + (p["n"] - 7) ** 2], space,
+                   employed=10, onlooker=10, scouts=20, iterations=40, seed=1)
+    assert result.best["n"] == 7
+    assert result.best["x"] == pytest.approx(1.5, abs=0.05) and result.best["y"] == pytest.approx(-2, abs=0.05)
+
+
+def test_nsabc_spreads_along_a_known_pareto_front():
+    # Schaffer's problem: f = (x^2, (x - 2)^2), Pareto-optimal exactly for x in [0, 2]
+    result = nsabc(lambda p: [p["x"] ** 2, (p["x"] - 2) ** 2], [Param("x", -10, 10)],
+                   employed=8, onlooker=8, scouts=10, iterations=20, seed=2)
+    xs = np.array([x["x"] for x, _ in result.front])
+    assert xs.min() > -0.05 and xs.max() < 2.05 and xs.max() - xs.min() > 1.5
+
+
+@pytest.mark.slow
+def test_train_detector_cli_with_nsabc_writes_a_loadable_checkpoint(tmp_path, cli):
+    from cosim.detection.cnn_rnn import load
+
+    path = write(tmp_path, "", GROSS.format(at="1h", duration="40min"), "3h", "2min")
+    assert cli("dataset", path, "--out", tmp_path / "ds", "--days", "3", "-q")[0] == 0
+    code, output, _ = cli("train-detector", tmp_path / "ds", "--out", tmp_path / "m.pt", "--epochs", "2",
+                          "--tune", "nsabc", "--employed", "2", "--onlooker", "1", "--scouts", "2",
+                          "--iterations", "1", "--conv-layers", "2")
+    assert code == 0, output
+    trained = load(tmp_path / "m.pt")
+    assert trained.feeder == "ieee33" and 0 < trained.threshold < 1
+    assert 16 <= trained.hyper.neurons <= 128 and 1 <= trained.hyper.layers <= 10
