@@ -112,8 +112,8 @@ def generate(scenarios: Sequence, days: int, out: Path, command: str = "",
     runs = frame.groupby("run", sort=False)
     card = {"command": command, "days": days, "steps": len(frame),
             "feeders": sorted({s.scenario.grid.feeder for s in scenarios}),
-            "scenarios": [{"name": s.scenario.name, "path": str(s.path), "seeds": [s.scenario.seed + d for d in range(days)]}
-                          for s in scenarios],
+            "scenarios": [{"name": s.scenario.name, "path": str(s.path),
+                           "seeds": [s.scenario.seed + d for d in range(days)]} for s in scenarios],
             "runs": {split: int((runs["split"].first() == split).sum()) for split in ("train", "val", "test")},
             "attack_steps": int(frame["label.attack"].sum()),
             "steps_per_kind": {k: int(v) for k, v in frame["label.kind"].value_counts().items() if k},
