@@ -11,7 +11,9 @@ from conftest import REPO
 
 CORE = ["controllers.drl.env", "controllers.rollout", "cosim.scenario.loader", "cosim.grid", "cosim.inputs",
         "cosim.kernel", "cosim.assembly", "cosim.validation", "cosim.metrics", "cosim.events.build",
-        "cosim.events.paths", "cosim.detection.wls", "cosim.signals"]
+        "cosim.events.paths", "cosim.detection.wls", "cosim.signals", "cosim.planning.exact",
+        "cosim.planning.evolutionary", "cosim.planning.dqn", "cosim.planning.hosting", "cosim.planning.profile",
+        "cosim.planning.report", "cosim.planning.solve"]
 ADAPTER_ONLY = {"mosaik", "mosaik_api_v3", "pymodbus", "hil"}
 PACKAGES = ("cosim", "controllers", "hil", "firmware_stubs")
 
