@@ -1,0 +1,108 @@
+"""Tables and files of an evaluation: evaluation.json, runs.csv, summary.csv, comparison.csv, report.html.
+
+The unit of the statistics is the held-out day for a scenario file (every run is an independent
+day). For a distribution with two seeds or more it is the seed: days of one seed share a feeder
+and layout, so they are averaged per seed first and the interval is over seeds (one seed: days).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from cosim.evaluate.runner import Run
+from cosim.evaluate.stats import LEVEL, adjust, paired, summarize
+from cosim.files import write_atomic
+
+METRICS = ("voltage_violation_bus_minutes", "loss_energy_kwh", "curtailed_energy_kwh", "reactive_energy_kvarh",
+           "vm_max_pu", "vm_min_pu")
+
+
+def runs_table(runs: Sequence[Run], metrics: Sequence[str]) -> pd.DataFrame:
+    """One row per run: controller, seed, day, seeds, feeder, DER count, status, message and the metrics."""
+    rows = [{"controller": r.controller, "seed": r.seed, "day": r.day, "layout_seed": r.layout_seed,
+             "day_seed": r.day_seed, "feeder": r.feeder, "ders": r.ders, "status": r.status, "message": r.message,
+             **{m: r.kpis.get(m, math.nan) for m in metrics}} for r in runs]
+    columns = ["controller", "seed", "day", "layout_seed", "day_seed", "feeder", "ders", "status", "message", *metrics]
+    return pd.DataFrame(rows, columns=columns).sort_values(["controller", "seed", "day"], kind="stable")
+
+
+def units(runs: pd.DataFrame, metrics: Sequence[str], by_seed: bool) -> pd.DataFrame:
+    """The statistical units of the ok runs: runs as they are, or per-seed means."""
+    ok = runs[runs["status"] == "ok"]
+    if not by_seed:
+        return ok[["controller", "seed", "day", *metrics]]
+    return ok.groupby(["controller", "seed"], sort=False)[list(metrics)].mean().reset_index().assign(day=-1)
+
+
+def summary_table(unit: pd.DataFrame, metrics: Sequence[str], level: float = LEVEL) -> pd.DataFrame:
+    """One row per controller and metric: n, mean, std, median, quantiles, t and bootstrap intervals."""
+    rows = [{"controller": c, "metric": m, **summarize(g[m].to_numpy(float), level)}
+            for c, g in unit.groupby("controller", sort=False) for m in metrics]
+    return pd.DataFrame(rows)
+
+
+def comparison_table(unit: pd.DataFrame, metrics: Sequence[str], against: str, level: float = LEVEL) -> pd.DataFrame:
+    """One row per other controller and metric: paired difference (controller - against) and tests."""
+    key = ["seed", "day"]
+    ref = unit[unit["controller"] == against].set_index(key)
+    rows = []
+    for c, g in unit.groupby("controller", sort=False):
+        if c == against:
+            continue
+        both = g.set_index(key).join(ref, rsuffix="__ref", how="inner")
+        for m in metrics:
+            rows.append({"controller": c, "against": against, "metric": m,
+                         **paired(both[m].to_numpy(float), both[f"{m}__ref"].to_numpy(float), level)})
+    table = pd.DataFrame(rows)
+    if len(table):
+        table["wilcoxon_p_adjusted"] = adjust(table["wilcoxon_p"].tolist())
+    return table
+
+
+def _cell(v: object) -> str:
+    if isinstance(v, float):
+        return "–" if math.isnan(v) else f"{v:,.4g}"
+    return html.escape(str(v))
+
+
+def _html_table(df: pd.DataFrame, columns: Sequence[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(r[c])}</td>" for c in columns) + "</tr>" for _, r in df.iterrows())
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def report_html(meta: dict, summary: pd.DataFrame, comparison: pd.DataFrame) -> str:
+    """A self-contained page: the summary and the paired comparison."""
+    cols = ["controller", "metric", "n", "mean", "t_low", "t_high", "boot_low", "boot_high", "median", "q05", "q95"]
+    parts = [f"<h1>Evaluation of {html.escape(meta['source'])}</h1>",
+             f"<p>{meta['seeds']} seeds × {meta['days']} held-out days; unit of the statistics: "
+             f"{html.escape(meta['unit'])}; {100 * meta['level']:.0f} % intervals of the mean.</p>",
+             "<h2>Summary</h2>", _html_table(summary, [c for c in cols if c in summary])]
+    if len(comparison):
+        ccols = ["controller", "against", "metric", "n_pairs", "mean_diff", "diff_low", "diff_high", "wilcoxon_p",
+                 "wilcoxon_p_adjusted", "ttest_p", "effect_dz"]
+        parts += [f"<h2>Paired comparison against {html.escape(meta['against'])}</h2>",
+                  "<p>Differences are controller − reference; Wilcoxon signed-rank on paired units, "
+                  "p-values adjusted (Benjamini–Hochberg) over all rows.</p>", _html_table(comparison, ccols)]
+    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}")
+    return f"<!doctype html><html><head><meta charset='utf-8'><style>{style}</style></head><body>{''.join(parts)}</body></html>"
+
+
+def write_outputs(out_dir: Path, meta: dict, runs: pd.DataFrame, summary: pd.DataFrame,
+                  comparison: pd.DataFrame) -> None:
+    """evaluation.json (meta, summary, comparison, runs), the three CSV tables and report.html."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = lambda df: json.loads(df.to_json(orient="records"))  # noqa: E731 - NaN becomes null
+    doc = {**meta, "summary": records(summary), "comparison": records(comparison), "runs": records(runs)}
+    write_atomic(out_dir / "evaluation.json", json.dumps(doc, indent=1) + "\n")
+    runs.to_csv(out_dir / "runs.csv", index=False)
+    summary.to_csv(out_dir / "summary.csv", index=False)
+    comparison.to_csv(out_dir / "comparison.csv", index=False)
+    write_atomic(out_dir / "report.html", report_html(meta, summary, comparison))

@@ -1,0 +1,137 @@
+"""Run controllers on held-out days x seeds of a scenario or a distribution, paired, on a sweep backend.
+
+Seed s and day d (0-based) select the same draw for every controller, so the runs are paired:
+a scenario file runs on day seed HELDOUT_BASE + s * days + d (every run is one more held-out
+day); a distribution draws layout HELDOUT_BASE + s (feeder, DERs) on day seed HELDOUT_BASE +
+s * days + d. Training draws seeds below HELDOUT_BASE, so none of these was seen in training.
+Each run is the co-simulation's loop without mosaik (`controllers.rollout`).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from controllers.base import ControllerError
+from controllers.drl.env import HELDOUT_BASE
+from controllers.drl.sources import ScenarioSource, open_source
+from controllers.registry import check, controller_class, instantiate, parse_spec
+from controllers.rollout import rollout
+from cosim.assembly import Assembly, assemble
+from cosim.scenario.loader import LoadedScenario
+from cosim.scenario.schema import Controller as ControllerBlock
+from cosim.sweep.backends import BackendError, open_backend
+
+
+class EvaluateInputError(ValueError):
+    """Bad input to an evaluation; the message names the option or file and what was expected."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One (controller, seed, day) of an evaluation and what it gave."""
+
+    controller: str
+    seed: int
+    day: int
+    layout_seed: int
+    day_seed: int
+    feeder: str
+    ders: int
+    status: str  # ok | failed
+    message: str
+    kpis: dict[str, float]
+
+
+def seeds_of(seed: int, day: int, days: int) -> tuple[int, int]:
+    """(layout seed, day seed) of seed index `seed`, day index `day` (see the module docstring)."""
+    return HELDOUT_BASE + seed, HELDOUT_BASE + seed * days + day
+
+
+@functools.lru_cache(maxsize=4)
+def _source(path: str) -> ScenarioSource:
+    return open_source(Path(path))
+
+
+def draw(path: str, seed: int, day: int, days: int) -> LoadedScenario:
+    """The scenario of one (seed, day) of the source file."""
+    return _source(path).draw(*seeds_of(seed, day, days))
+
+
+@functools.lru_cache(maxsize=2)
+def _assembled(path: str, seed: int, day: int, days: int) -> Assembly:
+    """The draw's assembly, shared by the controllers that run on it one after another in this process."""
+    return assemble(draw(path, seed, day, days))
+
+
+def run_one(path: str, label: str, block: dict, seed: int, day: int, days: int) -> Run:
+    """Worker: one controller on one held-out draw, scored by the rollout."""
+    asm = _assembled(path, seed, day, days)
+    asm.model.reset()  # the previous controller's outages, positions and warm start are over
+    scn = asm.loaded.scenario
+    layout_seed, day_seed = seeds_of(seed, day, days)
+    spec = ControllerBlock.model_validate(block)
+    try:
+        controller = instantiate(controller_class(spec, Path.cwd()), spec, Path.cwd())
+        kpis, status, message = rollout(asm, controller).kpis, "ok", ""
+    except Exception as exc:  # noqa: BLE001 - a run that fails is a row, not the end of the evaluation
+        kpis, status, message = {}, "failed", f"{type(exc).__name__}: {exc}"
+    return Run(label, seed, day, layout_seed, day_seed, scn.grid.feeder, len(scn.generators), status, message, kpis)
+
+
+def controller_blocks(specs: list[str]) -> dict[str, dict]:
+    """Unique labels (the SPEC, with '#2', '#3' for repeats) -> controller blocks; EvaluateInputError names a bad SPEC."""
+    out: dict[str, dict] = {}
+    for spec in specs:
+        try:
+            block = parse_spec(spec)
+        except ControllerError as exc:
+            raise EvaluateInputError(f"--controller / --against: {exc}") from None
+        label, k = spec, 1
+        while label in out:
+            k += 1
+            label = f"{spec}#{k}"
+        out[label] = block.model_dump()
+    return out
+
+
+def check_controllers(path: str, blocks: dict[str, dict], days: int) -> None:
+    """Build every controller on the first draw and let it act once; EvaluateInputError says why one cannot run."""
+    for label, block in blocks.items():  # what fails without a grid (files, params) fails before one is built
+        spec = ControllerBlock.model_validate(block)
+        try:
+            instantiate(controller_class(spec, Path.cwd()), spec, Path.cwd())
+        except ControllerError as exc:
+            raise EvaluateInputError(f"controller {label!r}: field {getattr(exc, 'field', 'controller')}: {exc}") from None
+    first = draw(path, 0, 0, days)
+    for label, block in blocks.items():
+        first.scenario.controller = ControllerBlock.model_validate(block)
+        problem = check(assemble(first))
+        if problem is not None:
+            raise EvaluateInputError(f"{path}: controller {label!r} cannot run on {first.scenario.grid.feeder} "
+                                     f"(held-out seed 0, day 0): field {problem.field}: {problem}")
+
+
+def evaluate(path: Path, specs: list[str], seeds: int, days: int, jobs: int = 0, backend: str = "local",
+             address: str | None = None, on_done: Callable[[Run], None] | None = None) -> Iterator[Run]:
+    """Every controller on every (seed, day), on a backend; yields runs as they finish."""
+    if seeds < 1 or days < 1:
+        raise EvaluateInputError(f"--seeds and --days must be at least 1, got --seeds {seeds} --days {days}")
+    blocks = controller_blocks(specs)
+    source = str(Path(path))
+    check_controllers(source, blocks, days)
+    tasks = [(source, label, block, s, d, days) for s in range(seeds) for d in range(days)
+             for label, block in blocks.items()]
+    try:
+        with open_backend(backend, jobs, address) as pool:
+            for i, run in pool.map(run_one, tasks):
+                if isinstance(run, BaseException):  # the worker died
+                    _, label, _, s, d, _ = tasks[i]
+                    run = Run(label, s, d, *seeds_of(s, d, days), "", 0, "failed", f"{type(run).__name__}: {run}", {})
+                if on_done is not None:
+                    on_done(run)
+                yield run
+    except BackendError as exc:
+        raise EvaluateInputError(str(exc)) from None

@@ -1,0 +1,96 @@
+"""`cosim evaluate`: intervals against hand computations and scipy, paired tests on real controllers, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from cosim.evaluate.report import comparison_table, units
+from cosim.evaluate.stats import bootstrap_interval, paired, summarize, t_interval
+
+NOON = """\
+name: noon
+seed: 1
+clock: {start: "2025-06-21T11:00:00", duration: 1h, step: 5min}
+grid: {feeder: ieee33, line_max_i_ka: 0.4}
+loads: {profile: residential, noise: 0.03}
+generators:
+  - {name: pv1, kind: pv, bus: 18, p_mw: 2.0}
+  - {name: pv2, kind: pv, bus: 33, p_mw: 1.5}
+"""
+
+
+def test_t_interval_matches_a_hand_computation():
+    # 1..10: mean 5.5, s = 3.02765, t(0.975, 9) = 2.262157 (printed tables) -> half-width 2.16585
+    low, high = t_interval(np.arange(1, 11, dtype=float))
+    assert low == pytest.approx(5.5 - 2.16585, abs=1e-4) and high == pytest.approx(5.5 + 2.16585, abs=1e-4)
+
+
+def test_summary_matches_numpy_and_scipy_on_known_data():
+    x = np.random.default_rng(4).normal(10.0, 2.0, 40)
+    s = summarize(x)
+    assert s["mean"] == pytest.approx(x.mean()) and s["median"] == pytest.approx(np.median(x))
+    assert s["q05"] == pytest.approx(np.quantile(x, 0.05)) and s["q95"] == pytest.approx(np.quantile(x, 0.95))
+    sem = x.std(ddof=1) / math.sqrt(len(x))
+    assert (s["t_low"], s["t_high"]) == pytest.approx(stats.t.interval(0.95, 39, loc=x.mean(), scale=sem))
+    # on normal data the percentile bootstrap of the mean is close to the normal-theory interval
+    low, high = bootstrap_interval(x, seed=1)
+    assert low < x.mean() < high
+    assert high - low == pytest.approx(s["t_high"] - s["t_low"], rel=0.2)
+    assert bootstrap_interval(x, seed=1) == (low, high)  # seeded
+
+
+def test_paired_test_on_a_known_shift_and_on_identical_data():
+    a = np.arange(1.0, 9.0)
+    shifted = paired(a + 1.0 + 0.01 * a, a)  # 8 differences, all positive: exact two-sided p = 2 / 2^8
+    assert shifted["wilcoxon_p"] == pytest.approx(2 / 256) and shifted["mean_diff"] == pytest.approx(1.045)
+    same = paired(a, a.copy())
+    assert same["wilcoxon_p"] == 1.0 and same["mean_diff"] == 0.0
+
+
+@pytest.fixture
+def noon(tmp_path):
+    path = tmp_path / "noon.yaml"
+    path.write_text(NOON, encoding="utf-8")
+    return path
+
+
+def test_evaluate_detects_droop_against_none_and_not_droop_against_itself(cli, noon, tmp_path):
+    out = tmp_path / "ev"
+    code, output, _ = cli("evaluate", noon, "--controller", "droop", "--controller", "droop", "--against", "none",
+                          "--seeds", "2", "--days", "3", "--jobs", "1", "--out", out, "-q")
+    assert code == 0, output
+    doc = json.loads((out / "evaluation.json").read_text())
+    assert doc["unit"] == "held-out day" and doc["controllers"] == ["droop", "droop#2", "none"]
+    real = {r["metric"]: r for r in doc["comparison"] if r["controller"] == "droop"}
+    v = real["voltage_violation_bus_minutes"]
+    assert v["n_pairs"] == 6 and v["mean_diff"] < 0 and v["wilcoxon_p"] < 0.05  # droop removes violations
+    assert real["reactive_energy_kvarh"]["wilcoxon_p"] < 0.05
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 18 and set(runs["status"]) == {"ok"}
+    null = comparison_table(units(runs, ["voltage_violation_bus_minutes", "loss_energy_kwh"], False),
+                            ["voltage_violation_bus_minutes", "loss_energy_kwh"], "droop")
+    null = null[null["controller"] == "droop#2"]
+    assert (null["wilcoxon_p"] == 1.0).all() and (null["mean_diff"] == 0.0).all()
+    summary = pd.read_csv(out / "summary.csv")
+    row = summary[(summary.controller == "none") & (summary.metric == "loss_energy_kwh")].iloc[0]
+    x = runs[runs.controller == "none"]["loss_energy_kwh"].to_numpy()
+    assert row["mean"] == pytest.approx(x.mean())
+    assert (row["t_low"], row["t_high"]) == pytest.approx(stats.t.interval(0.95, 5, loc=x.mean(), scale=stats.sem(x)))
+    assert "<table>" in (out / "report.html").read_text()
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--controller", "nosuch"], "controller SPEC 'nosuch'"),
+    (["--controller", "droop", "--seeds", "0"], "--seeds and --days must be at least 1"),
+    (["--controller", "drl:missing.pt"], "does not exist"),
+])
+def test_evaluate_bad_input_exits_2(cli, noon, tmp_path, args, expected):
+    code, output, _ = cli("evaluate", noon, *args, "--out", tmp_path / "ev", "--jobs", "1", "-q")
+    assert code == 2 and "Traceback" not in output
+    assert expected in " ".join(output.split())
