@@ -8,6 +8,7 @@ derives from the time series. Times are step numbers until the log is turned int
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -26,14 +27,25 @@ class Event:
 
 
 class EventLog:
-    """Events in step numbers; a repeat of the same kind and target in the next step extends the last one."""
+    """Events in step numbers; a repeat of the same kind and target in the next step extends the last one.
+
+    With `audit` set (the run's `cosim.audit.AuditChain.append`), every event and every `note`
+    (a controller's commands, a guard's decision on a Modbus write) also goes into the run's hash chain.
+    """
 
     def __init__(self) -> None:
         self.events: list[Event] = []
         self._open: dict[tuple[str, str], Event] = {}
+        self.audit: Callable[..., Any] | None = None
+
+    def note(self, kind: str, step: int, **data: Any) -> None:
+        """A fact for the audit chain only (not an events.csv row), e.g. the setpoints a controller issued."""
+        if self.audit is not None:
+            self.audit(kind, step=step, **data)
 
     def add(self, step: int, kind: str, target: str, steps: int = 1) -> None:
         """Record `kind` on `target` from `step` for `steps` steps (merged with an adjoining same event)."""
+        self.note("event", step, event=kind, target=target, steps=steps)
         last = self._open.get((kind, target))
         if last is not None and last.start <= step <= last.end:
             last.end = max(last.end, step + steps)

@@ -21,6 +21,7 @@ from typing import Callable
 
 import pandas as pd
 
+from cosim.audit import AUDIT_FILE, AuditChain
 from cosim.detection.scoring import detectors_metrics
 from cosim.events.impact import impact_table, schedule_frame
 from cosim.grid.feeders import load_feeder
@@ -152,13 +153,25 @@ def _results(loaded: LoadedScenario, asm: Assembly, ts: pd.DataFrame, out_dir: P
 
 
 def run_scenario(loaded: LoadedScenario, out_dir: Path, on_step: Callable[[int], None] | None = None,
-                 options: RunOptions | None = None, assembly: Assembly | None = None) -> RunOutcome:
-    """Run the mosaik world (with the scenario's devices up), then write metrics, events and the report.
+                 options: RunOptions | None = None, assembly: Assembly | None = None, sign_key=None) -> RunOutcome:
+    """Run the mosaik world (with the scenario's devices up), write metrics, events and the report, and seal
+    the audit chain (signed with `sign_key`, an Ed25519 private key, if given).
 
     `assembly` is the validated run (`cosim.validation.validate`); without it the scenario is assembled here.
     """
-    scn = loaded.scenario
     out_dir.mkdir(parents=True, exist_ok=True)
+    chain = AuditChain(out_dir / AUDIT_FILE)
+    try:
+        outcome = _run(loaded, out_dir, on_step, options, assembly, chain)
+        chain.seal(out_dir, sign_key)
+    finally:
+        chain.close()
+    return outcome
+
+
+def _run(loaded: LoadedScenario, out_dir: Path, on_step: Callable[[int], None] | None, options: RunOptions | None,
+         assembly: Assembly | None, chain: AuditChain) -> RunOutcome:
+    scn = loaded.scenario
     info = {"name": scn.name, "seed": scn.seed, "scenario": str(loaded.path.resolve()), "feeder": scn.grid.feeder,
             "status": "running", "started": datetime.now().isoformat(timespec="seconds"),
             "steps_planned": scn.clock.n_steps, "step_s": scn.clock.step, "versions": package_versions()}
@@ -168,6 +181,7 @@ def run_scenario(loaded: LoadedScenario, out_dir: Path, on_step: Callable[[int],
         try:
             asm = assembly if assembly is not None else assemble(loaded)
             asm.options = options or RunOptions()
+            asm.events.audit = chain.append
             record.update(engine=asm.model.engine.name,
                           **({"engine_note": asm.model.engine_note} if asm.model.engine_note else {}))
             recording = Recording(out_dir / "timeseries.parquet", asm.inputs.times[0], asm.step_s)

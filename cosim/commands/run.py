@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from cosim.commands._common import app, err, kpi_table, out, step_progress, validated
+from cosim.commands._common import app, err, fail, kpi_table, out, step_progress, validated
 
 INTERRUPTED_EXIT = 130  # a run stopped by SIGINT or SIGTERM (as a shell reports a Ctrl-C)
 
@@ -29,11 +29,18 @@ def run(scenario: Path = typer.Argument(..., help="scenario YAML file"),
                                                  help="pace to the wall clock: FACTOR wall seconds per simulated second"),
         read_only: bool = typer.Option(False, "--read-only", help="devices and grid server: block every write"),
         degraded: bool = typer.Option(False, "--degraded",
-                                      help="start even when devices do not answer (they are marked stale)")) -> None:
-    """Run a scenario and write run.json, timeseries.parquet, events.csv, metrics.json, report.html."""
+                                      help="start even when devices do not answer (they are marked stale)"),
+        sign: Optional[Path] = typer.Option(None, "--sign", metavar="KEYFILE",
+                                            help="sign the audit chain's head with this Ed25519 PEM private key")) -> None:
+    """Run a scenario and write run.json, timeseries.parquet, events.csv, metrics.json, report.html, audit.jsonl."""
     from cosim.assembly import RunOptions
+    from cosim.audit import AuditKeyError, signing_key
     from cosim.runner import default_out_dir, run_scenario
 
+    try:
+        key = signing_key(sign) if sign is not None else None
+    except AuditKeyError as exc:
+        fail(f"--sign: {exc}")
     loaded, asm = validated(scenario)
     target = out_dir or default_out_dir(loaded.scenario.name)
     n = loaded.scenario.clock.n_steps
@@ -45,7 +52,7 @@ def run(scenario: Path = typer.Argument(..., help="scenario YAML file"),
             if k % every == 0 or k == n:
                 progress.update(task, completed=k)
 
-        outcome = run_scenario(loaded, target, on_step, RunOptions(realtime, read_only, degraded), asm)
+        outcome = run_scenario(loaded, target, on_step, RunOptions(realtime, read_only, degraded), asm, key)
     if outcome.metrics:
         out.print(kpi_table(outcome.metrics, f"{loaded.scenario.name} — KPIs"))
     if outcome.status == "interrupted":

@@ -35,8 +35,16 @@ class BridgeSim(mosaik_api_v3.Simulator):
         self.bridge, self.step_s, self.n_steps, self.events = bridge, int(step_s), n_steps, events
         self.metrics = metrics if metrics is not None else {}
         yield self.bridge.start()
+        self.k = 0
+        for guard in [link.guard for link in self.bridge.links] + [self.bridge.server_guard]:
+            if guard is not None:  # every decision on a Modbus write goes into the run's audit chain
+                guard.on_decision = self._note_decision
         self.signals = self.bridge.signals()
         return self.meta
+
+    def _note_decision(self, d) -> None:
+        self.events.note("modbus_write", self.k, device=d.device, point=d.point, asked=d.asked, value=d.value,
+                         decision="blocked" if d.blocked else "clamped" if d.clamped else "allowed", reason=d.reason)
 
     def create(self, num, model, **params):
         if num != 1:
@@ -44,7 +52,7 @@ class BridgeSim(mosaik_api_v3.Simulator):
         return [{"eid": "bridge", "type": model}]
 
     def step(self, time_, inputs, max_advance):
-        k = time_ // self.step_s
+        self.k = k = time_ // self.step_s
         inp = inputs.get("bridge", {})
         commands: dict[str, float] = {}
         for sent in inp.get("commands", {}).values():

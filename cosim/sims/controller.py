@@ -100,6 +100,8 @@ class ControllerSim(mosaik_api_v3.Simulator):
         self.issued, rejected, kind = self._decide(observation)
         self._reject(k, rejected, kind)
         self.held.update(self.issued)
+        if self.issued:
+            self.events.note("command", k, setpoints=self.issued)
         return time + self.step_s
 
     def _act(self, observation: dict[str, float]) -> tuple[dict[str, float], dict[str, str]]:
