@@ -182,6 +182,9 @@ def _probe(controller: Controller, info: ControllerInfo, observation: dict, bloc
         raise BlockError(field, f"{name}.act raised {type(exc).__name__}: {exc} on the first step") from None
     _, rejected = check_actions(actions, set(info.action_names))
     if rejected:
-        what = "; ".join(f"{target} {reason}" for target, reason in rejected.items())
+        shown = list(rejected.items())[:5]  # a flood of junk names stays one readable paragraph
+        what = "; ".join(f"{target} {reason}" for target, reason in shown)
+        if len(rejected) > len(shown):
+            what += f"; and {len(rejected) - len(shown):,} more"
         raise BlockError(field, f"{name}.act on the first step: {what} (setpoints of this scenario: "
                                 f"{', '.join(info.action_names)})")

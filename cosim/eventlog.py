@@ -26,6 +26,10 @@ class Event:
     target: str
 
 
+MAX_TARGETS = 100  # targets of one kind with rows of their own; further targets share one summary row
+OTHERS = "(other targets)"  # the summary row's target until the table is written
+
+
 class EventLog:
     """Events in step numbers; a repeat of the same kind and target in the next step extends the last one.
 
@@ -37,6 +41,8 @@ class EventLog:
         self.events: list[Event] = []
         self._open: dict[tuple[str, str], Event] = {}
         self.audit: Callable[..., Any] | None = None
+        self._targets: dict[str, set[str]] = {}  # kind -> targets with rows of their own
+        self._folded: dict[str, set[str]] = {}  # kind -> targets summarised in the kind's OTHERS row
 
     def note(self, kind: str, step: int, **data: Any) -> None:
         """A fact for the audit chain only (not an events.csv row), e.g. the setpoints a controller issued."""
@@ -44,8 +50,22 @@ class EventLog:
             self.audit(kind, step=step, **data)
 
     def add(self, step: int, kind: str, target: str, steps: int = 1) -> None:
-        """Record `kind` on `target` from `step` for `steps` steps (merged with an adjoining same event)."""
-        self.note("event", step, event=kind, target=target, steps=steps)
+        """Record `kind` on `target` from `step` for `steps` steps (merged with an adjoining same event).
+
+        A flood (more than MAX_TARGETS targets of one kind, e.g. 10,000 junk setpoint names) is capped:
+        the further targets are counted in one summary row per kind, and noted once per step in the audit.
+        """
+        own = self._targets.setdefault(kind, set())
+        if target not in own and len(own) >= MAX_TARGETS:
+            folded = self._folded.setdefault(kind, set())
+            summary = self._open.get((kind, OTHERS))
+            if summary is None or summary.end <= step:
+                self.note("event", step, event=kind, target=OTHERS, steps=steps, first=target)
+            folded.add(target)
+            target = OTHERS
+        else:
+            own.add(target)
+            self.note("event", step, event=kind, target=target, steps=steps)
         last = self._open.get((kind, target))
         if last is not None and last.start <= step <= last.end:
             last.end = max(last.end, step + steps)
@@ -58,5 +78,15 @@ class EventLog:
         """The events as an events.csv table (start, end, kind, target) in wall-clock time."""
         step = pd.Timedelta(seconds=step_s)
         t0 = pd.Timestamp(start)
-        rows = [(t0 + e.start * step, t0 + e.end * step, e.kind, e.target) for e in self.events]
+        rows = [(t0 + e.start * step, t0 + e.end * step, e.kind, self._label(e)) for e in self.events]
         return pd.DataFrame(rows, columns=EVENT_COLUMNS)
+
+    def _label(self, event: Event) -> str:
+        """The target as events.csv shows it: a summary row says how many targets it stands for."""
+        if event.target != OTHERS:
+            return event.target
+        return f"({len(self._folded[event.kind]):,} other targets, first {min(self._folded[event.kind])})"
+
+    def summary(self) -> dict[str, int]:
+        """Per kind, how many targets were summarised instead of getting rows (empty without a flood)."""
+        return {kind: len(targets) for kind, targets in self._folded.items()}

@@ -125,3 +125,42 @@ def test_depth_limit_counts_expanded_aliases():
     deep = "[" * 40 + "]" * 40
     with pytest.raises(YamlSyntaxError, match="once its aliases are expanded"):
         load_yaml_with_lines(f"a: &a {deep}\nb: &b {'[' * 30}*a{']' * 30}\n")
+
+
+FLOOD = """\
+from controllers.base import Controller
+
+
+class Flood(Controller):
+    def act(self, observation):
+        junk = {f"junk{i}": 1.0 for i in range(10_000)} if observation["time.step"] >= FROM else {}
+        return {**junk, "pv1.q_set_mvar": 0.1}
+"""
+
+
+def test_event_flood_is_capped_and_summarised(tmp_path, write_scenario, cli):
+    """10,000 junk keys on every step: at most MAX_TARGETS rows per kind plus one summary row, and a bounded
+    number of terminal lines; the valid setpoint still reaches the grid."""
+    import pandas as pd
+
+    from cosim.eventlog import MAX_TARGETS
+    from cosim.sims.controller import MAX_WARNINGS
+
+    (tmp_path / "flood.py").write_text("FROM = 1\n" + FLOOD, encoding="utf-8")
+    path = write_scenario(BASE.replace("duration: 2h", "duration: 30min") + "controller: {kind: python, path: flood.py:Flood}\n")
+    code, output, _ = cli("run", path, "--out", tmp_path / "out", "-q")
+    assert code == 0, output[-2000:]
+    events = pd.read_csv(tmp_path / "out" / "events.csv")
+    errors = events[events.kind == "controller_error"]
+    assert len(errors) == MAX_TARGETS + 1  # each junk target's steps merge into one row; the rest in one summary
+    assert errors.target.iloc[-1] == f"({10_000 - MAX_TARGETS:,} other targets, first junk{MAX_TARGETS})"
+    assert output.count("controller error at step") <= MAX_WARNINGS
+    ts = pd.read_parquet(tmp_path / "out" / "timeseries.parquet")
+    assert (ts["ctrl.pv1.q_set_mvar"] == 0.1).all()
+
+
+def test_junk_keys_on_the_first_step_are_one_short_paragraph(tmp_path, write_scenario, cli):
+    (tmp_path / "flood.py").write_text("FROM = 0\n" + FLOOD, encoding="utf-8")
+    code, output, _ = cli("validate", write_scenario(BASE + "controller: {kind: python, path: flood.py:Flood}\n"))
+    flat = " ".join(output.split())
+    assert code == 2 and "junk4 is not an action of this scenario; and 9,995 more" in flat and len(flat) < 1000

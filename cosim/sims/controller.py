@@ -29,6 +29,7 @@ from cosim.kernel import check_actions
 
 log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = 10.0  # wall seconds one call of `act` (and reading its return value) may take
+MAX_WARNINGS = 20  # targets whose controller errors are printed; events.csv has (or summarises) the rest
 
 META = {
     "api_version": "3.0",
@@ -128,10 +129,13 @@ class ControllerSim(mosaik_api_v3.Simulator):
     def _reject(self, k: int, rejected: dict[str, str], kind: str = "controller_error") -> None:
         for target, reason in rejected.items():
             self.events.add(k, kind, target)
-            if target not in self._warned:  # say why once per target; events.csv has every step
+            if target not in self._warned and len(self._warned) < MAX_WARNINGS:  # once per target, capped
                 self._warned.add(target)
                 log.warning("controller error at step %d: %s %s; the last valid setpoint stays in force",
                             k, target, reason)
+                if len(self._warned) == MAX_WARNINGS:
+                    log.warning("controller errors on %d targets: further targets are not printed "
+                                "(events.csv lists or counts them)", MAX_WARNINGS)
 
     def finalize(self) -> None:
         """Let go of the worker thread (a call still over budget is abandoned, not waited for)."""
