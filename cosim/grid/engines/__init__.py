@@ -24,16 +24,16 @@ def build_engine(net: pp.pandapowerNet, preferred: str, probe: tuple[np.ndarray,
     says why; an engine without fallback (sweep) raises EngineUnsupported with the reason.
     Returns the engine and the note ('' if none).
     """
-    reference = PandapowerEngine(net)
     if preferred == "pandapower":
-        return reference, ""
+        return PandapowerEngine(net), ""
+    reference = PandapowerEngine(net, numba=False)  # one solve: not worth numba's compile time
     cls = ENGINES[preferred]
     fallback = getattr(cls, "fallback", True)
 
     def refuse(why: str) -> tuple[Engine, str]:
         if not fallback:
             raise EngineUnsupported(why)
-        return reference, f"{why}; using pandapower"
+        return PandapowerEngine(net), f"{why}; using pandapower"
 
     ref = reference.solve(*probe)
     try:

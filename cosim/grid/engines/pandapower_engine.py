@@ -12,10 +12,11 @@ from cosim.grid.engines.base import InService, PowerFlowResult, failed_result, r
 class PandapowerEngine:
     """pandapower Newton-Raphson: slow, the reference and the fallback."""
 
-    def __init__(self, net: pp.pandapowerNet):
+    def __init__(self, net: pp.pandapowerNet, numba: bool | None = None):
         self.net = net
         self._init = "auto"
-        self._numba = len(net.bus) > 500  # JIT compile time only pays off on large feeders
+        # JIT compile time (~20 s on 10^4 buses) only pays off over many solves of a large feeder
+        self._numba = len(net.bus) > 500 if numba is None else numba
         self._lines_on: np.ndarray | None = None  # set once a topology change took lines out
 
     def set_in_service(self, status: InService) -> None:
