@@ -57,15 +57,17 @@ def assemble(loaded: LoadedScenario) -> Assembly:
     """Grid model, input series, schedule, estimator and detectors of a scenario; the model works on its own copy of the net."""
     scn = loaded.scenario
     ders = [DER(g.name, g.kind, g.bus, g.p_mw, g.rating_mva) for g in scn.generators]
-    if scn.devices:  # elements devices add (capacitor banks), after the generators
-        from hil.devices import extra_ders
+    shunts = []
+    if scn.devices:  # elements devices add: capacitor banks, as switched shunts
+        from hil.devices import device_shunts
 
-        ders += extra_ders(scn, loaded.base_dir)
+        shunts = device_shunts(scn, loaded.base_dir)
     schedule, _ = build_schedule(scn, loaded.feeder)  # the loader has reported its problems
     metering = measurement_model(scn)
     estimator = estimator_for(metering, loaded.feeder) if metering is not None else None
     metered = metering is not None or scn.grid_server is not None  # the grid server publishes line flows
-    model = GridModel(loaded.feeder, ders, scn.grid.engine, scn.grid.line_max_i_ka, metering=metered)
+    model = GridModel(loaded.feeder, ders, scn.grid.engine, scn.grid.line_max_i_ka, metering=metered,
+                      shunts=shunts)
     inputs = build_inputs(scn, len(model.load_p_nom), loaded.base_dir)
     asm = Assembly(loaded, model, inputs, int(scn.clock.step), scn.clock.n_steps, schedule=schedule,
                    estimator=estimator)

@@ -2,7 +2,8 @@
 
 `add_bridge` (after the grid, before the channels) puts the bridge on the actuation path:
 controller -> (command channel) -> bridge -> devices -> bridge -> grid, the edge into the grid
-time-shifted like any setpoint path. The bridge also gets the grid's true signals, the
+time-shifted like any setpoint path; with a grid server, a `scada` stage sits between the
+bridge and the grid and adds the SCADA's commands at the grid's next step (`cosim.sims.scada`). The bridge also gets the grid's true signals, the
 physics of emulated devices. `add_bridge_feedback` (after the controller) lets the controller
 see the devices' readings and flags (`inv1.stale`, ...) from the previous step.
 """
@@ -27,16 +28,23 @@ def add_bridge(w: "Wiring") -> None:
     lines = tuple(feeder.line_labels.tolist())
 
     def closed_lines() -> list[bool]:
-        out = model.disruptions.lines_out
+        out = model.disruptions.lines_out | model.lines_opened
         return [bool(base) and label not in out for base, label in zip(model.topology.line_base, lines)]
 
-    bridge = Bridge(scn, couplings(scn, asm.loaded.base_dir), asm.step_s, asm.options.read_only,
+    devices = couplings(scn, asm.loaded.base_dir)
+    for c in devices:
+        c.attach(model)
+    bridge = Bridge(scn, devices, asm.step_s, asm.options.read_only,
                     buses=tuple(feeder.bus_labels.tolist()),
-                    lines=lines, closed_lines=closed_lines, realtime=asm.options.realtime)
+                    lines=lines, closed_lines=closed_lines, realtime=asm.options.realtime, clock=asm.clock)
     entity = w.world.start("Bridge", bridge=bridge, step_s=asm.step_s, n_steps=asm.n_steps, events=asm.events,
                            metrics=asm.run_metrics).Bridge()
     grid = w.entities["grid"]
     w.world.connect(grid, entity, ("signals", "grid"))
+    if scn.grid_server is not None:  # SCADA commands no device acts for join the bridge's setpoints at the grid
+        scada = w.world.start("Scada", bridge=bridge, step_s=asm.step_s, clock=asm.clock).Scada()
+        w.world.connect(scada, grid, "setpoints")
+        w.actuate = (scada, "delivered", True)
     w.splice_command_stage(entity)
     w.entities["bridge"] = entity
     w.recorded.append(entity)

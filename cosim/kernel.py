@@ -49,7 +49,8 @@ class UnknownSetpoint(KeyError):
 
 
 class Setpoints:
-    """The setpoints in force on one grid model: P limit and Q setpoint per DER, tap and capacitor positions."""
+    """The setpoints in force on one grid model: P limit and Q setpoint per DER, tap and capacitor positions,
+    and what field devices deliver: line breakers (`line.<k>.closed`) and the source regulator's ratio."""
 
     def __init__(self, model: GridModel):
         self.model = model
@@ -75,9 +76,24 @@ class Setpoints:
                 slot[0][slot[1]] = value
             elif name in self.model.discrete:
                 self.model.set_discrete(name, value)
-            else:
+            elif not self._switch(name, value):
                 raise UnknownSetpoint(f"setpoint {name!r} names nothing on this grid "
-                                      f"(setpoints: {', '.join(self.names) or 'none'})")
+                                      f"(setpoints: {', '.join(self.names) or 'none'}; from devices also "
+                                      f"line.<k>.closed and {sig.SOURCE_RATIO})")
+
+    def _switch(self, name: str, value: float) -> bool:
+        """A breaker or feeder-head regulator setpoint (`line.<k>.closed`, `grid.source_ratio`); False if not one."""
+        if name == sig.SOURCE_RATIO:
+            self.model.set_source_ratio(value)
+            return True
+        try:
+            n = sig.parse(name)
+        except ValueError:
+            return False
+        if n.kind != "line" or n.quantity != "closed" or n.number not in self.model.feeder.line_labels:
+            return False
+        self.model.set_line_closed(n.number, value >= 0.5)
+        return True
 
     def binder(self, names: Sequence[str]) -> Callable[[np.ndarray], None]:
         """A fast writer of a fixed list of continuous setpoints from a vector (for the RL environment)."""

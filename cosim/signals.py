@@ -3,7 +3,10 @@
 A name is `<element>.<quantity>`: the element is `bus.<n>`, `line.<k>`, `trafo.<k>`, `cap.<n>`
 (numbers as the feeder publishes them), `grid`, `time`, or a DER's name (`pv1`); the quantity
 carries its unit (`vm_pu`, `p_mw`, `loading_pct`, ...). Setpoints use the same scheme:
-`<der>.p_limit_mw`, `<der>.q_set_mvar`, `trafo.<k>.tap`, `cap.<n>.step`. The channel's copies
+`<der>.p_limit_mw`, `<der>.q_set_mvar`, `trafo.<k>.tap`, `cap.<n>.step`; field devices (breakers,
+reclosers, a feeder-head regulator) and SCADA commands also deliver `line.<k>.closed` (1 closed, 0
+open: a line in service at the base case opened by its breaker) and `grid.source_ratio` (the source
+voltage as a multiple of its base value). These two are not controller actions. The channel's copies
 are prefixed: `seen.<signal>` (what the controller saw), `cmd.<setpoint>` / `seen.cmd.<setpoint>`
 (what the controller sent / what the device got), `ctrl.<setpoint>` (the setpoint in force).
 
@@ -19,6 +22,7 @@ NUMBERED = ("bus", "line", "trafo", "cap")  # elements named `<kind>.<number>`
 DER_SIGNALS = ("p_mw", "q_mvar", "p_avail_mw")  # what each DER publishes, in this order
 DER_SETPOINTS = ("p_limit_mw", "q_set_mvar")  # what a controller may set on each DER
 SEEN, COMMAND, IN_FORCE = "seen.", "cmd.", "ctrl."
+SOURCE_RATIO = "grid.source_ratio"  # the feeder-head regulator's setpoint: source voltage / its base value
 
 
 @dataclass(frozen=True)

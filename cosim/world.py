@@ -31,6 +31,7 @@ SIM_CONFIG = {
     "Detector": {"python": "cosim.sims.detector:DetectorSim"},
     "Bridge": {"python": "cosim.sims.bridge:BridgeSim"},
     "Pacer": {"python": "cosim.sims.pacer:PacerSim"},
+    "Scada": {"python": "cosim.sims.scada:ScadaSim"},
 }
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from cosim.scenario.schema import (GridServer as GridServerSpec, Scenario, WireDelay, WireDrop, WireFDI, WireInjection,
                                    WireReplay, WireTamper)
+from cosim.realtime import WallClock
 from cosim.seeding import rng_for
 from hil.client import DeviceClient
 from hil.coupling import Coupling
@@ -78,9 +79,12 @@ class Bridge:
 
     def __init__(self, scn: Scenario, couplings: list[Coupling], step_s: float, read_only: bool = False,
                  buses: tuple[int, ...] = (), lines: tuple[int, ...] = (),
-                 closed_lines: Callable[[], list[bool]] | None = None, realtime: float | None = None):
+                 closed_lines: Callable[[], list[bool]] | None = None, realtime: float | None = None,
+                 clock: WallClock | None = None):
         self.scn, self.couplings, self.step_s, self.read_only = scn, couplings, step_s, read_only
         self.realtime = realtime  # wall seconds per simulated second in a paced run; None: not paced
+        self.clock = clock  # the schedule of a paced run: the last step stays published for its slot
+        self.k = -1  # the last step done
         self.buses, self.lines = buses, lines
         self.closed_lines = closed_lines or (lambda: [True] * len(lines))
         self.links: list[DeviceLink] = []
@@ -134,12 +138,19 @@ class Bridge:
         for g in gens:
             rules[f"{g.name}.p_limit_mw"] = Rule(0.0, g.p_mw)
             rules[f"{g.name}.q_set_mvar"] = Rule(-g.rating_mva, g.rating_mva)
+        for line in spec.breakers:  # the allow-list of breakers a SCADA may operate
+            rules[f"line.{line}.closed"] = Rule(0.0, 1.0)
         self.server_guard = Guard("scada", rules.keys(), rules, self.read_only)
         table = entries(load_layout(), self.buses, self.lines, names)
         return GridServer(table, self.server_guard, spec.host, spec.port, spec.unit)
 
     async def stop(self) -> None:
-        """Close every connection, proxy and the server."""
+        """Close every connection, proxy and the server; in a paced run the grid server first keeps the last
+        step published for the rest of its slot (less a tenth of a period, so the step still meets its deadline)."""
+        if self.server is not None and self.clock is not None:
+            wait = self.clock.release(self.k + 1) - 0.1 * self.clock.period - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
         for link in self.links:
             link.close()
         for w in self.wire.values():
@@ -161,6 +172,7 @@ class Bridge:
         """Route `commands`, exchange with every device, publish the grid; returns the setpoints for the grid."""
         loop = asyncio.get_running_loop()
         t0 = loop.time()
+        self.k = k
         self.notes = []
         merged = dict(commands)
         if self.server is not None:
@@ -180,6 +192,16 @@ class Bridge:
             self.server.notes = []
         self.step_ms.append((loop.time() - t0) * 1000.0)
         return delivered
+
+    def take_scada(self) -> dict[str, float]:
+        """The SCADA commands written since the last call that no device acts for (they go to the grid at once);
+        the others stay for the bridge's step, which hands them to their devices."""
+        if self.server is None:
+            return {}
+        pending = self.server.pending
+        direct = {n: v for n, v in pending.items() if not any(link.c.translate(n, v) is not None for link in self.links)}
+        self.server.pending = {n: v for n, v in pending.items() if n not in direct}
+        return direct
 
     def _route(self, name: str, value: float) -> bool:
         for link in self.links:

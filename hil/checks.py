@@ -91,6 +91,10 @@ def device_problems(scn: Scenario, feeder: Feeder, base_dir: Path) -> Problems:
     if scn.grid_server is not None:
         s = scn.grid_server
         endpoint(("grid_server",), s.host, s.port, s.allow_remote, "the grid server")
+        for j, line in enumerate(s.breakers):
+            if line not in ctx.lines:
+                problems.append((("grid_server", "breakers", j), f"line {line} does not exist on feeder "
+                                                                 f"{scn.grid.feeder} ({feeder.describe('line')})"))
     return problems
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cosim.grid.model import DER
+from cosim.grid.model import GridModel, Shunt
 from cosim.scenario.devices import KINDS
 from cosim.scenario.schema import Device, Scenario
 from hil.guard import Rule
@@ -126,8 +126,11 @@ class Coupling:
         """What the device's output means for the grid model; `values` None = the device's fail-safe state."""
         return {}
 
-    def der(self) -> DER | None:
-        """An element this device adds to the grid model, if any."""
+    def shunt(self) -> Shunt | None:
+        """A switched shunt this device adds to the grid model, if any."""
         return None
+
+    def attach(self, model: GridModel) -> None:
+        """Learn what the device acts on in the run's grid model (names of added elements, tap positions)."""
 
 

@@ -1,4 +1,4 @@
-"""The scenario's devices as couplings: which register map each uses, and the grid elements they add.
+"""The scenario's devices as couplings: which register map each uses, and the grid elements they add (shunts).
 
 What a device of each kind does is its kind module's business (`hil/kinds/<kind>.py`, see
 `hil.kinds`); this module builds the couplings of a scenario from them.
@@ -9,14 +9,14 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from cosim.grid.model import DER
+from cosim.grid.model import Shunt
 from cosim.scenario.schema import Device, Scenario
 from hil import MAPS_DIR
 from hil.coupling import Coupling
 from hil.kinds import KINDS, module
 from hil.registers import RegisterMap, load_map
 
-__all__ = ["Coupling", "cached_map", "coupling", "couplings", "extra_ders", "map_path"]
+__all__ = ["Coupling", "cached_map", "coupling", "couplings", "device_shunts", "map_path"]
 
 
 def cached_map(path: Path) -> RegisterMap:
@@ -48,6 +48,6 @@ def couplings(scn: Scenario, base_dir: Path) -> list[Coupling]:
     return [coupling(scn, d, base_dir) for d in scn.devices]
 
 
-def extra_ders(scn: Scenario, base_dir: Path) -> list[DER]:
-    """Grid-model elements the devices add (capacitor banks), after the scenario's generators."""
-    return [der for c in couplings(scn, base_dir) if (der := c.der()) is not None]
+def device_shunts(scn: Scenario, base_dir: Path) -> list[Shunt]:
+    """The switched shunts the devices add to the grid model (capacitor banks)."""
+    return [s for c in couplings(scn, base_dir) if (s := c.shunt()) is not None]

@@ -6,7 +6,11 @@ calls `update` once per step with the grid's signals and takes the accepted comm
 `take_commands`; every command write passes a `Guard` first (allow-list of the command
 registers, capability clamps, read-only mode), and what it blocks or clamps is noted as an
 event. Coil (and discrete input) i is line i in the feeder's published numbering; an address
-that is no line's, like any register outside the layout, is ILLEGAL_ADDRESS (0x02), and a unit
+that is no line's, like any register outside the layout, is ILLEGAL_ADDRESS (0x02). A coil write
+(FC5, FC15) is a breaker command `line.<i>.closed` (1 close, 0 open) for the lines on the
+scenario's `grid_server.breakers` allow-list (any other line: ILLEGAL_ADDRESS, noted as
+`guard_blocked`); it acts at the next step like any SCADA command, through the recloser acting
+for that line if there is one. A unit
 id other than the server's gets GATEWAY_NO_RESPONSE (0x0B), as on the firmware stubs. Framing,
 pipelining and the request checks are `hil.modbus_server`'s. The server runs on the
 co-simulation's event loop, so it answers while the co-simulation waits (in real-time runs,
@@ -156,12 +160,29 @@ class GridServer(DataModel):
         return regs[address: address + count]
 
     def write(self, table: Table, address: int, values: list[int], fc: int) -> None:
-        """Commands through the guard; breakers are read-only; nothing at all in read-only mode."""
+        """Commands and breaker commands through the guard; nothing at all in read-only mode."""
         if self.guard.read_only:  # no write function code gets through
             self._blocked(f"scada.fc{fc}.{address}", ILLEGAL_FUNCTION, "read-only mode")
         if table == "coil":
-            self._blocked(f"scada.coil.{address}", ILLEGAL_ADDRESS, "breaker states are read-only")
-        self._command(address, values)
+            self._breakers(address, values)
+        else:
+            self._command(address, values)
+
+    def _breakers(self, address: int, values: list[int]) -> None:
+        """Breaker commands (coil i: line i, 1 close, 0 open), each through the guard's allow-list of breakers."""
+        lines = range(address, address + len(values))
+        if any(a not in self.closed for a in lines):
+            self._blocked(f"scada.coil.{address}", ILLEGAL_ADDRESS, "a coil that is no line's (coil i is line i)")
+        now = time.monotonic()
+        decisions = [self.guard.check(f"line.{a}.closed", float(v), now) for a, v in zip(lines, values)]
+        blocked = [d for d in decisions if d.blocked]
+        if blocked:
+            for d in blocked:
+                self.notes.append(("guard_blocked", f"scada.{d.point}"))
+            raise Refused(ILLEGAL_ADDRESS, f"refused by the guard: {blocked[0].reason} (breakers a SCADA may "
+                                           "operate are grid_server.breakers)")
+        for d in decisions:
+            self.pending[d.point] = d.value
 
     def _blocked(self, target: str, code: int, reason: str) -> None:
         self.guard.blocked += 1

@@ -168,9 +168,9 @@ def test_grid_server_coil_i_is_line_i_and_other_coils_are_illegal_addresses():
                 for start, count in [(0, 1), (38, 1), (37, 11), (0, 38), (1, 0), (1, 2001)]:
                     code = 0x03 if count in (0, 2001) else 0x02
                     assert raw.ask(pdu(fc, start, count)) == bytes([fc | 0x80, code]), (fc, start, count)
-            assert raw.ask(pdu(5, 7, 0xFF00)) == bytes([0x85, 0x02])  # breakers are read-only
+            assert raw.ask(pdu(5, 7, 0xFF00)) == bytes([0x85, 0x02])  # line 7 is not on the breakers allow-list
             assert raw.ask(pdu(5, 7, 0x1234)) == bytes([0x85, 0x03])  # not a coil value at all
             assert raw.ask(pdu(16, 0, 1, 0) + b"\0\0")[:1] == bytes([0x90])  # half a float32: refused
         finally:
             raw.close()
-        assert ("guard_blocked", "scada.coil.7") in server.notes
+        assert ("guard_blocked", "scada.line.7.closed") in server.notes

@@ -7,6 +7,8 @@ Bus, line and trafo numbers in signal names follow the feeder's published number
 from __future__ import annotations
 
 import copy
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numba
@@ -99,6 +101,16 @@ class Disruptions:
     ders_tripped: frozenset[str] = frozenset()
     load_factor: tuple[tuple[int, float], ...] = ()
     der_availability: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Shunt:
+    """A switched capacitor bank a scenario device adds at a bus: `steps` steps of `mvar_per_step` at 1 pu."""
+
+    name: str
+    bus: int
+    mvar_per_step: float
+    steps: int
 
 
 @dataclass(frozen=True)
@@ -195,7 +207,7 @@ class GridModel:
     (outages, trips, load steps, clouds) change what the next steps solve."""
 
     def __init__(self, feeder: Feeder, ders: list[DER], engine: str = "lightsim2grid",
-                 line_max_i_ka: float | None = None, metering: bool = False):
+                 line_max_i_ka: float | None = None, metering: bool = False, shunts: Sequence[Shunt] = ()):
         # the model adds its DERs to the net and moves taps: it works on its own copy
         self.feeder = feeder = replace(feeder, net=copy.deepcopy(feeder.net))
         net = feeder.net
@@ -213,6 +225,11 @@ class GridModel:
             pp.create_sgen(net, feeder.bus_index(der.bus), p_mw=0.0, q_mvar=0.0, sn_mva=der.s_mva,
                            name=der.name, type=der.kind)
         self.der_rating = np.array([d.s_mva for d in self.ders], float)
+        self.shunt_setpoint: dict[str, str] = {}  # added bank's name -> its step setpoint `cap.<n>.step`
+        for s in shunts:  # constant-impedance banks: Q = steps x mvar_per_step x V^2, as pandapower's shunt
+            idx = pp.create_shunt(net, feeder.bus_index(s.bus), q_mvar=-s.mvar_per_step, p_mw=0.0, step=0,
+                                  max_step=s.steps, name=s.name)
+            self.shunt_setpoint[s.name] = sig.cap(int(idx))
         self.load_p_nom = net.load.p_mw.to_numpy(float).copy()
         self.load_q_nom = net.load.q_mvar.to_numpy(float).copy()
         self.load_on = net.load.in_service.to_numpy(bool)
@@ -226,6 +243,8 @@ class GridModel:
         self.topology = _Topology.of(net)
         self._energised = self.topology.bus_base.copy()
         self.disruptions = Disruptions()
+        self.lines_opened: frozenset[int] = frozenset()  # lines opened by `line.<k>.closed` setpoints (breakers)
+        self._source_vm = net.ext_grid.vm_pu.to_numpy(float).copy()  # base source voltage (`grid.source_ratio` 1)
         self.der_index = {d.name: i for i, d in enumerate(self.ders)}  # DER name -> position
         self._native_kind = np.where(self.native_is_pv, 1, np.where(self.native_is_wind, 2, 0)).astype(np.int64)
         self._no_limit, self._no_q = np.full(len(self.ders), np.inf), np.zeros(len(self.ders))
@@ -291,7 +310,7 @@ class GridModel:
             return
         old, self.disruptions = self.disruptions, d
         if (d.lines_out, d.trafos_out) != (old.lines_out, old.trafos_out):
-            self._set_topology(d.lines_out, d.trafos_out)
+            self._set_topology(d.lines_out | self.lines_opened, d.trafos_out)
         self.load_factor = np.ones(len(self.load_p_nom))
         load_bus = self.feeder.net.load.bus.to_numpy()
         for bus, factor in d.load_factor:
@@ -318,8 +337,32 @@ class GridModel:
         tripped = np.array([d.name in self.disruptions.ders_tripped for d in self.ders], bool)
         self.der_online = (~tripped & (self.sgen_on[self.native_sgens:] > 0)).astype(float)
 
+    def set_line_closed(self, line: int, closed: bool) -> None:
+        """Open or reclose line `line` (published number) by a breaker; an outage in force keeps it open."""
+        self.feeder.line_index(line)  # an unknown line raises
+        opened = self.lines_opened - {line} if closed else self.lines_opened | {line}
+        if opened != self.lines_opened:
+            self.lines_opened = opened
+            self._set_topology(self.disruptions.lines_out | opened, self.disruptions.trafos_out)
+            self._update_der_online()
+
+    def set_source_ratio(self, ratio: float) -> float:
+        """Scale the source (substation) voltage by `ratio` from its base value: a feeder-head regulator's tap."""
+        vm = self._source_vm * float(ratio)
+        ext = self.feeder.net.ext_grid
+        if not np.array_equal(ext.vm_pu.to_numpy(float), vm):
+            ext["vm_pu"] = vm
+            self.engine = type(self.engine)(self.feeder.net)  # every engine reads the slack voltage when built
+            if self.lines_opened or self.disruptions.lines_out or self.disruptions.trafos_out:
+                self._set_topology(self.disruptions.lines_out | self.lines_opened, self.disruptions.trafos_out)
+        return float(vm[0]) if len(vm) else math.nan
+
     def reset(self) -> None:
         """Back to the base case: no disruptions, taps and shunts at their base positions, no warm start."""
+        if self.lines_opened:
+            self.lines_opened = frozenset()
+            self._set_topology(self.disruptions.lines_out, self.disruptions.trafos_out)
+        self.set_source_ratio(1.0)
         self.apply_disruptions(Disruptions())
         for name, position in self._discrete_base.items():
             self.set_discrete(name, position)

@@ -254,4 +254,6 @@ class GridServer(Strict):
     port: int = Field(ge=1, le=65535)
     unit: int = Field(default=1, ge=0, le=247)
     commands: bool = Field(default=True, description="accept setpoint writes (they pass the safety guard)")
+    breakers: list[int] = Field(default_factory=list, description="lines whose breaker a SCADA may open and close "
+                                                                  "(coil writes; the allow-list)")
     allow_remote: bool = False

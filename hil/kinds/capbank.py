@@ -1,7 +1,9 @@
-"""Capacitor bank: fed its bus voltage (`VMeasPu`); its QOut is injected at its bus.
+"""Capacitor bank: fed its bus voltage (`VMeasPu`); its step switches a shunt at its bus.
 
-The bank is a reactive-only element `<name>` added to the grid model after the scenario's
-generators; `<name>.step` switches it (manual mode). Fail-safe: open.
+The bank is a switched shunt the grid model adds at its bus (`cap.<n>.step`, pandapower's shunt
+index n; `steps` steps of `kvar_per_step` at 1 pu, constant impedance like the stub's QOut =
+step x kvar_per_step x V^2); the grid takes the step the device reports. `<name>.step` switches it
+(manual mode). Fail-safe: open.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from cosim.grid.model import DER
+from cosim.grid.model import GridModel, Shunt
 from cosim.scenario.schema import Device
 from hil.coupling import Coupling, measured_voltage, num
 
@@ -33,11 +35,12 @@ SCHEMA = {
 
 @dataclass
 class CapBankCoupling(Coupling):
-    """Switched capacitor bank: fed its bus voltage, injects QOut at its bus."""
+    """Switched capacitor bank: fed its bus voltage, switches its shunt in the grid model."""
 
     reads: tuple[str, ...] = ("Status", "Mode", "StepCmd", "Step", "QOut")
     default_writable: tuple[str, ...] = ("Mode", "StepCmd")
     volatile: frozenset[str] = frozenset({"StepCmd"})
+    step_setpoint: str = ""  # the grid model's `cap.<n>.step` of this bank (`attach`)
 
     @property
     def rating_mvar(self) -> float:
@@ -59,12 +62,16 @@ class CapBankCoupling(Coupling):
         return {f"{n}.step": num(values, "Step"), f"{n}.q_mvar": num(values, "QOut") / 1000.0,
                 f"{n}.mode": num(values, "Mode")}
 
-    def grid_setpoints(self, values: Mapping[str, Any] | None) -> dict[str, float]:
-        q = 0.0 if values is None else num(values, "QOut") / 1000.0  # fail-safe: open
-        return {f"{self.name}.q_set_mvar": q} if math.isfinite(q) else {}
+    def shunt(self) -> Shunt:
+        steps = int(self.stub_option("steps"))
+        return Shunt(self.name, int(self.spec.bus), self.rating_mvar / steps, steps)
 
-    def der(self) -> DER:
-        return DER(self.name, "capbank", int(self.spec.bus), 0.0, 1.5 * self.rating_mvar)
+    def attach(self, model: GridModel) -> None:
+        self.step_setpoint = model.shunt_setpoint[self.name]
+
+    def grid_setpoints(self, values: Mapping[str, Any] | None) -> dict[str, float]:
+        step = 0.0 if values is None else num(values, "Step")  # fail-safe: open
+        return {self.step_setpoint: step} if math.isfinite(step) else {}
 
 
 COUPLING = CapBankCoupling

@@ -1,7 +1,11 @@
-"""Recloser / breaker: fed the current of its `line` (`FaultA`), its state published.
+"""Recloser / breaker: fed the current of its `line` (`FaultA`), it opens and recloses that line in the grid.
 
-Pulse commands OpenCmd, CloseCmd and ResetCmd (they read back 0). Published only: lines
-are switched by events.
+The grid takes the breaker state the device reports (`Status`) as the line's `line.<k>.closed`,
+so the device's protection (trip on the current the grid computes, auto-reclose, lockout) and
+its pulse commands OpenCmd, CloseCmd and ResetCmd (they read back 0) switch the line; an open
+breaker carries no current, which the device is then fed. A `line.<k>.closed` command (a SCADA
+breaker command through the grid server) becomes OpenCmd or CloseCmd. Fail-safe (no reading):
+the line stays as it was, as the device's own safe default keeps its state.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from cosim import signals as sig
 from cosim.scenario.schema import Device
 from hil.coupling import NAN, Coupling, num
 
@@ -31,7 +36,7 @@ COMMANDS = ("OpenCmd", "CloseCmd", "ResetCmd")
 
 @dataclass
 class RecloserCoupling(Coupling):
-    """Recloser / breaker: fed its line's current, its state published."""
+    """Recloser / breaker: fed its line's current, it switches that line."""
 
     reads: tuple[str, ...] = ("Status", "Tripped", "Lockout", "TripCount")
     default_writable: tuple[str, ...] = COMMANDS
@@ -42,6 +47,17 @@ class RecloserCoupling(Coupling):
             return {}
         i_ka = grid.get(f"line.{self.spec.line}.i_ka", NAN)
         return {"FaultA": i_ka * 1000.0} if math.isfinite(i_ka) else {}
+
+    def translate(self, setpoint: str, value: float) -> dict[str, float] | None:
+        if self.spec.line is not None and setpoint == sig.line(self.spec.line, "closed"):
+            return {"CloseCmd": 1} if value >= 0.5 else {"OpenCmd": 1}
+        return super().translate(setpoint, value)
+
+    def grid_setpoints(self, values: Mapping[str, Any] | None) -> dict[str, float]:
+        status = num(values, "Status")
+        if self.spec.line is None or not math.isfinite(status):
+            return {}
+        return {sig.line(self.spec.line, "closed"): float(status == 1)}
 
     def signals(self, values: Mapping[str, Any] | None) -> dict[str, float]:
         n = self.name
