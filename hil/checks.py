@@ -74,7 +74,10 @@ def device_problems(scn: Scenario, feeder: Feeder, base_dir: Path) -> Problems:
         elif d.name in ctx.generators:
             problems.append(((*at, "name"), f"{d.name!r} is already a generator's name; devices need their own names"))
         names.setdefault(d.name, i)
-        endpoint((*at, "modbus"), d.modbus.host, d.modbus.port, d.allow_remote, f"device {d.name}")
+        if d.modbus.port is not None:  # else a free port per run
+            endpoint((*at, "modbus"), d.modbus.host, d.modbus.port, d.allow_remote, f"device {d.name}")
+        elif not d.allow_remote and not is_loopback(d.modbus.host):
+            problems.append(((*at, "modbus", "host"), f"{d.modbus.host} is not a loopback address"))
         if d.bus is not None and d.bus not in ctx.buses:
             problems.append(((*at, "bus"), f"bus {d.bus} does not exist on feeder {scn.grid.feeder} "
                                            f"({feeder.describe('bus')})"))

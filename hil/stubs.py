@@ -49,7 +49,7 @@ def stub_command(c: Coupling) -> list[str]:
     """The command line of the firmware stub that emulates device `c` (the stub module its kind declares)."""
     s = c.spec
     cmd = [sys.executable, "-m", KINDS[s.kind].stub, "--host", s.modbus.host,
-           "--port", str(s.modbus.port), "--unit", str(s.modbus.unit)]
+           "--port", str(s.modbus.port or 0), "--unit", str(s.modbus.unit)]  # 0: any free port
     if s.watchdog:
         cmd += ["--watchdog", f"{s.watchdog:g}"]
     if s.map is not None:
@@ -107,7 +107,8 @@ def _is_stub(pid: int, port: int) -> bool:
         args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return any(a.startswith(b"firmware_stubs.") for a in args) and str(port).encode() in args
+    given = args[args.index(b"--port") + 1] if b"--port" in args[:-1] else b""
+    return any(a.startswith(b"firmware_stubs.") for a in args) and given in (str(port).encode(), b"0")
 
 
 def unreachable(targets: dict[str, tuple[str, int, float]]) -> dict[str, str]:
@@ -120,7 +121,9 @@ def unreachable(targets: dict[str, tuple[str, int, float]]) -> dict[str, str]:
 
 
 def _targets(cs: list[Coupling]) -> dict[str, tuple[str, int, float]]:
-    return {c.name: (c.spec.modbus.host, c.spec.modbus.port, c.spec.modbus.timeout) for c in cs}
+    """Where the devices with a port answer (an emulated device without one has no stub yet)."""
+    return {c.name: (c.spec.modbus.host, c.spec.modbus.port, c.spec.modbus.timeout) for c in cs
+            if c.spec.modbus.port is not None}
 
 
 # -- `cosim devices up | down` ----------------------------------------------------------------------
@@ -145,7 +148,7 @@ def devices_up(loaded: LoadedScenario, root: Path = STATE_DIR) -> list[tuple[Stu
                 continue
             pid_file.unlink()
         busy = unreachable(_targets([c]))
-        if c.name not in busy:
+        if c.spec.modbus.port is not None and c.name not in busy:
             raise DeviceUnavailable(f"device {c.name}: {c.spec.modbus.host}:{c.spec.modbus.port} is already in use by "
                                     "another process; stop it or change modbus.port")
         info, _ = start_stub(c, folder / f"{c.name}.log", detach=True)
@@ -175,6 +178,7 @@ class DeviceSession:
     """Context manager: the devices of one run are up and answering (or, when degraded, the missing ones noted)."""
 
     def __init__(self, loaded: LoadedScenario, log_dir: Path, degraded: bool = False):
+        self.loaded = loaded
         self.couplings = couplings(loaded.scenario, loaded.base_dir)
         self.log_dir, self.degraded = log_dir, degraded
         self.started: list[tuple[StubInfo, subprocess.Popen]] = []
@@ -184,8 +188,10 @@ class DeviceSession:
         try:
             down = unreachable(_targets(self.couplings))
             for c in self.couplings:
-                if c.spec.emulate and c.name in down:
-                    self.started.append(start_stub(c, self.log_dir / f"{c.name}.log"))
+                if c.spec.emulate and c.spec.modbus.port is None:  # a free port for this run: the stub's own choice
+                    c.spec.modbus.port = self._kept_up(c) or self._start(c).port
+                elif c.spec.emulate and c.name in down:
+                    self._start(c)
             self.missing = unreachable(_targets(self.couplings)) if self.couplings else {}
         except BaseException:
             self.close()
@@ -197,6 +203,19 @@ class DeviceSession:
                                     "start them (emulated ones: cosim devices up SCENARIO) or run with --degraded "
                                     "to start with them marked stale")
         return self
+
+    def _start(self, c: Coupling) -> StubInfo:
+        info, proc = start_stub(c, self.log_dir / f"{c.name}.log")
+        self.started.append((info, proc))
+        return info
+
+    def _kept_up(self, c: Coupling) -> int | None:
+        """The port of this device's stub started by `cosim devices up` and still running, if any."""
+        pid_file = state_dir(self.loaded) / f"{c.name}.json"
+        if not pid_file.exists():
+            return None
+        info = StubInfo(**json.loads(pid_file.read_text(encoding="utf-8")))
+        return info.port if pid_alive(info.pid) and _is_stub(info.pid, info.port) else None
 
     def __exit__(self, *exc) -> None:
         self.close()

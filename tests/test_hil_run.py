@@ -9,6 +9,7 @@ from the scenario; the grid server polled and commanded by a pymodbus client.
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 import threading
 import time
@@ -189,3 +190,21 @@ def test_the_grid_server_is_polled_and_commanded_by_a_pymodbus_client(tmp_path):
     assert ts["inv1.w_max_lim_pct"].iloc[-1] == pytest.approx(25.0)  # SCADA -> grid server -> guard -> device
     assert ts["pv1.p_mw"].iloc[-1] == pytest.approx(0.25, abs=2e-3)
     assert ("guard_blocked", "scada.coil.0") in set(zip(events["kind"], events["target"]))
+
+
+def test_an_emulated_device_without_a_port_gets_a_free_one_per_run(tmp_path, cli):
+    path = scenario(tmp_path, 1, steps=5)  # port 1 placeholder, taken out
+    path.write_text(path.read_text(encoding="utf-8").replace("{port: 1, ", "{"), encoding="utf-8")
+    runs = []
+    for name in ("a", "b"):
+        outcome = run_scenario(load_scenario(path), tmp_path / name)
+        assert outcome.status == "ok", outcome.message
+        ts, _, _, _ = results(tmp_path / name)
+        assert ts["inv1.stale"].sum() == 0
+        log = (tmp_path / name / "devices" / "inv1.log").read_text(encoding="utf-8")
+        runs.append(int(re.search(r"ready \S+ on \S+:(\d+)", log).group(1)))
+    assert all(p > 0 for p in runs)
+    real = path.read_text(encoding="utf-8").replace("emulate: true", "emulate: false")
+    path.write_text(real, encoding="utf-8")
+    code, output, _ = cli("validate", path)
+    assert code == 2 and "modbus.port is required for a real device" in output

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -14,7 +16,7 @@ from cosim.scenario.errors import ScenarioError
 from cosim.scenario.loader import load_scenario
 from hil.grid_server import GridServer, entries, load_layout
 from hil.guard import Guard, Rule
-from hil_support import Stub, free_port, wait_for
+from hil_support import REPO, Stub, free_port, wait_for
 
 HEAD = """\
 name: hil-check
@@ -38,6 +40,18 @@ def test_probe_decodes_sunspec_and_a_map(cli, inverter):
     assert "CosimTestbed" in output and "WMaxLimPct" in output
     code, output, _ = cli("probe", "--port", inverter.port, "--map", "hil/maps/inverter.yaml")
     assert code == 0 and "VTermPu" in output
+
+
+def test_probe_imports_no_grid_plotting_or_cosimulation_code(inverter):
+    """`cosim probe` starts fast because its path imports neither the grid (pandapower, scipy), plotting nor mosaik
+    (the start-up time itself is measured with `python -X importtime`, see docs/hil.md)."""
+    code = ("import sys; from typer.testing import CliRunner; from cosim.cli import app; "
+            f"r = CliRunner().invoke(app, ['probe', '--port', '{inverter.port}']); assert r.exit_code == 0, r.output; "
+            "print(' '.join(m for m in ('pandapower', 'matplotlib', 'scipy', 'mosaik', 'torch', 'pandas', 'numba') "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
 
 
 def test_probe_says_why_it_cannot_read(cli, inverter):

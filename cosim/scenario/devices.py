@@ -136,7 +136,8 @@ class ModbusTarget(Strict):
     """Where a device answers Modbus-TCP (loopback unless the device allows remote hosts)."""
 
     host: str = "127.0.0.1"
-    port: int = Field(ge=1, le=65535)
+    port: int | None = Field(default=None, ge=1, le=65535,
+                             description="required for a real device; an emulated one without it gets a free port per run")
     unit: int = Field(default=1, ge=0, le=247)
     timeout: Seconds = 0.5
 
@@ -235,6 +236,9 @@ class _DeviceKeys(Strict):
             raise ValueError(f"kind {self.kind} needs map: <register map YAML>")
         if k.stub is None and self.emulate:
             raise ValueError(f"kind {self.kind} has no firmware stub to emulate it; set emulate: false")
+        if self.modbus.port is None and not self.emulate:
+            raise ValueError("modbus.port is required for a real device (emulate: false); only an emulated device "
+                             "may leave it out (its stub then gets a free port for each run)")
         for key, (_, owners) in KIND_KEYS.items():
             if getattr(self, key) is not None and self.kind not in owners:
                 raise ValueError(f"{key} is only for kind {owners_text(owners)}, not {self.kind}")
