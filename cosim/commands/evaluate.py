@@ -30,7 +30,7 @@ def evaluate(source: Path = typer.Argument(..., help="scenario YAML file, or dis
 
     from controllers.drl.sources import open_source
     from cosim.evaluate.report import METRICS, comparison_table, runs_table, summary_table, units, write_outputs
-    from cosim.evaluate.runner import EvaluateInputError
+    from cosim.evaluate.runner import EvaluateInputError, controller_blocks
     from cosim.evaluate.runner import evaluate as run_evaluation
     from cosim.scenario.errors import ScenarioError
 
@@ -57,7 +57,7 @@ def evaluate(source: Path = typer.Argument(..., help="scenario YAML file, or dis
     table = runs_table(runs, chosen)
     by_seed = src.varies_layout and seeds >= 2
     unit = units(table, chosen, by_seed)
-    labels = list(dict.fromkeys(r.controller for r in runs))
+    labels = list(controller_blocks(specs))  # in the order given (runs finish in any order)
     reference = labels[-1] if against else None
     summary = summary_table(unit, chosen, level)
     comparison = comparison_table(unit, chosen, reference, level) if reference else summary.iloc[0:0]
