@@ -1,6 +1,6 @@
 """Held-out evaluation (issue 4): a DRL policy against none, droop (IEEE 1547 Cat B volt-var) and the OPF oracle.
 
-Every controller runs the co-simulation's loop on `GridModel` (controllers.drl.rollout: same
+Every controller runs the co-simulation's loop on `GridModel` (controllers.rollout: same
 physics, timing, observations and KPI code as `cosim run`, without mosaik) on days whose
 seeds training never draws (`controllers.drl.env.heldout_days`). Prints a Markdown table of
 per-day means and the goal checks.
