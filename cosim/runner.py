@@ -25,7 +25,7 @@ from cosim.audit import AUDIT_FILE, AuditChain
 from cosim.detection.scoring import detectors_metrics
 from cosim.events.impact import impact_table, schedule_frame
 from cosim.grid.feeders import load_feeder
-from cosim.metrics import compute_metrics
+from cosim.metrics import compute_metrics, customers_of, reliability_indices
 from cosim.recording import Recording
 from cosim.report import write_report
 from cosim.results import RunRecord, nonconverged_events, package_versions, read_timeseries, write_events, write_json
@@ -132,6 +132,7 @@ def _results(loaded: LoadedScenario, asm: Assembly, ts: pd.DataFrame, out_dir: P
     metrics: dict[str, float] = {}
     if len(ts):
         metrics = compute_metrics(ts, scn.clock.step, scn.grid.voltage_limits, [g.name for g in scn.generators])
+        metrics.update(reliability_indices(ts, scn.clock.step, customers_of(loaded.feeder)))
     frames = [nonconverged_events(ts, scn.clock.step)]
     if asm.events.events:
         frames.append(asm.events.frame(asm.inputs.times[0], asm.step_s))

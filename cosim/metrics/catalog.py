@@ -2,6 +2,7 @@
 
 Every key that metrics.json can contain has an entry: the KPIs of `compute_metrics` (group
 "core"), the detector scores of `cosim.events.impact.detection_metrics` ("detection"), the
+reliability indices of `cosim.metrics.reliability` ("reliability"), the
 counts and timings of the Modbus bridge (`hil.bridge.Bridge.metrics`, "hil") and of a
 real-time run (`cosim.realtime.WallClock.metrics`, "realtime"). Per-attack-kind keys such as
 `detector_tpr_fdi` share one entry, `detector_tpr_<kind>`. `cosim.regress` takes the metrics a
@@ -27,7 +28,7 @@ class MetricInfo:
     unit: str
     worse: int  # +1 higher is worse, -1 lower is worse, 0 neither
     description: str
-    group: str  # core | detection | hil | realtime
+    group: str  # core | reliability | detection | hil | realtime
     baseline: bool = False  # kept (and compared) by regression baselines
     tolerance: tuple[float, float] | None = None  # (rel, abs) for baseline comparison, else the default
 
@@ -69,6 +70,13 @@ _TABLE: tuple[MetricInfo, ...] = (
     _m("renewable_share", RATIO, -1, "renewable energy / load energy (above 1 when the feeder exports)"),
     _m("local_supply_share", RATIO, -1,
        "load energy served by local generation: sum of min(generation, load) per step / load energy"),
+    # -- reliability: cosim.metrics.reliability.reliability_indices ----------------------------------
+    _m("saifi", "int/cust", +1, "interruptions per customer over the run (SAIFI; one customer per load by default)",
+       "reliability"),
+    _m("saidi_min", "min", +1, "interruption minutes per customer over the run (SAIDI)", "reliability"),
+    _m("caidi_min", "min", +1, "minutes per customer interruption, SAIDI / SAIFI (CAIDI; null without interruptions)",
+       "reliability"),
+    _m("ens_kwh", "kWh", +1, "energy not supplied to de-energised loads (ENS, all recorded steps)", "reliability"),
     # -- detection: cosim.events.impact.detection_metrics ------------------------------------------
     _m("detector_tpr", RATIO, -1, "share of attack steps the detector alarmed (true-positive rate)", "detection"),
     _m("detector_fpr", RATIO, +1, "share of clean steps the detector alarmed (false-positive rate)", "detection"),
