@@ -37,7 +37,8 @@ def _shape(annotation: Any) -> tuple[str, Any]:
     if origin is typing.Annotated:
         return _shape(typing.get_args(annotation)[0])
     if origin in (Union, types.UnionType):
-        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        members = [typing.get_args(a)[0] if typing.get_origin(a) is typing.Annotated else a  # tagged members
+                   for a in typing.get_args(annotation) if a is not type(None)]
         models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
         if models:
             return "models", models
