@@ -5,6 +5,10 @@ combination of `levels` evenly spaced values per action), as in the background p
 A single scenario trains a policy over its named signals (checkpoint format 1, `GridEnv`);
 `per_der=True`, or a distribution file, trains one actor shared by every DER (format 2,
 `PerDEREnv`) that runs on any feeder and layout.
+`envs` > 1 steps that many copies of the environment in worker processes (stable-baselines3
+`SubprocVecEnv`, worker i seeded with seed + i); the learner takes one gradient step per vector
+step, so each step of the vector adds `envs` transitions. Per-DER workers drive their other DERs
+with a copy of the learner's deterministic actor, refreshed every `SYNC_STEPS` vector steps.
 Writes `policy.pt` + `policy.json`, `learning_curve.csv` (one row per training day) and
 `learning_curve.png` into the output folder.
 """
@@ -15,6 +19,7 @@ import csv
 import itertools
 import platform
 import time
+from functools import partial
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from importlib import metadata as importlib_metadata
@@ -28,6 +33,7 @@ from stable_baselines3 import DQN, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import NormalActionNoise
+from stable_baselines3.common.vec_env import SubprocVecEnv
 from torch import nn
 
 from controllers.drl.checkpoint import FORMAT_PER_DER, MLP, save_policy
@@ -40,6 +46,7 @@ from cosim.scenario.loader import LoadedScenario
 ALGOS = ("sac", "td3", "dqn")
 CURVE_FIELDS = ("episode", "timesteps", "day", "return", *DAY_KPIS)
 MAX_DQN_ACTIONS = 4096
+SYNC_STEPS = 250  # vector steps between refreshes of the workers' copy of the per-DER actor
 
 
 class TrainError(ValueError):
@@ -65,6 +72,7 @@ class TrainConfig:
     dqn_levels: int = 5
     reward: RewardWeights = RewardWeights()
     per_der: bool = False  # one actor shared by every DER (always so for a distribution)
+    envs: int = 1  # environments stepped in parallel worker processes (1: in this process)
 
 
 @dataclass
@@ -77,6 +85,7 @@ class TrainResult:
     curve_png: Path
     wall_s: float
     episodes: int
+    env_steps: int  # transitions collected (`steps`, rounded up to a multiple of `envs`)
 
 
 class DiscreteActions(gym.ActionWrapper):
@@ -98,20 +107,25 @@ class DiscreteActions(gym.ActionWrapper):
 class CurveCallback(BaseCallback):
     """Collects one learning-curve row per finished day and reports progress."""
 
-    def __init__(self, on_progress: Callable[[int], None] | None):
+    def __init__(self, on_progress: Callable[[int], None] | None, sync: Callable[[], None] | None = None):
         super().__init__()
         self.rows: list[dict] = []
         self.on_progress = on_progress
-        self._return = 0.0
+        self.sync = sync
+        self._returns: np.ndarray | None = None
 
     def _on_step(self) -> bool:
-        self._return += float(self.locals["rewards"][0])
-        info = self.locals["infos"][0]
-        if self.locals["dones"][0]:
-            kpis = info.get("day_kpis", {})
+        rewards, dones = self.locals["rewards"], self.locals["dones"]
+        if self._returns is None:
+            self._returns = np.zeros(len(rewards))
+        self._returns += rewards
+        for i in np.flatnonzero(dones):  # every environment's finished days, in the order they end
+            info = self.locals["infos"][i]
             self.rows.append({"episode": len(self.rows) + 1, "timesteps": self.num_timesteps, "day": info.get("day"),
-                              "return": self._return, **kpis})
-            self._return = 0.0
+                              "return": float(self._returns[i]), **info.get("day_kpis", {})})
+            self._returns[i] = 0.0
+        if self.sync is not None and self.n_calls % SYNC_STEPS == 0:
+            self.sync()
         if self.on_progress is not None:
             self.on_progress(self.num_timesteps)
         return True
@@ -182,12 +196,54 @@ def _per_der_env(source: ScenarioSource, cfg: TrainConfig) -> PerDEREnv:
     return PerDEREnv(source, PerDERSpec(actions=("q", "p") if cfg.curtail else ("q",)), cfg.reward)
 
 
+def _env(source: ScenarioSource, cfg: TrainConfig) -> gym.Env:
+    """The environment `cfg` trains in: per-DER for a distribution or `per_der`, else `GridEnv`."""
+    if cfg.per_der or source.varies_layout:
+        return _per_der_env(source, cfg)
+    return GridEnv(source.loaded, curtail=cfg.curtail, events_per_day=cfg.events_per_day, weights=cfg.reward)
+
+
+class WorkerEnv(gym.Wrapper):
+    """A worker process's environment (DQN-discretised when asked); `share` hands a per-DER env its others' actor."""
+
+    def share(self, actor: Callable[[np.ndarray], np.ndarray]) -> None:
+        """Let the other DERs act with `actor` (a copy of the learner's)."""
+        self.env.unwrapped.others = actor
+
+
+def _worker_env(source: ScenarioSource, cfg: TrainConfig) -> gym.Env:
+    """What one `SubprocVecEnv` worker builds (in its own process)."""
+    env = _env(source, cfg)
+    return WorkerEnv(DiscreteActions(env, cfg.dqn_levels) if cfg.algo == "dqn" else env)
+
+
+class ActorCopy:
+    """The learner's deterministic actor (or Q-network with its action table) as `PerDEREnv.others`."""
+
+    def __init__(self, net: MLP, table: np.ndarray | None):
+        self.net, self.table = net, table
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            out = self.net(torch.as_tensor(features, dtype=torch.float32)).numpy()
+        return self.table[out.argmax(axis=1)] if self.table is not None else out
+
+
 def _share(model: BaseAlgorithm, env: PerDEREnv, table: np.ndarray | None) -> None:
     """Let the other DERs act with the learner's current (stochastic) policy."""
     def others(features: np.ndarray) -> np.ndarray:
         action = model.predict(features, deterministic=False)[0]
         return table[np.asarray(action, int)] if table is not None else action
     env.others = others
+
+
+def _merged(counts: list[dict]) -> dict:
+    """Per-key sums of the workers' counters (days drawn per feeder) or union of their notes."""
+    out: dict = {}
+    for c in counts:
+        for k, v in c.items():
+            out[k] = out.get(k, 0) + v if isinstance(v, int) else v
+    return out
 
 
 def _trained_on(env: gym.Env, source: ScenarioSource) -> dict:
@@ -213,24 +269,38 @@ def train(scenario: str | Path | LoadedScenario | ScenarioSource, cfg: TrainConf
         raise TrainError(f"unknown algorithm {cfg.algo!r}: expected one of {', '.join(ALGOS)}")
     if cfg.steps < 1:
         raise TrainError(f"--steps must be at least 1, got {cfg.steps}")
+    if cfg.envs < 1:
+        raise TrainError(f"--envs must be at least 1, got {cfg.envs}")
     torch.set_num_threads(1)  # small networks: one thread is fastest and leaves the other core free
     t0 = time.perf_counter()
     source = scenario if hasattr(scenario, "draw") else open_source(scenario, cfg.events_per_day)
     try:
-        if cfg.per_der or source.varies_layout:
-            env: gym.Env = _per_der_env(source, cfg)
+        env = _env(source, cfg)
+        if isinstance(env, PerDEREnv):
             env.reset(seed=cfg.seed)  # fails here, not inside SB3, when a drawn scenario has no DERs
-        else:
-            env = GridEnv(source.loaded, curtail=cfg.curtail, events_per_day=cfg.events_per_day, weights=cfg.reward)
     except NoGenerators as exc:
         raise TrainError(str(exc)) from None
     train_env: gym.Env = DiscreteActions(env, cfg.dqn_levels) if cfg.algo == "dqn" else env
-    model = _model(cfg, train_env)
     table = train_env.table if cfg.algo == "dqn" else None
-    if isinstance(env, PerDEREnv):
-        _share(model, env, table)
-    callback = CurveCallback(on_progress)
-    model.learn(total_timesteps=cfg.steps, callback=callback)
+    vec = (SubprocVecEnv([partial(_worker_env, source, cfg) for _ in range(cfg.envs)], start_method="fork")
+           if cfg.envs > 1 else None)  # fork: workers inherit the imports, start in well under a second
+    try:
+        model = _model(cfg, vec or train_env)  # SB3 seeds worker i with cfg.seed + i
+        sync = None
+        if vec is not None and isinstance(env, PerDEREnv):
+            def sync() -> None:
+                vec.env_method("share", ActorCopy(export_actor(model, cfg.algo), table))
+            sync()
+        elif isinstance(env, PerDEREnv):
+            _share(model, env, table)
+        callback = CurveCallback(on_progress, sync)
+        model.learn(total_timesteps=cfg.steps, callback=callback)
+        if vec is not None and isinstance(env, PerDEREnv):
+            env.feeder_days = _merged(vec.get_attr("feeder_days"))
+            env.engine_notes = _merged(vec.get_attr("engine_notes"))
+    finally:
+        if vec is not None:
+            vec.close()
     wall = time.perf_counter() - t0
     out_dir.mkdir(parents=True, exist_ok=True)
     net = export_actor(model, cfg.algo)
@@ -239,7 +309,7 @@ def train(scenario: str | Path | LoadedScenario | ScenarioSource, cfg: TrainConf
         **_trained_on(env, source),
         "action_table": table.tolist() if table is not None else None,
         "training": {**asdict(cfg), "wall_s": round(wall, 1), "episodes": len(callback.rows),
-                     "env_steps_per_s": round(cfg.steps / wall, 1),
+                     "env_steps_per_s": round(model.num_timesteps / wall, 1),
                      "days": f"random seeds in [0, {HELDOUT_BASE}); held-out days use {HELDOUT_BASE} + k",
                      "command": command},
         "versions": {"cosim-testbed": importlib_metadata.version("cosim-testbed"), "torch": torch.__version__,
@@ -250,4 +320,4 @@ def train(scenario: str | Path | LoadedScenario | ScenarioSource, cfg: TrainConf
     weights, meta_path = save_policy(out_dir / "policy", net, meta, **fmt)
     curve_csv, curve_png = out_dir / "learning_curve.csv", out_dir / "learning_curve.png"
     write_curve(callback.rows, curve_csv, curve_png)
-    return TrainResult(weights, meta_path, curve_csv, curve_png, wall, len(callback.rows))
+    return TrainResult(weights, meta_path, curve_csv, curve_png, wall, len(callback.rows), model.num_timesteps)

@@ -22,6 +22,8 @@ def train(scenario: Path = typer.Argument(..., help="scenario YAML file (episode
           events: float = typer.Option(0.0, "--events", help="random disruptions per training day (DER trips, load steps, clouds)"),
           per_der: bool = typer.Option(False, "--per-der", help="one actor shared by every DER (runs on any feeder and "
                                        "layout); always so for a distribution"),
+          envs: int = typer.Option(1, "--envs", help="environments stepped in parallel worker processes "
+                                    "(worker i seeded with seed + i)"),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
     """Train a deep-RL policy; writes policy.pt + policy.json and learning_curve.csv/.png."""
     import shlex
@@ -38,18 +40,20 @@ def train(scenario: Path = typer.Argument(..., help="scenario YAML file (episode
         fail(str(exc))
     name = source.loaded.scenario.name if isinstance(source, SingleScenario) else source.spec.name
     target = out_dir or default_out_dir(f"{name}-{algo}")
-    cfg = TrainConfig(algo=algo, steps=steps, seed=seed, curtail=curtail, events_per_day=events, per_der=per_der)
+    cfg = TrainConfig(algo=algo, steps=steps, seed=seed, curtail=curtail, events_per_day=events, per_der=per_der,
+                      envs=envs)
     command = shlex.join(["cosim", *sys.argv[1:]])
     progress, task = step_progress(f"{algo} on {name}", steps, quiet, refresh=4)
     with progress:
 
         def on_progress(k: int) -> None:
-            if k % 100 == 0 or k == steps:
+            if k % 100 < envs or k >= steps:
                 progress.update(task, completed=k)
 
         try:
             result = train_policy(source, cfg, target, command, on_progress)
         except TrainError as exc:
             fail(str(exc))
-    out.print(f"trained {algo} for {steps} steps ({result.episodes} days) in {result.wall_s:.0f} s\n"
+    out.print(f"trained {algo} for {steps} steps ({result.episodes} days) in {result.wall_s:.0f} s "
+              f"({result.env_steps / result.wall_s:.0f} env steps/s, {envs} env{'s' * (envs > 1)})\n"
               f"policy: {result.policy} + {result.metadata.name}\nlearning curve: {result.curve_csv}, {result.curve_png}")
