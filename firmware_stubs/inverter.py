@@ -1,7 +1,8 @@
-"""PV inverter firmware stub (SunSpec models 1, 103, 123 + vendor block).
+"""PV inverter firmware stub (SunSpec models 1, 103, 123, IEEE 1547-2018 models 701, 702, 704, 705, 706 + vendor block).
 
 Register map: ``hil/maps/inverter.yaml`` -- ``SunS`` at 40000, model 1 at
-40002, model 103 at 40070, model 123 at 40122, end model at 40148; vendor
+40002, model 103 at 40070, model 123 at 40122, 701 at 40148, 702 at 40303,
+704 at 40355, 705 at 40422, 706 at 40473, end model at 40506; vendor
 block at 41000 with the heartbeat (41000), the watchdog counter (41001), the
 simulation inputs written by the co-simulation -- ``PAvail`` (available PV
 power, W, float32 at 41002), ``VTermPu`` (terminal voltage, pu, float32 at
@@ -26,6 +27,27 @@ Firmware logic (every tick):
   producing (5 THROTTLED when the limit binds, 2 SLEEPING without PV power,
   1 OFF when disconnected).
 
+IEEE 1547-2018 functions (:mod:`firmware_stubs.der1547`):
+
+* volt-var (705, ``M705_Ena=1``): Q follows the active curve 1 (V in % of VNom shifted by
+  ``VRef - 100``, Q in % of the ``DeptRef`` quantity) through a first-order response with the
+  curve's open-loop response time ``RspTms`` (90 % of a step after RspTms s); it replaces the
+  model 123 VAr percent (a fixed PF, ``OutPFSet_Ena``, keeps precedence);
+* volt-watt (706, ``M706_Ena=1``): the active power is limited to curve 1 (W in % of WMax or of
+  the available power), with the same response;
+* ``AdptCrvReq=n`` copies curve n into the active curve 1 (``AdptCrvRslt`` 1 COMPLETED, 2 FAILED);
+* 704 ``WMaxLimPctEna``/``WMaxLimPct`` limit the active power like model 123 (the lower wins);
+  its other points are stored, not acted on;
+* fixed trip settings (voltage Category II, frequency defaults, ``der1547.TRIPS``): the DER ceases
+  to energize, sets the event bit in Evt1 / ``M701_Alrm`` (cleared on entering service again) and
+  St = 7 FAULT while out of the enter-service window; below 0.5 pu it
+  exports nothing at once (momentary cessation);
+* enter service after a trip or a reconnect (``Conn`` 0 -> 1): voltage and frequency within the
+  enter-service window for ``--es-delay`` s (St = 3 STARTING), then the output limit ramps from 0
+  to WMax in ``--es-ramp`` s; the stub starts in service;
+* 701 mirrors the measurements (energy as TotWhInj, var-hours as TotVarhInj/Abs) and the state,
+  702 the nameplate.
+
 Watchdog safe default: the power limit, VAr percent and fixed PF controls
 revert to their defaults (100 % / disabled); ``Conn`` is kept.
 """
@@ -37,12 +59,19 @@ import math
 import sys
 from typing import Any
 
+from . import der1547
 from .cli import main
 from .device import DeviceStub, fit_sf
 
 SQRT3 = math.sqrt(3.0)
 
-ST_OFF, ST_SLEEPING, ST_MPPT, ST_THROTTLED = 1, 2, 4, 5
+ST_OFF, ST_SLEEPING, ST_STARTING, ST_MPPT, ST_THROTTLED, ST_FAULT = 1, 2, 3, 4, 5, 7
+#: model 701 InvSt values
+INV_OFF, INV_SLEEPING, INV_STARTING, INV_RUNNING, INV_THROTTLED, INV_FAULT = 0, 1, 2, 3, 4, 6
+#: model 701 ThrotSrc bits
+THROT_MAX_W, THROT_VOLT_WATT = 1 << 0, 1 << 10
+#: curve-point names of the two curve models (the dependent value's point name)
+CURVES = {705: "Var", 706: "W"}
 
 _WLIM_POINTS = {"WMaxLimPct", "WMaxLim_Ena"}
 _VAR_POINTS = {"VArWMaxPct", "VArMaxPct", "VArAvalPct", "VArPct_Mod", "VArPct_Ena"}
@@ -52,7 +81,7 @@ _PF_POINTS = {"OutPFSet", "OutPFSet_Ena"}
 class InverterStub(DeviceStub):
     name = "inverter"
     map_file = "inverter.yaml"
-    description = "Three-phase PV inverter firmware stub, SunSpec models 1/103/123 over Modbus-TCP"
+    description = "Three-phase PV inverter firmware stub, SunSpec models 1/103/123/701/702/704/705/706 over Modbus-TCP"
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -66,6 +95,10 @@ class InverterStub(DeviceStub):
         )
         parser.add_argument("--priority", choices=["p", "q"], default="p", help="capability priority (default p)")
         parser.add_argument("--serial", default=None, help="serial number (model 1 SN)")
+        parser.add_argument("--es-delay", type=float, default=300.0,
+                            help="enter-service delay in s after a trip or reconnect (IEEE 1547 default 300)")
+        parser.add_argument("--es-ramp", type=float, default=300.0,
+                            help="enter-service ramp time in s from 0 to WMax (IEEE 1547 default 300)")
 
     # ------------------------------------------------------------------ #
     def setup(self, now: float) -> None:
@@ -92,8 +125,15 @@ class InverterStub(DeviceStub):
             "DCV_SF": fit_sf(1.2 * self.dc_v, 65534),
             "DCA_SF": fit_sf(1.2 * s_max / self.dc_v, 65534),
         }
+        sfs |= {"M701_W_SF": sfs["W_SF"], "M701_VA_SF": sfs["VA_SF"], "M701_Var_SF": sfs["VAr_SF"],
+                "M701_V_SF": fit_sf(2.2 * self.v_nom, 65534),
+                "M701_A_SF": fit_sf(1.2 * 2.0 * SQRT3 * self.va_max / self.v_nom),
+                "M702_W_SF": fit_sf(s_max, 65534), "M702_VA_SF": fit_sf(s_max, 65534), "M702_Var_SF": fit_sf(s_max, 65534),
+                "M702_V_SF": fit_sf(2.2 * self.v_nom, 65534), "M702_A_SF": fit_sf(1.2 * SQRT3 * self.va_max / self.v_nom, 65534),
+                "M704_WSet_SF": sfs["W_SF"], "M704_VarSet_SF": sfs["VAr_SF"]}
         for k, v in sfs.items():
             self.set(k, v)
+        self._nameplate_702()
         self.set("WMax", round(self.w_max))
         self.set("VAMax", round(self.va_max))
         self.set("VArMax", round(self.var_max))
@@ -118,6 +158,10 @@ class InverterStub(DeviceStub):
         self.t_var: float | None = None
         self.t_pf: float | None = None
         self.t_conn: float | None = None
+        self.protection = der1547.Protection(max(0.0, float(o.es_delay)), max(0.0, float(o.es_ramp)))
+        self.q_vv: float | None = None  # volt-var response state (var), None while disabled
+        self.p_vw: float | None = None  # volt-watt response state (W limit), None while disabled
+        self.varh_inj = self.varh_abs = 0.0
         self.log.info(
             "nameplate: WMax=%.0f W VA=%.0f VArMax=%.0f VNom=%.1f V Hz=%g ramp=%g %%/s priority=%s",
             self.w_max,
@@ -130,9 +174,23 @@ class InverterStub(DeviceStub):
         )
         self._update_measurements(0.0)
 
+    def _nameplate_702(self) -> None:
+        """Model 702: ratings and settings from the nameplate (settings are stored, not acted on)."""
+        i_max = SQRT3 * self.va_max / self.v_nom
+        pf = self.w_max / math.hypot(self.w_max, self.var_max)
+        for pre in ("Rtg", ""):
+            vals = {"WMax": self.w_max, "VAMax": self.va_max, "VarMaxInj": self.var_max, "VarMaxAbs": self.var_max,
+                    "VNom": self.v_nom, "VMax": 1.2 * self.v_nom, "VMin": 0.45 * self.v_nom, "AMax": i_max,
+                    "PFOvrExt": pf, "PFUndExt": pf}
+            for k, v in vals.items():
+                self.set(f"M702_{k}{pre}", v)
+
     # ------------------------------------------------------------------ #
     def on_write(self, values: dict[str, Any], now: float) -> None:
         keys = set(values)
+        for model in CURVES:
+            if f"M{model}_AdptCrvReq" in keys:
+                self._adopt_curve(model, int(values[f"M{model}_AdptCrvReq"]))
         if keys & _WLIM_POINTS:
             self.t_wlim = now
         if keys & _VAR_POINTS:
@@ -142,6 +200,51 @@ class InverterStub(DeviceStub):
         if "Conn" in keys:
             self.t_conn = now
             self.log.info("connection control: %s", "CONNECT" if values["Conn"] else "DISCONNECT")
+
+    def _adopt_curve(self, model: int, n: int) -> None:
+        """AdptCrvReq=n: copy curve n into the active curve 1 (COMPLETED), FAILED for an unknown curve."""
+        pre = f"M{model}_"
+        if not 1 <= n <= int(self.get(pre + "NCrv")):
+            self.set(pre + "AdptCrvRslt", 2)
+            self.log.info("model %d: AdptCrvReq=%d: no such curve", model, n)
+            return
+        for p in self.image.map.points:
+            if p.name.startswith(f"{pre}Crv{n}_") and not p.name.endswith("_ReadOnly"):
+                self.image.set_raw(p.name.replace(f"Crv{n}_", "Crv1_", 1), self.image.raw(p.name))
+        self.set(pre + "AdptCrvRslt", 1)
+        self.log.info("model %d: curve %d adopted as the active curve", model, n)
+
+    def _curve(self, model: int) -> tuple[list[tuple[float, float]], int, float]:
+        """The active curve 1 of model 705/706: (points as (V %, dependent %), DeptRef, RspTms in s)."""
+        pre, y = f"M{model}_Crv1_", CURVES[model]
+        n = max(1, min(int(self.get(pre + "ActPt") or 1), int(self.get(f"M{model}_NPt"))))
+        pts = sorted((float(self.get(f"{pre}Pt{i}_V") or 0.0), float(self.get(f"{pre}Pt{i}_{y}") or 0.0))
+                     for i in range(1, n + 1))
+        return pts, int(self.get(pre + "DeptRef") or 0), float(self.get(pre + "RspTms") or 0.0)
+
+    def _volt_var(self, v_pct: float, p: float, dt: float) -> float | None:
+        """The volt-var response (var) at the terminal voltage, None when 705 is disabled."""
+        if not self.get("M705_Ena"):
+            self.q_vv = None
+            return None
+        pts, ref, t_ol = self._curve(705)
+        v_ref = float(self.get("M705_Crv1_VRef") or 100.0)
+        base = {0: self.w_max, 1: self.var_max, 2: min(self.var_max, math.sqrt(max(0.0, self.va_max**2 - p**2))),
+                3: self.va_max}.get(ref, self.var_max)
+        target = der1547.curve(pts, v_pct - (v_ref - 100.0)) / 100.0 * base
+        self.q_vv = der1547.lag(self.q_eff if self.q_vv is None else self.q_vv, target, dt, t_ol)
+        return self.q_vv
+
+    def _volt_watt(self, v_pct: float, p_avail: float, dt: float) -> float:
+        """The volt-watt limit (W) at the terminal voltage, infinite when 706 is disabled."""
+        if not self.get("M706_Ena"):
+            self.p_vw = None
+            return math.inf
+        pts, ref, t_ol = self._curve(706)
+        base = p_avail if ref == 1 else self.w_max
+        target = der1547.curve(pts, v_pct) / 100.0 * base
+        self.p_vw = der1547.lag(self.p_out if self.p_vw is None else self.p_vw, target, dt, t_ol)
+        return self.p_vw
 
     def _revert_wlim(self, why: str) -> None:
         if self.get("WMaxLim_Ena") or self.get("WMaxLimPct") != 100.0:
@@ -186,9 +289,9 @@ class InverterStub(DeviceStub):
 
     # ------------------------------------------------------------------ #
     def _step_limit(self, dt: float) -> None:
-        ena = int(self.get("WMaxLim_Ena") or 0)
-        pct = float(self.get("WMaxLimPct") or 0.0)
-        target = min(1.0, max(0.0, pct / 100.0)) * self.w_max if ena else self.w_max
+        pcts = [float(self.get(pct) or 0.0) for ena, pct in (("WMaxLim_Ena", "WMaxLimPct"),
+                                                              ("M704_WMaxLimPctEna", "M704_WMaxLimPct")) if self.get(ena)]
+        target = min(1.0, max(0.0, min(pcts, default=100.0) / 100.0)) * self.w_max
         if target != self.lim_target:
             if target < self.lim_w:
                 # ramp down from the present output, not through headroom
@@ -225,13 +328,24 @@ class InverterStub(DeviceStub):
     def tick(self, now: float, dt: float) -> None:
         self._reversion(now)
         self._step_limit(dt)
+        hz_nom = float(self.options.hz)
+        self.protection.update(max(0.0, float(self.get("VTermPu") or 0.0)),
+                               float(self.get("HzIn") or hz_nom) / hz_nom, bool(self.get("Conn")), dt)
         self._update_measurements(dt)
 
     def _update_measurements(self, dt: float) -> None:
+        prot = self.protection
+        v_pu = max(0.0, float(self.get("VTermPu") or 0.0))
         connected = bool(self.get("Conn"))
+        energized = connected and not prot.tripped and v_pu >= der1547.CESSATION_PU
         p_avail = max(0.0, float(self.get("PAvail") or 0.0))
-        p = min(p_avail, self.lim_w) if connected else 0.0
+        p_vw = self._volt_watt(100.0 * v_pu, p_avail, dt)
+        p_lim = min(self.lim_w, p_vw, prot.level * self.w_max)
+        p = min(p_avail, p_lim) if energized else 0.0
+        q_vv = self._volt_var(100.0 * v_pu, p, dt)
         q_req, immediate, key = self._q_request(p)
+        if q_vv is not None and key[0] != "pf":
+            q_req, immediate, key = q_vv, True, ("vv",)
         q_req = max(-self.var_max, min(self.var_max, q_req))
         if immediate:
             self.q_eff = q_req
@@ -246,7 +360,7 @@ class InverterStub(DeviceStub):
             self.q_target = q_req
             self.q_eff = _approach(self.q_eff, self.q_target, self.q_rate * dt)
         self.q_mode_key = key
-        q = self.q_eff if connected else 0.0
+        q = self.q_eff if energized else 0.0
         # capability: sqrt(P^2 + Q^2) <= VA rating
         if self.q_priority:
             q = max(-self.va_max, min(self.va_max, q))
@@ -258,15 +372,20 @@ class InverterStub(DeviceStub):
         self.p_out = p
         s = math.hypot(p, q)
         self.energy_wh += p * dt / 3600.0
+        self.varh_inj += max(0.0, q) * dt / 3600.0
+        self.varh_abs += max(0.0, -q) * dt / 3600.0
 
-        v_pu = max(0.0, float(self.get("VTermPu") or 0.0))
         v_ll = v_pu * self.v_nom
         v_ph = v_ll / SQRT3
         i_ph = s / (3.0 * v_ph) if v_ph > 1.0 else 0.0
         pf = 100.0 if s < 1e-6 else (p / s * 100.0) * (-1.0 if q < 0 else 1.0)
-        throttled = connected and p_avail > p + max(1e-6 * self.w_max, 1.0)
+        throttled = energized and p_avail > p + max(1e-6 * self.w_max, 1.0)
         if not connected:
             st = ST_OFF
+        elif prot.faulted:
+            st = ST_FAULT
+        elif prot.starting:
+            st = ST_STARTING
         elif p_avail <= 0.0:
             st = ST_SLEEPING
         elif throttled:
@@ -274,7 +393,7 @@ class InverterStub(DeviceStub):
         else:
             st = ST_MPPT
         dcw = p
-        dcv = self.dc_v if p_avail > 0 and connected else 0.0
+        dcv = self.dc_v if p_avail > 0 and energized else 0.0
         dca = dcw / dcv if dcv > 0 else 0.0
         hz = float(self.get("HzIn") or self.options.hz)
         tmp = 25.0 + 15.0 * p / self.w_max
@@ -305,9 +424,23 @@ class InverterStub(DeviceStub):
             "St": st,
             "WLimEff": self.lim_w,
             "VArSet": self.q_eff,
+            "Evt1": prot.events,
         }
         for k, v in vals.items():
             self.set(k, v)
+        inv_st = {ST_OFF: INV_OFF, ST_SLEEPING: INV_SLEEPING, ST_STARTING: INV_STARTING, ST_MPPT: INV_RUNNING,
+                  ST_THROTTLED: INV_THROTTLED, ST_FAULT: INV_FAULT}[st]
+        throt = (THROT_VOLT_WATT if throttled and p_vw <= p + 1.0 else 0) | (THROT_MAX_W if throttled and self.lim_w <= p + 1.0 else 0)
+        m701 = {"St": int(energized), "InvSt": inv_st, "ConnSt": int(energized), "Alrm": prot.events,
+                "W": p, "VA": s, "Var": q, "PF": pf / 100.0, "A": 3.0 * i_ph, "LLV": v_ll, "LNV": v_ph, "Hz": hz,
+                "TotWhInj": int(self.energy_wh) % (1 << 32), "TotVarhInj": int(self.varh_inj) % (1 << 32),
+                "TotVarhAbs": int(self.varh_abs) % (1 << 32), "TmpCab": tmp, "TmpSnk": vals["TmpSnk"], "TmpOt": 25.0,
+                "ThrotPct": 100.0 * (1.0 - p / p_avail) if throttled and p_avail > 0 else 0.0, "ThrotSrc": throt}
+        for ph, (ll, nxt) in enumerate((("L1L2", 2), ("L2L3", 3), ("L3L1", 1)), 1):
+            m701 |= {f"WL{ph}": p / 3.0, f"VAL{ph}": s / 3.0, f"VarL{ph}": q / 3.0, f"PFL{ph}": pf / 100.0,
+                     f"AL{ph}": i_ph, f"V{ll}": v_ll, f"VL{ph}": v_ph}
+        for k, v in m701.items():
+            self.set(f"M701_{k}", v)
 
 
 def _approach(x: float, target: float, step: float) -> float:

@@ -164,9 +164,14 @@ def test_sunspec_scan_finds_models(start_stub):
             (1, 40002, 66),
             (103, 40070, 50),
             (123, 40122, 24),
-            (0xFFFF, 40148, 0),
+            (701, 40148, 153),
+            (702, 40303, 50),
+            (704, 40355, 65),
+            (705, 40422, 49),
+            (706, 40473, 31),
+            (0xFFFF, 40506, 0),
         ]
-        common, inv, ctl, end = models
+        common, inv, ctl, *_, end = models
         assert end.is_end
         assert common.points["Mn"] == "CosimTestbed" and common.points["SN"] == "INV-42"
         assert inv.points["Hz"] == 50.0 and inv.points["PhVphA"] == pytest.approx(230.9, abs=0.1)
@@ -188,6 +193,11 @@ def test_sunspec_reference_client(start_stub):
             (1, 40002, 66),
             (103, 40070, 50),
             (123, 40122, 24),
+            (701, 40148, 153),
+            (702, 40303, 50),
+            (704, 40355, 65),
+            (705, 40422, 49),
+            (706, 40473, 31),
         ]
         assert dev.common[0].Mn.value == "CosimTestbed"
         ctl = dev.controls[0]
@@ -286,7 +296,7 @@ def test_rejected_writes_change_nothing(start_stub):
     async def go():
         async with modbus(inv) as c:
             before = await snapshot(c, mi)
-            assert await exception_code(c.write_register(40500, 1, device_id=1)) == 2  # unmapped
+            assert await exception_code(c.write_register(40600, 1, device_id=1)) == 2  # unmapped
             assert await exception_code(c.write_registers(40148, [1, 2], device_id=1)) == 2  # end marker (r)
             assert await exception_code(c.write_register(mi["W"].address, 7, device_id=1)) == 2  # read-only
             assert await exception_code(c.write_register(mi["WMaxLimPct"].address, 1500, device_id=1)) == 3

@@ -96,8 +96,8 @@ def test_the_sunspec_chain_is_closed():
     m = load_map(MAPS_DIR / "inverter.yaml")
     assert m["SunS"].address == 40000 and m["SunS"].default == "SunS"
     assert m["M1_ID"].address == 40002
-    assert m["End_ID"].address == 40148 and m["End_ID"].default == 0xFFFF
-    assert m["End_L"].address == 40149 and m["End_L"].default == 0
+    assert m["End_ID"].address == 40506 and m["End_ID"].default == 0xFFFF
+    assert m["End_L"].address == 40507 and m["End_L"].default == 0
     assert MODEL_LENGTHS == {1: 66, 103: 50, 123: 24}
     # the vendor block lies outside the chain
     for name in ("Heartbeat", "PAvail", "VTermPu", "HzIn"):
@@ -341,8 +341,9 @@ def test_decode_is_finite_for_defaults():
     for dev in DEVICES:
         m = load_map(MAPS_DIR / f"{dev}.yaml")
         img = _image_of(m)
+        sfs = {q.name: q.default for q in m.points if q.type == "sunssf"}  # a block may end before its points' sf
         for start, count in m.blocks():
-            vals = decode_registers(m, start, [img[a] for a in range(start, start + count)])
+            vals = decode_registers(m, start, [img[a] for a in range(start, start + count)], sfs)
             for p in m.points:
                 if p.name == "End_ID" and p.name in vals:  # 0xFFFF is also the SunSpec "not implemented" uint16
                     assert vals[p.name] is None
