@@ -104,9 +104,9 @@ def degradation(metrics: dict, allowed_share: float) -> str:
 
 
 def _baseline(loaded: LoadedScenario, path: Path, on_step: Callable[[int], None]) -> pd.DataFrame | None:
-    """The same scenario without its events (same seed, sensor noise and controller), for impact
+    """The same scenario without its events and failures (same seed, sensor noise and controller), for impact
     differences; None if it fails (the impact table then compares with the state before each event)."""
-    clean = replace(loaded, scenario=loaded.scenario.model_copy(update={"events": []}),
+    clean = replace(loaded, scenario=loaded.scenario.model_copy(update={"events": [], "failures": None}),
                     feeder=load_feeder(loaded.scenario.grid.feeder, loaded.base_dir))
     recording = None
     try:

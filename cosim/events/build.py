@@ -1,12 +1,13 @@
 """Scenario events -> one `Schedule`, and the feeder-aware checks the loader reports as problems.
 
-Explicit entries are resolved in file order, then `random:` entries expand around them; events
-are numbered 1.. by start time. Every problem names the entry and key at fault.
+Explicit entries are resolved in file order, then `random:` entries and the `failures:` models
+(`cosim.events.failures`) expand around them; events are numbered 1.. by start time. Every problem names the entry and key at fault.
 """
 
 from __future__ import annotations
 
 from cosim.detection.network import MAX_BUSES, plan_for
+from cosim.events.failures import failure_outages
 from cosim.events.models import RandomEvents
 from cosim.events.randomize import expand
 from cosim.events.schedule import EventProblem, Schedule, ScheduledEvent, conflict, resolve
@@ -25,7 +26,7 @@ def metered_signals(scn: Scenario, feeder: Feeder) -> tuple[str, ...]:
 
 def build_schedule(scn: Scenario, feeder: Feeder) -> tuple[Schedule, list[tuple[tuple, str]]]:
     """The schedule of `scn` and the problems found as (path in the scenario, message)."""
-    if not scn.events:  # nothing to place: skip naming the grid (the RL environment builds one per day)
+    if not scn.events and scn.failures is None:  # nothing to place: skip naming the grid (RL builds one per day)
         return Schedule((), scn.clock.step), []
     cat = Catalog.of(scn, feeder)
     metered = metered_signals(scn, feeder)
@@ -51,10 +52,26 @@ def build_schedule(scn: Scenario, feeder: Feeder) -> tuple[Schedule, list[tuple[
             placed += expand(spec.random, i, scn, cat, metered, placed)
         except EventProblem as exc:
             problems.append((("events", i, *exc.key.split(".")), exc.message))
+    if scn.failures is not None:
+        try:
+            placed += _failures(scn, cat, metered, placed)
+        except EventProblem as exc:
+            problems.append((("failures", *exc.key.split(".")), exc.message))
     ordered = sorted(placed, key=lambda e: (e.start, e.origin))
     numbered = tuple(ScheduledEvent(e.spec, e.path, e.start, e.end, e.targets, e.origin, n + 1)
                      for n, e in enumerate(ordered))
     return Schedule(numbered, scn.clock.step), problems
+
+
+def _failures(scn: Scenario, cat: Catalog, metered: tuple[str, ...],
+              taken: list[ScheduledEvent]) -> list[ScheduledEvent]:
+    """The outages the `failures:` models draw, less those that clash with events already scheduled."""
+    out: list[ScheduledEvent] = []
+    for spec in failure_outages(scn.failures, cat, scn.clock.step, scn.clock.n_steps, scn.seed):
+        event = resolve(spec, cat, scn.clock, metered, ("failures", spec.kind))
+        if all(conflict(e, event) is None for e in taken):
+            out.append(event)
+    return out
 
 
 def _detector_problems(scn: Scenario, feeder: Feeder) -> list[tuple[tuple, str]]:

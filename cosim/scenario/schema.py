@@ -168,6 +168,7 @@ class Bound(Strict):
 # Each event kind's model lives in its module under cosim/events/kinds/ (see cosim/events/registry.py);
 # the union, the kind lists and the random-schedule models are generated from that registry.
 from cosim.events.models import Event  # noqa: E402
+from cosim.events.failures import Failures  # noqa: E402
 
 
 # The detector blocks live in cosim/detection/ (one module per kind under cosim/detection/kinds/).
@@ -209,6 +210,7 @@ class Scenario(Strict):
     generators: list[Generator] = []
     controller: Controller = Controller()
     events: list[Event] = []
+    failures: Failures | None = None
     detector: DetectorSpec | None = None
     detectors: list[DetectorSpec] = []
     impact: Impact = Impact()
