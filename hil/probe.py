@@ -82,7 +82,7 @@ async def read_map(host: str, port: int, unit: int, regmap: RegisterMap, timeout
 
 
 async def read_sunspec(host: str, port: int, unit: int, timeout: float = 1.0) -> list[Reading]:
-    """The SunSpec model chain: every point of the known models (1, 103, 123), decoded."""
+    """The SunSpec model chain: every point of the known models (1, 103, 123), decoded; one line per other model."""
     client = await _connect(host, port, unit, timeout)
     try:
         try:
@@ -95,7 +95,11 @@ async def read_sunspec(host: str, port: int, unit: int, timeout: float = 1.0) ->
             raise ProbeError(f"{host}:{port} unit {unit}: {exc}") from None
         out = []
         for m in models:
-            if m.is_end or not m.points:
+            if m.is_end:
+                continue
+            if not m.points:  # e.g. the IEEE 1547 models 701-706: found, decoded only with --map
+                out.append(Reading(f"model {m.id}", "(not decoded)", m.address, f"{m.length} registers, use --map", "",
+                                   "r"))
                 continue
             rmap = model_map(m.id, m.address)
             for p in rmap.points[2:]:

@@ -133,6 +133,18 @@ def test_volt_var_step_through_pysunspec2(stub):
         dev.close()
 
 
+def test_probe_finds_and_decodes_1547_models(stub):
+    """`cosim probe` lists the models its scanner does not decode, and decodes them with the map."""
+    from hil.probe import probe
+
+    rows = probe(stub.host, int(stub.port))
+    assert [(r.group, r.address) for r in rows if r.name == "(not decoded)"] == [
+        ("model 701", 40148), ("model 702", 40303), ("model 704", 40355), ("model 705", 40422), ("model 706", 40473)]
+    values = {r.name: r.value for r in probe(stub.host, int(stub.port), regmap=MAP)}
+    assert values["M705_Crv1_Pt1_V"] == 92.0 and values["M706_Crv1_Pt2_V"] == 110.0
+    assert values["M702_WMaxRtg"] == 1e6 and values["M701_LLV"] == 400.0
+
+
 def _float32(x: float) -> bytes:
     import struct
 
