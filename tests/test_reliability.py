@@ -27,6 +27,7 @@ from cosim.events.targets import Catalog
 from cosim.grid.feeders import load_feeder
 from cosim.metrics import METRICS, customers_of, reliability_indices
 from cosim.recording import Recording
+from cosim.scenario.limits import MAX_EVENTS
 from cosim.scenario.loader import load_scenario
 from cosim.scenario.schema import Scenario
 from cosim.world import run_world
@@ -139,7 +140,7 @@ def _scenario(text: str, **update) -> Scenario:
 
 def _line_outages(scn: Scenario) -> list:
     return failure_outages(scn.failures, Catalog.of(scn, load_feeder("ieee33")), scn.clock.step, scn.clock.n_steps,
-                           scn.seed)
+                           scn.seed, MAX_EVENTS)
 
 
 def test_failure_draws_are_seeded_and_follow_the_rate():
@@ -199,3 +200,13 @@ def test_a_repair_time_off_the_step_grid_is_one_paragraph_and_exit_2(tmp_path):
     assert result.exit_code == 2
     assert "failures.lines.repair" in result.output and "not a whole number of steps" in result.output
     assert "Traceback" not in result.output
+
+
+def test_failure_rates_that_draw_too_many_outages_are_refused(tmp_path):
+    """200 per line and year on 32 lines over 6 h is ~4 outages; 10,000 over 365 days is ~320,000 > MAX_EVENTS."""
+    path = tmp_path / "many.yaml"
+    text = FAILURES.replace("rate_per_year: 200", "rate_per_year: 10000").replace("6h, step: 5min", "365d, step: 1h")
+    path.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(app, ["run", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "failures.lines.rate_per_year" in result.output and "MAX_EVENTS" in result.output

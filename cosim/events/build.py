@@ -14,6 +14,7 @@ from cosim.events.schedule import EventProblem, Schedule, ScheduledEvent, confli
 from cosim.events.targets import Catalog, measurement_model
 from cosim.grid.feeders import Feeder
 from cosim.scenario.errors import Problem, field_path
+from cosim.scenario.limits import MAX_EVENTS
 from cosim.scenario.schema import Scenario
 from cosim.scenario.yamlpos import line_for
 
@@ -67,7 +68,7 @@ def _failures(scn: Scenario, cat: Catalog, metered: tuple[str, ...],
               taken: list[ScheduledEvent]) -> list[ScheduledEvent]:
     """The outages the `failures:` models draw, less those that clash with events already scheduled."""
     out: list[ScheduledEvent] = []
-    for spec in failure_outages(scn.failures, cat, scn.clock.step, scn.clock.n_steps, scn.seed):
+    for spec in failure_outages(scn.failures, cat, scn.clock.step, scn.clock.n_steps, scn.seed, MAX_EVENTS):
         event = resolve(spec, cat, scn.clock, metered, ("failures", spec.kind))
         if all(conflict(e, event) is None for e in taken):
             out.append(event)

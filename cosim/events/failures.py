@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable
 
 from pydantic import Field
 
-from cosim.events.base import _Event, whole_steps
+from cosim.events.base import EventProblem, _Event, whole_steps
 from cosim.events.kinds.dg_trip import DGTrip
 from cosim.events.kinds.line_outage import LineOutage
 from cosim.events.kinds.trafo_outage import TrafoOutage
@@ -55,14 +55,24 @@ _CLASSES: dict[str, tuple[Callable[["Catalog"], list], Callable[[object, float, 
 }
 
 
-def failure_outages(failures: Failures, cat: "Catalog", step_s: float, n_steps: int, seed: int) -> list[_Event]:
-    """The outage events the failure models draw over a run of `n_steps` steps; EventProblem for a bad repair time."""
+def failure_outages(failures: Failures, cat: "Catalog", step_s: float, n_steps: int, seed: int,
+                    limit: int) -> list[_Event]:
+    """The outage events the failure models draw over a run of `n_steps` steps; EventProblem for a repair
+    time off the step grid or more than about `limit` expected outages."""
     out: list[_Event] = []
+    expected = 0.0
     for name, (elements, outage) in _CLASSES.items():
         model: FailureModel | None = getattr(failures, name)
         if model is None:
             continue
         repair = whole_steps(model.repair, step_s, f"{name}.repair", "repair time")
+        years = n_steps * step_s / YEAR_S
+        expected += model.rate_per_year * years * len(elements(cat))
+        if expected > limit:
+            raise EventProblem(f"{name}.rate_per_year",
+                               f"{model.rate_per_year:g} failures per element and year on {len(elements(cat))} "
+                               f"{name} over {years * 365.25:g} days draw about {expected:,.0f} outages; a run is "
+                               f"limited to {limit:,} events (limit MAX_EVENTS)")
         rng = rng_for(seed if failures.seed is None else failures.seed, "failures", name)
         mean_steps = YEAR_S / model.rate_per_year / step_s
         for element in elements(cat):
