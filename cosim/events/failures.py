@@ -66,16 +66,16 @@ def failure_outages(failures: Failures, cat: "Catalog", step_s: float, n_steps: 
         if model is None:
             continue
         repair = whole_steps(model.repair, step_s, f"{name}.repair", "repair time")
-        years = n_steps * step_s / YEAR_S
-        expected += model.rate_per_year * years * len(elements(cat))
+        found, years = elements(cat), n_steps * step_s / YEAR_S
+        expected += model.rate_per_year * years * len(found)
         if expected > limit:
             raise EventProblem(f"{name}.rate_per_year",
-                               f"{model.rate_per_year:g} failures per element and year on {len(elements(cat))} "
+                               f"{model.rate_per_year:g} failures per element and year on {len(found)} "
                                f"{name} over {years * 365.25:g} days draw about {expected:,.0f} outages; a run is "
                                f"limited to {limit:,} events (limit MAX_EVENTS)")
         rng = rng_for(seed if failures.seed is None else failures.seed, "failures", name)
         mean_steps = YEAR_S / model.rate_per_year / step_s
-        for element in elements(cat):
+        for element in found:
             k = 0.0  # the element is in service from step k on
             while (k := k + rng.exponential(mean_steps)) < n_steps:
                 start = int(k)
