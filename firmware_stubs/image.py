@@ -21,6 +21,7 @@ class RegisterImage:
 
     def __init__(self, regmap: RegisterMap):
         self.map = regmap
+        self.points: dict[str, Point] = {p.name: p for p in regmap.points}  # plain dict: the firmware's hot path
         self.regs: dict[int, int] = {a: 0 for p in regmap.points for a in range(p.address, p.end)}
         for p in sorted(regmap.points, key=lambda q: q.type != "sunssf"):  # scale factors first
             if p.default is not None:
@@ -32,12 +33,12 @@ class RegisterImage:
 
     def raw(self, name: str) -> list[int]:
         """The raw registers of a point."""
-        p = self.map[name]
+        p = self.points[name]
         return [self.regs[a] for a in range(p.address, p.end)]
 
     def set_raw(self, name: str, registers: Sequence[int]) -> None:
         """Set the raw registers of a point."""
-        p = self.map[name]
+        p = self.points[name]
         if len(registers) != p.size:
             raise ValueError(f"{name}: needs {p.size} registers")
         for i, r in enumerate(registers):
@@ -47,15 +48,15 @@ class RegisterImage:
         """The present value of the point's scale factor (None without one)."""
         if point.sf is None:
             return None
-        v = decode(self.map[point.sf], self.raw(point.sf))
+        v = decode(self.points[point.sf], self.raw(point.sf))
         return None if v is None else int(v)  # type: ignore[arg-type]
 
     def get(self, name: str) -> Any:
         """A point's engineering value."""
-        p = self.map[name]
+        p = self.points[name]
         return decode(p, self.raw(name), self.sf(p))
 
     def set(self, name: str, value: Any) -> None:
         """Set a point's engineering value (saturating at the register type)."""
-        p = self.map[name]
+        p = self.points[name]
         self.set_raw(name, encode_clamped(p, value, self.sf(p)))

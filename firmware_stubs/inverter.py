@@ -162,6 +162,7 @@ class InverterStub(DeviceStub):
         self.q_vv: float | None = None  # volt-var response state (var), None while disabled
         self.p_vw: float | None = None  # volt-watt response state (W limit), None while disabled
         self.varh_inj = self.varh_abs = 0.0
+        self.published: dict[str, Any] = {}  # measurement values last written to the image
         self.log.info(
             "nameplate: WMax=%.0f W VA=%.0f VArMax=%.0f VNom=%.1f V Hz=%g ramp=%g %%/s priority=%s",
             self.w_max,
@@ -426,8 +427,7 @@ class InverterStub(DeviceStub):
             "VArSet": self.q_eff,
             "Evt1": prot.events,
         }
-        for k, v in vals.items():
-            self.set(k, v)
+        self._publish(vals)
         inv_st = {ST_OFF: INV_OFF, ST_SLEEPING: INV_SLEEPING, ST_STARTING: INV_STARTING, ST_MPPT: INV_RUNNING,
                   ST_THROTTLED: INV_THROTTLED, ST_FAULT: INV_FAULT}[st]
         throt = (THROT_VOLT_WATT if throttled and p_vw <= p + 1.0 else 0) | (THROT_MAX_W if throttled and self.lim_w <= p + 1.0 else 0)
@@ -439,8 +439,14 @@ class InverterStub(DeviceStub):
         for ph, (ll, nxt) in enumerate((("L1L2", 2), ("L2L3", 3), ("L3L1", 1)), 1):
             m701 |= {f"WL{ph}": p / 3.0, f"VAL{ph}": s / 3.0, f"VarL{ph}": q / 3.0, f"PFL{ph}": pf / 100.0,
                      f"AL{ph}": i_ph, f"V{ll}": v_ll, f"VL{ph}": v_ph}
-        for k, v in m701.items():
-            self.set(f"M701_{k}", v)
+        self._publish({f"M701_{k}": v for k, v in m701.items()})
+
+    def _publish(self, values: dict[str, Any]) -> None:
+        """Set the read-only measurement points whose value changed since the last tick (encoding is the tick's cost)."""
+        for k, v in values.items():
+            if self.published.get(k, self) != v:
+                self.set(k, v)
+                self.published[k] = v
 
 
 def _approach(x: float, target: float, step: float) -> float:

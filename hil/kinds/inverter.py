@@ -1,11 +1,15 @@
-"""Inverter (SunSpec models 1, 103 and 123): acts for one scenario generator.
+"""Inverter (SunSpec models 1, 103, 123 and IEEE 1547-2018 701-706): acts for one scenario generator.
 
 The controller's `<gen>.p_limit_mw` / `<gen>.q_set_mvar` become WMaxLimPct (+ WMaxLim_Ena)
 and VArWMaxPct (+ VArPct_Mod = 1, VArPct_Ena), in percent of the generator's nameplate;
 an emulated one is fed PAvail (the generator's available power) and VTermPu (its bus
 voltage); the grid takes the P and Q the device reports as the generator's limit and
-reactive setpoint, so what flows in the grid is what the device does. Fail-safe: no
-curtailment, no reactive power.
+reactive setpoint, so what flows in the grid is what the device does. The device's own
+volt-var (model 705) and volt-watt (706) functions act through the same P and Q; they are
+switched by the direct commands `<name>.M705_Ena` / `<name>.M706_Ena` once the scenario's
+`writable:` lists them (not by default: watched points are read every step, and these lie
+outside the one read of models 103/123). `<name>.events` publishes the trip event bits (Evt1).
+Fail-safe: no curtailment, no reactive power.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ class InverterCoupling(Coupling):
     """SunSpec PV inverter acting for one scenario generator (see the module docstring)."""
 
     reads: tuple[str, ...] = ("W", "VAr", "St", "Conn", "WMaxLimPct", "WMaxLim_Ena", "VArWMaxPct", "VArPct_Mod",
-                              "VArPct_Ena")
+                              "VArPct_Ena", "Evt1")
     default_writable: tuple[str, ...] = ("WMaxLimPct", "WMaxLim_Ena", "VArWMaxPct", "VArPct_Mod", "VArPct_Ena")
     generator: Any = None  # the scenario generator block
 
@@ -93,7 +97,8 @@ class InverterCoupling(Coupling):
         lim = num(values, "WMaxLimPct") if num(values, "WMaxLim_Ena") == 1 else (100.0 if values else NAN)
         var = num(values, "VArWMaxPct") if num(values, "VArPct_Ena") == 1 else (0.0 if values else NAN)
         return {f"{n}.p_mw": num(values, "W") / 1e6, f"{n}.q_mvar": num(values, "VAr") / 1e6,
-                f"{n}.w_max_lim_pct": lim, f"{n}.var_pct": var, f"{n}.state": num(values, "St")}
+                f"{n}.w_max_lim_pct": lim, f"{n}.var_pct": var, f"{n}.state": num(values, "St"),
+                f"{n}.events": num(values, "Evt1")}
 
     def grid_setpoints(self, values: Mapping[str, Any] | None) -> dict[str, float]:
         g = self.generator.name
