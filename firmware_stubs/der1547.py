@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 #: SunSpec event bits (model 103 Evt1 and model 701 Alrm share them)
 EVT_OVER_FREQUENCY, EVT_UNDER_FREQUENCY, EVT_AC_OVER_VOLT, EVT_AC_UNDER_VOLT = 1 << 8, 1 << 9, 1 << 10, 1 << 11
@@ -55,7 +56,7 @@ def curve(points: Sequence[tuple[float, float]], x: float) -> float:
     """The piecewise-linear curve through ``points`` (sorted by x) at ``x``, flat beyond its ends."""
     if x <= points[0][0]:
         return points[0][1]
-    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+    for (x0, y0), (x1, y1) in pairwise(points):
         if x <= x1:
             return y1 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
     return points[-1][1]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import struct
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ from hil.registers import load_map
 from tests.hil_support import Stub, wait_for
 
 sunspec2 = pytest.importorskip("sunspec2")
-from sunspec2.modbus.client import SunSpecModbusClientDeviceTCP  # noqa: E402
+from sunspec2.modbus.client import SunSpecModbusClientDeviceTCP
 
 JSON_DIR = Path(sunspec2.__file__).parent / "models" / "json"
 MAP = load_map(MAPS_DIR / "inverter.yaml")
@@ -146,8 +147,6 @@ def test_probe_finds_and_decodes_1547_models(stub):
 
 
 def _float32(x: float) -> bytes:
-    import struct
-
     return struct.pack(">f", x)
 
 
