@@ -211,10 +211,15 @@ class WorkerEnv(gym.Wrapper):
         self.env.unwrapped.others = actor
 
 
-def _worker_env(source: ScenarioSource, cfg: TrainConfig) -> gym.Env:
+def worker_env(source: ScenarioSource, cfg: TrainConfig) -> gym.Env:
     """What one `SubprocVecEnv` worker builds (in its own process)."""
     env = _env(source, cfg)
     return WorkerEnv(DiscreteActions(env, cfg.dqn_levels) if cfg.algo == "dqn" else env)
+
+
+def vector_env(source: ScenarioSource, cfg: TrainConfig) -> SubprocVecEnv:
+    """`cfg.envs` worker processes, each with its own environment (fork: they inherit the imports, start fast)."""
+    return SubprocVecEnv([partial(worker_env, source, cfg) for _ in range(cfg.envs)], start_method="fork")
 
 
 class ActorCopy:
@@ -282,8 +287,7 @@ def train(scenario: str | Path | LoadedScenario | ScenarioSource, cfg: TrainConf
         raise TrainError(str(exc)) from None
     train_env: gym.Env = DiscreteActions(env, cfg.dqn_levels) if cfg.algo == "dqn" else env
     table = train_env.table if cfg.algo == "dqn" else None
-    vec = (SubprocVecEnv([partial(_worker_env, source, cfg) for _ in range(cfg.envs)], start_method="fork")
-           if cfg.envs > 1 else None)  # fork: workers inherit the imports, start in well under a second
+    vec = vector_env(source, cfg) if cfg.envs > 1 else None
     try:
         model = _model(cfg, vec or train_env)  # SB3 seeds worker i with cfg.seed + i
         sync = None
