@@ -85,7 +85,7 @@ class TrainResult:
     curve_png: Path
     wall_s: float
     episodes: int
-    env_steps: int  # transitions collected (`steps`, rounded up to a multiple of `envs`)
+    env_steps: int  # transitions collected: at least `steps` (SB3 collects whole rollouts of `envs` steps each)
 
 
 class DiscreteActions(gym.ActionWrapper):
