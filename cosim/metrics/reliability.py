@@ -42,8 +42,9 @@ def interrupted(ts: pd.DataFrame, buses: list[int]) -> np.ndarray:
     return pd.DataFrame(dead).ffill().fillna(0.0).to_numpy() == 1.0
 
 
-def reliability_indices(ts: pd.DataFrame, step_s: float, customers: dict[int, float]) -> dict[str, float]:
-    """SAIFI (interruptions per customer), SAIDI and CAIDI (minutes) and ENS (kWh) of a recorded run."""
+def reliability_indices(ts: pd.DataFrame, step_s: float, customers: dict[int, float]) -> dict[str, float | None]:
+    """SAIFI (interruptions per customer), SAIDI and CAIDI (minutes) and ENS (kWh) of a recorded run;
+    None where an index cannot be computed (no customers, or no interruption for CAIDI), as metrics.json has it."""
     buses = list(customers)
     weight = np.array([customers[b] for b in buses], dtype=float)
     total = float(weight.sum())
@@ -54,8 +55,8 @@ def reliability_indices(ts: pd.DataFrame, step_s: float, customers: dict[int, fl
     ci, cmi = float(weight @ starts), float(weight @ minutes)
     unserved = ts["grid.unserved_p_mw"].to_numpy(dtype=float, na_value=np.nan) if "grid.unserved_p_mw" in ts else ()
     return {
-        "saifi": ci / total if total > 0 else float("nan"),
-        "saidi_min": cmi / total if total > 0 else float("nan"),
-        "caidi_min": cmi / ci if ci > 0 else float("nan"),
+        "saifi": ci / total if total > 0 else None,
+        "saidi_min": cmi / total if total > 0 else None,
+        "caidi_min": cmi / ci if ci > 0 else None,
         "ens_kwh": float(np.nansum(unserved) * 1000.0 * step_s / 3600.0),
     }
