@@ -142,7 +142,7 @@ class Bridge:
             rules[f"line.{line}.closed"] = Rule(0.0, 1.0)
         self.server_guard = Guard("scada", rules.keys(), rules, self.read_only)
         table = entries(load_layout(), self.buses, self.lines, names)
-        return GridServer(table, self.server_guard, spec.host, spec.port, spec.unit)
+        return GridServer(table, self.server_guard, spec.host, spec.port, spec.unit, spec.commands)
 
     async def stop(self) -> None:
         """Close every connection, proxy and the server; in a paced run the grid server first keeps the last

@@ -98,8 +98,10 @@ def _registers(entries: list[Entry]) -> frozenset[int]:
 class GridServer(DataModel):
     """The Modbus-TCP server of one run (and its data model); see the module docstring."""
 
-    def __init__(self, table: list[Entry], guard: Guard, host: str = "127.0.0.1", port: int = 0, unit: int = 1):
+    def __init__(self, table: list[Entry], guard: Guard, host: str = "127.0.0.1", port: int = 0, unit: int = 1,
+                 commands: bool = True):
         self.table, self.guard, self.host, self.port, self.unit = table, guard, host, port, unit
+        self.accepts_commands = commands  # grid_server.commands: false refuses every setpoint write
         self.inputs = [e for e in table if e.table == "input"]
         self.coils = [e for e in table if e.table == "coil"]
         self.commands = {e.address: e for e in table if e.table == "holding"}
@@ -165,6 +167,9 @@ class GridServer(DataModel):
             self._blocked(f"scada.fc{fc}.{address}", ILLEGAL_FUNCTION, "read-only mode")
         if table == "coil":
             self._breakers(address, values)
+        elif not self.accepts_commands:
+            self._blocked(f"scada.register.{address}", ILLEGAL_FUNCTION, "this grid server takes no commands "
+                                                                          "(grid_server.commands: false)")
         else:
             self._command(address, values)
 

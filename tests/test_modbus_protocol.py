@@ -77,11 +77,11 @@ class Raw:
 
 
 @contextlib.contextmanager
-def grid_server(closed: list[bool] | None = None) -> Iterator[tuple[int, GridServer]]:
+def grid_server(closed: list[bool] | None = None, commands: bool = True) -> Iterator[tuple[int, GridServer]]:
     """The grid server of an IEEE 33 run with one generator, on its own event loop in a thread."""
     table = entries(load_layout(), list(range(1, 34)), LINES, ["pv1"])
     rules = {"pv1.p_limit_mw": Rule(0, 1.0), "pv1.q_set_mvar": Rule(-1.1, 1.1)}
-    server = GridServer(table, Guard("scada", rules.keys(), rules), port=0)
+    server = GridServer(table, Guard("scada", rules.keys(), rules), port=0, commands=commands)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
@@ -174,3 +174,19 @@ def test_grid_server_coil_i_is_line_i_and_other_coils_are_illegal_addresses():
         finally:
             raw.close()
         assert ("guard_blocked", "scada.line.7.closed") in server.notes
+
+
+def test_grid_server_without_commands_refuses_every_setpoint_write():
+    for commands, expected in ((True, None), (False, bytes([0x90, 0x01]))):
+        with grid_server(commands=commands) as (port, server):
+            raw = Raw(port)
+            try:
+                address = min(server.commands)  # the first command register (a float32 setpoint)
+                answer = raw.ask(bytes([16]) + struct.pack(">HHB", address, 2, 4) + struct.pack(">f", 0.5))
+                if expected is None:
+                    assert answer[:1] == bytes([0x10])  # written
+                else:
+                    assert answer == expected  # illegal function: nothing is taken
+                    assert server.take_commands() == {} and ("guard_blocked", f"scada.register.{address}") in server.notes
+            finally:
+                raw.close()
