@@ -48,7 +48,8 @@ class StubInfo:
 def stub_command(c: Coupling) -> list[str]:
     """The command line of the firmware stub that emulates device `c` (the stub module its kind declares)."""
     s = c.spec
-    cmd = [sys.executable, "-m", KINDS[s.kind].stub, "--host", s.modbus.host,
+    # -P: the working directory is not put on sys.path, so a folder named `hil` there cannot shadow ours
+    cmd = [sys.executable, "-P", "-m", KINDS[s.kind].stub, "--host", s.modbus.host,
            "--port", str(s.modbus.port or 0), "--unit", str(s.modbus.unit)]  # 0: any free port
     if s.watchdog:
         cmd += ["--watchdog", f"{s.watchdog:g}"]
@@ -57,12 +58,20 @@ def stub_command(c: Coupling) -> list[str]:
     return cmd + c.stub_argv()
 
 
+def _stub_env() -> dict[str, str]:
+    """The environment of a stub: this checkout's packages first on its path, whatever the working directory."""
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
 def start_stub(c: Coupling, log_path: Path, detach: bool = False, timeout: float = 20.0) -> tuple[StubInfo, subprocess.Popen]:
     """Start the stub of `c` (stderr to `log_path`) and wait for its ready line; raise DeviceUnavailable if it fails."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.Popen(stub_command(c), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                                **({"start_new_session": True} if detach else bound_to_run()))
+                                env=_stub_env(), **({"start_new_session": True} if detach else bound_to_run()))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         text = log_path.read_text(encoding="utf-8", errors="replace")

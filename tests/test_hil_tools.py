@@ -166,3 +166,22 @@ def test_the_shipped_hil_scenarios_are_valid():
         assert [c.name for c in couplings(scn, loaded.base_dir)] == [d.name for d in scn.devices]
         kinds |= {d.kind for d in scn.devices}
     assert kinds == {"inverter", "capbank", "regulator", "recloser"}  # every kind with a stub is shipped in one
+
+
+def test_stubs_start_whatever_the_working_directory_holds(tmp_path, monkeypatch):
+    """A folder named hil (or firmware_stubs) in the working directory does not shadow the packages."""
+    from hil.devices import couplings
+    from hil.stubs import start_stub, stop_process
+    from hil_support import REPO
+
+    for name in ("hil", "firmware_stubs"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("raise ImportError('the wrong package')\n", encoding="utf-8")
+    loaded = load_scenario(REPO / "scenarios" / "hil" / "ieee33-inverter.yaml")
+    monkeypatch.chdir(tmp_path)
+    coupling = couplings(loaded.scenario, loaded.base_dir)[0]
+    info, proc = start_stub(coupling, tmp_path / "stub.log")
+    try:
+        assert info.port > 0 and proc.poll() is None
+    finally:
+        stop_process(info.pid, proc)

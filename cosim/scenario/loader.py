@@ -113,7 +113,8 @@ def _stub_arg_problems(scn: Scenario, base_dir: Path) -> list[tuple[tuple, str]]
                     if isinstance(c, type) and issubclass(c, DeviceStub) and c.__module__ == module.__name__)
         parser = build_parser(stub)
         parser.exit_on_error = False
-        argv = stub_command(coupling(scn, d, base_dir))[3:]  # after `python -m <stub module>`
+        cmd = stub_command(coupling(scn, d, base_dir))
+        argv = cmd[cmd.index("-m") + 2:]  # after `python [flags] -m <stub module>`
         try:
             args, unknown = parser.parse_known_args(argv)
         except argparse.ArgumentError as exc:
