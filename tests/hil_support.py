@@ -10,6 +10,7 @@ import re
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -72,6 +73,28 @@ class Stub:
                 self.proc.wait(timeout=5)
         self._reader.join(timeout=5)
         return self.proc.returncode
+
+
+def inverter_scenario(name: str, duration: str, controller: str = "{kind: droop}", port: int | None = None,
+                      seed: int = 3, emulate: bool = True, device: str = "") -> str:
+    """IEEE 33 at noon at half load, 1 MW of PV at bus 18 behind inverter inv1 on 127.0.0.1 (a free port unless
+    given), 1-s steps; `device` adds keys to inv1's block."""
+    return textwrap.dedent(f"""\
+        name: {name}
+        seed: {seed}
+        clock: {{start: "2025-06-21T12:00:00", duration: {duration}, step: 1s}}
+        grid: {{feeder: ieee33}}
+        loads: {{profile: constant, scale: 0.5}}
+        generators:
+          - {{name: pv1, kind: pv, bus: 18, p_mw: 1.0, cloudiness: 0.0}}
+        controller: {controller}
+        devices:
+          - name: inv1
+            kind: inverter
+            bus: 18
+            modbus: {{port: {port or free_port()}, timeout: 0.3}}
+            emulate: {str(emulate).lower()}
+        """) + textwrap.indent(textwrap.dedent(device), "    ")
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:

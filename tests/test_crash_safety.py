@@ -31,7 +31,7 @@ from cosim.children import pid_alive
 from cosim.results import read_timeseries, run_state
 from cosim.runner import run_scenario
 from cosim.scenario.loader import load_scenario
-from hil_support import free_port
+from hil_support import free_port, inverter_scenario
 
 WEEK = """\
 name: week
@@ -152,22 +152,7 @@ def _stubs_of(pid: int) -> list[int]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux only")
 def test_the_stub_of_a_sigkilled_run_dies_with_it(tmp_path):
     port = free_port()
-    proc, out = _start_run(tmp_path, f"""\
-        name: hil-kill
-        seed: 3
-        clock: {{start: "2025-06-21T12:00:00", duration: 10min, step: 1s}}
-        grid: {{feeder: ieee33}}
-        loads: {{profile: constant, scale: 0.5}}
-        generators:
-          - {{name: pv1, kind: pv, bus: 18, p_mw: 1.0, cloudiness: 0.0}}
-        controller: {{kind: droop}}
-        devices:
-          - name: inv1
-            kind: inverter
-            bus: 18
-            modbus: {{port: {port}, timeout: 0.3}}
-            emulate: true
-        """, "--realtime", "1")
+    proc, out = _start_run(tmp_path, inverter_scenario("hil-kill", "10min", port=port), "--realtime", "1")
     try:
         _wait_for_rows(proc, out, 2)
         (stub,) = _stubs_of(proc.pid)

@@ -8,7 +8,6 @@ the controller was idle. Paced at `--realtime 0.1`, it is per wall second: 1 % a
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import pytest
 from cosim.assembly import RunOptions
 from cosim.runner import run_scenario
 from cosim.scenario.loader import load_scenario
-from hil_support import free_port
+from hil_support import inverter_scenario
 
 IDLE = """\
 from controllers.base import Controller
@@ -37,23 +36,9 @@ class Idle(Controller):
 
 def run(tmp_path: Path, realtime: float | None, steps: int) -> pd.DataFrame:
     (tmp_path / "idle.py").write_text(IDLE, encoding="utf-8")
-    text = textwrap.dedent(f"""\
-        name: rate-limits
-        seed: 2
-        clock: {{start: "2025-06-21T12:00:00", duration: {steps}s, step: 1s}}
-        grid: {{feeder: ieee33}}
-        loads: {{profile: constant, scale: 0.5}}
-        generators:
-          - {{name: pv1, kind: pv, bus: 18, p_mw: 1.0, cloudiness: 0.0}}
-        controller: {{kind: python, path: idle.py:Idle}}
-        devices:
-          - name: inv1
-            kind: inverter
-            bus: 18
-            modbus: {{port: {free_port()}, timeout: 0.3}}
-            emulate: true
-            stub_args: {{ramp_rate: 100000, tick: 0.02}}
-            limits: {{w_max_lim_pct: [30, 100], max_step_pct_per_s: 10}}
+    text = inverter_scenario("rate-limits", f"{steps}s", "{kind: python, path: idle.py:Idle}", seed=2, device="""\
+        stub_args: {ramp_rate: 100000, tick: 0.02}
+        limits: {w_max_lim_pct: [30, 100], max_step_pct_per_s: 10}
         """)
     path = tmp_path / "rate.yaml"
     path.write_text(text, encoding="utf-8")

@@ -22,7 +22,7 @@ from pymodbus.client import ModbusTcpClient
 from cosim.runner import run_scenario
 from cosim.scenario.loader import load_scenario
 from cosim.assembly import RunOptions
-from hil_support import Stub, free_port
+from hil_support import Stub, free_port, inverter_scenario
 
 CURTAIL = """\
 from controllers.base import Controller
@@ -45,23 +45,8 @@ def scenario(tmp_path: Path, port: int, steps: int = 40, controller: str = "pyth
     """IEEE 33 at noon, 1 MW of PV at bus 18 behind inverter inv1 on 127.0.0.1:port."""
     (tmp_path / "curtail.py").write_text(CURTAIL, encoding="utf-8")
     ctrl = "{kind: python, path: curtail.py:Curtail}" if controller == "python" else f"{{kind: {controller}}}"
-    text = textwrap.dedent(f"""\
-        name: hil-test
-        seed: 3
-        clock: {{start: "2025-06-21T12:00:00", duration: {steps}s, step: 1s}}
-        grid: {{feeder: ieee33}}
-        loads: {{profile: constant, scale: 0.5}}
-        generators:
-          - {{name: pv1, kind: pv, bus: 18, p_mw: 1.0, cloudiness: 0.0}}
-        controller: {ctrl}
-        devices:
-          - name: inv1
-            kind: inverter
-            bus: 18
-            modbus: {{port: {port}, timeout: 0.3}}
-            emulate: {str(emulate).lower()}
-            stub_args: {{ramp_rate: 1000}}
-        """) + textwrap.indent(textwrap.dedent(device), "    ") + textwrap.dedent(extra)
+    text = inverter_scenario("hil-test", f"{steps}s", ctrl, port, emulate=emulate,
+                             device="stub_args: {ramp_rate: 1000}\n" + textwrap.dedent(device)) + textwrap.dedent(extra)
     path = tmp_path / "hil.yaml"
     path.write_text(text, encoding="utf-8")
     return path

@@ -271,25 +271,10 @@ def test_every_key_of_a_realtime_run_with_a_device_has_an_entry(tmp_path):
     from cosim.runner import run_scenario
     from cosim.scenario.loader import load_scenario
     from cosim.assembly import RunOptions
-    from hil_support import free_port
+    from hil_support import inverter_scenario
 
     path = tmp_path / "hil.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        name: keys-hil
-        seed: 3
-        clock: {{start: "2025-06-21T12:00:00", duration: 8s, step: 1s}}
-        grid: {{feeder: ieee33}}
-        loads: {{profile: constant, scale: 0.5}}
-        generators:
-          - {{name: pv1, kind: pv, bus: 18, p_mw: 1.0, cloudiness: 0.0}}
-        controller: {{kind: droop}}
-        devices:
-          - name: inv1
-            kind: inverter
-            bus: 18
-            modbus: {{port: {free_port()}, timeout: 0.3}}
-            emulate: true
-        """), encoding="utf-8")
+    path.write_text(inverter_scenario("keys-hil", "8s"), encoding="utf-8")
     outcome = run_scenario(load_scenario(path), tmp_path / "out", options=RunOptions(realtime=0.05))
     assert outcome.status == "ok", outcome.message
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
