@@ -24,5 +24,5 @@ def verify(run_dir: Path = typer.Argument(..., help="results folder of a run"),
     info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     signed = "signature checked" if key is not None else (
         "signed; give --key to check the signature" if info.get("audit_signature") else "not signed")
-    out.print(f"ok: {run_dir} — {info['audit_records']} chain records, head {info['audit_head'][:16]}…, {signed}",
+    out.print(f"ok: {run_dir} — {info['audit_records']} chain record{'' if info['audit_records'] == 1 else 's'}, head {info['audit_head'][:16]}…, {signed}",
               highlight=False, markup=False)
