@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test test-slow test-all bench clean
+.PHONY: install socat demo test test-slow test-all bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,7 +13,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
 	touch $(STAMP)
 
-install: $(STAMP)
+install: socat $(STAMP)
+
+# socat (a system package) makes the pseudo-terminal pairs of emulated Modbus RTU devices (Debian / Ubuntu)
+socat:
+	command -v socat >/dev/null 2>&1 || { $(SUDO) apt-get update && $(SUDO) apt-get install -y socat; }
 
 demo: $(STAMP)
 	$(BIN)/cosim run scenarios/ieee33-pv-wind.yaml --out runs/demo

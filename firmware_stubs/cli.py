@@ -3,8 +3,11 @@
 Common options: ``--host`` (default 127.0.0.1), ``--port`` (0 = a free port), ``--unit``
 (0 = answer every unit id), ``--watchdog SECONDS`` (0 = off), ``--tick SECONDS`` (0.1),
 ``--map FILE`` (default ``hil/maps/<device>.yaml``) and ``--log-level``; each device adds
-its own options. On start the process logs ``ready <device> on <host>:<port> unit=<unit>``
-to stderr (the port actually bound), and it exits with status 0 on SIGTERM / SIGINT.
+its own options. ``--serial-port PATH`` (with ``--baudrate``, ``--parity``, ``--stopbits``)
+serves Modbus RTU on that serial line instead of Modbus-TCP. On start the process logs
+``ready <device> on <host>:<port> unit=<unit>`` to stderr (the port actually bound), or
+``ready <device> on serial <path> <baud> 8<parity><stop> unit=<unit>``, and it exits with
+status 0 on SIGTERM / SIGINT.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from firmware_stubs.image import RegisterImage
 from firmware_stubs.server import StubServer
 from hil import MAPS_DIR
 from hil.registers import load_map
+from hil.serial_line import SerialLine
 
 
 def build_parser(device_cls: type[DeviceStub]) -> argparse.ArgumentParser:
@@ -36,6 +40,11 @@ def build_parser(device_cls: type[DeviceStub]) -> argparse.ArgumentParser:
                    help="go to the safe default after SECONDS without master request (default 0 = off)")
     g.add_argument("--tick", type=float, default=0.1, metavar="SECONDS", help="firmware tick period (default 0.1)")
     g.add_argument("--map", type=Path, default=None, help=f"register map YAML (default hil/maps/{device_cls.map_file})")
+    g.add_argument("--serial-port", metavar="PATH", default=None,
+                   help="serve Modbus RTU on this serial line instead of Modbus-TCP (host and port unused)")
+    g.add_argument("--baudrate", type=int, default=19200, help="RTU baud rate (default 19200)")
+    g.add_argument("--parity", default="N", type=str.upper, choices=["N", "E", "O"], help="RTU parity (default N)")
+    g.add_argument("--stopbits", type=int, default=1, choices=[1, 2], help="RTU stop bits (default 1)")
     g.add_argument("--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="log level (default INFO)")
     device_cls.add_arguments(parser.add_argument_group(device_cls.name))  # type: ignore[arg-type]
@@ -44,8 +53,9 @@ def build_parser(device_cls: type[DeviceStub]) -> argparse.ArgumentParser:
 
 async def _serve(device_cls: type[DeviceStub], args: argparse.Namespace, log: logging.Logger) -> int:
     image = RegisterImage(load_map(args.map or MAPS_DIR / device_cls.map_file))
+    line = SerialLine(args.serial_port, args.baudrate, args.parity, args.stopbits) if args.serial_port else None
     srv = StubServer(device_cls(image, args, log), host=args.host, port=args.port, unit=args.unit,
-                     watchdog=args.watchdog, tick=args.tick, log=log)
+                     watchdog=args.watchdog, tick=args.tick, log=log, serial=line)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -58,7 +68,8 @@ async def _serve(device_cls: type[DeviceStub], args: argparse.Namespace, log: lo
     except Exception as exc:  # noqa: BLE001
         log.error("cannot start: %s", exc)
         return 1
-    log.info("ready %s on %s:%d unit=%d watchdog=%s tick=%.3gs", device_cls.name, host, port, args.unit,
+    where = f"serial {line}" if line is not None else f"{host}:{port}"
+    log.info("ready %s on %s unit=%d watchdog=%s tick=%.3gs", device_cls.name, where, args.unit,
              f"{args.watchdog:g}s" if args.watchdog else "off", args.tick)
     await stop.wait()
     log.info("stopping %s", device_cls.name)
@@ -75,6 +86,8 @@ def main(device_cls: type[DeviceStub], argv: Sequence[str] | None = None) -> int
         parser.error("--tick must be > 0")
     if args.watchdog < 0:
         parser.error("--watchdog must be >= 0")
+    if args.baudrate <= 0:
+        parser.error("--baudrate must be > 0")
     logging.basicConfig(stream=sys.stderr, level=getattr(logging, args.log_level),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pymodbus").setLevel(logging.DEBUG if args.log_level == "DEBUG" else logging.WARNING)

@@ -1,4 +1,5 @@
-"""Modbus-TCP serving of an emulated device: `hil.modbus_server.TcpServer` in front of a `DeviceStub`.
+"""Modbus serving of an emulated device: `hil.modbus_server.TcpServer` (or `hil.rtu_server.RtuServer` on a serial
+line) in front of a `DeviceStub`.
 
 The server does the framing and the request checks of the Modbus application protocol
 (`hil.modbus_server`: pipelined requests answered in order, exception answers as function
@@ -13,8 +14,8 @@ code | 0x80); :class:`StubServer` is the device's data model behind it:
   changed then;
 - coil / discrete-input functions (FC1, 2, 5, 15) get ILLEGAL_FUNCTION (0x01): the devices have
   no bits, whatever the address;
-- requests for another unit id get GATEWAY_NO_RESPONSE (0x0B) (``--unit 0`` answers every
-  unit id).
+- requests for another unit id get GATEWAY_NO_RESPONSE (0x0B) over TCP, no answer at all on a
+  serial line (``--unit 0`` answers every unit id).
 
 Every applied or rejected request is logged. Every request for this unit feeds the device's
 :class:`~firmware_stubs.device.Watchdog` (``--watchdog N``; off by default), and the
@@ -35,6 +36,8 @@ from firmware_stubs.device import DeviceStub, Watchdog, WriteRejected, tick_loop
 from hil.codec import decode
 from hil.modbus_server import ILLEGAL_ADDRESS, DataModel, Refused, Table, TcpServer
 from hil.registers import Point
+from hil.rtu_server import RtuServer
+from hil.serial_line import SerialLine
 
 
 class _AllUnits:
@@ -45,12 +48,14 @@ class _AllUnits:
 
 
 class StubServer(DataModel):
-    """A Modbus-TCP server in front of a :class:`DeviceStub` (its data model; see the module docstring)."""
+    """A Modbus-TCP server, or RTU on `serial`, in front of a :class:`DeviceStub` (its data model; see the module
+    docstring)."""
 
     functions = frozenset({3, 4, 6, 16, 22, 23})  # registers only
 
     def __init__(self, device: DeviceStub, *, host: str = "127.0.0.1", port: int = 5020, unit: int = 1,
-                 watchdog: float | None = None, tick: float = 0.1, log: logging.Logger | None = None):
+                 watchdog: float | None = None, tick: float = 0.1, log: logging.Logger | None = None,
+                 serial: SerialLine | None = None):
         if not 0 <= unit <= 247:
             raise ValueError("unit must be in 0..247")
         self.device = device
@@ -59,10 +64,11 @@ class StubServer(DataModel):
         self.host = host
         self.port = port
         self.unit = unit
+        self.serial = serial
         self.watchdog_s = watchdog if watchdog and watchdog > 0 else None
         self.tick_interval = tick
         self.log = log or logging.getLogger(f"firmware_stubs.{device.name}")
-        self.server: TcpServer | None = None
+        self.server: TcpServer | RtuServer | None = None
         self.watchdog: Watchdog | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -123,11 +129,15 @@ class StubServer(DataModel):
 
     # -- lifecycle ---------------------------------------------------------- #
     async def start(self) -> tuple[str, int]:
-        """Start serving, the firmware tick and the watchdog; returns the bound (host, port)."""
+        """Start serving, the firmware tick and the watchdog; returns the bound (host, port) (unused on a serial line)."""
         self.device.setup(time.monotonic())
         units = _AllUnits() if self.unit == 0 else {self.unit}
-        self.server = TcpServer(self, units, self.host, self.port, on_request=self._alive, log=self.log)
-        self.host, self.port = await self.server.start()
+        if self.serial is None:
+            self.server = TcpServer(self, units, self.host, self.port, on_request=self._alive, log=self.log)
+            self.host, self.port = await self.server.start()
+        else:
+            self.server = RtuServer(self, units, self.serial, on_request=self._alive, log=self.log)
+            await self.server.start()
         self._tasks.append(asyncio.create_task(tick_loop(self.device, self.tick_interval, self.log),
                                                name="firmware-tick"))
         if self.watchdog_s is not None:

@@ -1,6 +1,9 @@
-"""One async Modbus-TCP connection to one device: requests with a deadline, failures classified, reconnect with backoff.
+"""One async Modbus connection to one device, over TCP or RTU on a serial line: requests with a deadline, failures
+classified, reconnect with backoff.
 
-pymodbus runs on the caller's event loop (mosaik's, inside the bridge). Every request uses
+The transport is the only difference: `DeviceClient(..., serial=SerialLine(...))` speaks RTU
+(pymodbus's serial client, RTU framing with CRC) instead of Modbus-TCP; everything below holds
+for both. pymodbus runs on the caller's event loop (mosaik's, inside the bridge). Every request uses
 `retries=0`, so a write that times out is never sent twice; pymodbus's own reconnect is
 off, and `DeviceClient` reconnects in a background task with exponential backoff instead,
 so a step never waits for a dead device. A failed request raises `DeviceError` with a
@@ -21,9 +24,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import ConnectionException, ModbusException
+from pymodbus.framer import FramerType
+
+from hil.serial_line import SerialLine
 
 FailureKind = Literal["timeout", "connection", "exception", "garbage"]
 
@@ -96,18 +102,30 @@ class Stats:
 class DeviceClient:
     """One device: `read` / `write` raise `DeviceError`; `connected`, `ensure_reconnect` keep the link alive."""
 
-    def __init__(self, name: str, host: str, port: int, unit: int = 1, timeout: float = 0.5,
-                 backoff: tuple[float, float] = (0.2, 5.0)):
+    def __init__(self, name: str, host: str = "127.0.0.1", port: int | None = None, unit: int = 1,
+                 timeout: float = 0.5, backoff: tuple[float, float] = (0.2, 5.0), serial: SerialLine | None = None):
+        """Modbus-TCP to host:port, or Modbus RTU on the `serial` line when one is given (host and port unused)."""
         logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # failures are reported as DeviceError
         self.name, self.host, self.port, self.unit, self.timeout = name, host, port, unit, timeout
+        self.serial = serial
         self.backoff_min, self.backoff_max = backoff
         self.delay = self.backoff_min
         self.next_attempt = 0.0
         self.stats = Stats()
         self._task: asyncio.Task | None = None
         self._rx = 0  # bytes received, to tell garbage from silence when a request times out
-        self.client = AsyncModbusTcpClient(host, port=port, timeout=timeout, retries=0, reconnect_delay=0,
-                                           name=name, trace_packet=self._trace)
+        common: dict[str, Any] = {"timeout": timeout, "retries": 0, "reconnect_delay": 0, "name": name,
+                                  "trace_packet": self._trace}
+        if serial is None:
+            self.client = AsyncModbusTcpClient(host, port=port, **common)  # type: ignore[arg-type]
+        else:
+            self.client = AsyncModbusSerialClient(serial.path, framer=FramerType.RTU, baudrate=serial.baudrate,
+                                                  bytesize=8, parity=serial.parity, stopbits=serial.stopbits, **common)
+
+    @property
+    def where(self) -> str:
+        """'127.0.0.1:5020' or '/dev/ttyUSB0 19200 8N1' (for messages)."""
+        return f"{self.host}:{self.port}" if self.serial is None else str(self.serial)
 
     def _trace(self, sending: bool, data: bytes) -> bytes:
         if not sending:
@@ -164,7 +182,7 @@ class DeviceClient:
     async def _request(self, call: Callable[[], Awaitable]):
         if not self.connected:
             self.stats.connection_errors += 1
-            raise DeviceError("connection", f"{self.name}: not connected to {self.host}:{self.port}")
+            raise DeviceError("connection", f"{self.name}: not connected to {self.where}")
         self.stats.requests += 1
         rx, t0 = self._rx, time.perf_counter()
         try:

@@ -2,7 +2,8 @@
 
 Given a register map, every point is read (in as few requests as the map allows) and decoded;
 with SunSpec, the model chain is discovered and its known models decoded. Both read through
-`hil.reading` with one `DeviceClient`, like the bridge. A refused
+`hil.reading` with one `DeviceClient`, like the bridge, over Modbus-TCP or, given a serial
+line, Modbus RTU. A refused
 connection, a timeout or a Modbus exception code ends in a `ProbeError` whose message names
 the device, what was asked and what to check.
 """
@@ -18,6 +19,7 @@ from pymodbus.constants import ExcCodes
 from hil.client import DeviceClient, DeviceError, exception_text, reachable
 from hil.reading import ReadPlan
 from hil.registers import RegisterMap
+from hil.serial_line import SerialLine, openable
 from hil.sunspec import SunSpecError, model_map, scan
 
 HINTS = {ExcCodes.ILLEGAL_ADDRESS: "the register map does not match this device",
@@ -41,32 +43,40 @@ class Reading:
     access: str
 
 
-def _explain(exc: DeviceError, what: str, host: str, port: int, unit: int) -> ProbeError:
-    where = f"{host}:{port} unit {unit}"
+def _explain(exc: DeviceError, what: str, client: DeviceClient) -> ProbeError:
+    where = f"{client.where} unit {client.unit}"
     if exc.kind == "exception":
         hint = HINTS.get(exc.code or 0, "")
         return ProbeError(f"{where} answered {exception_text(exc.code)} to {what}" + (f": {hint}" if hint else ""))
     if exc.kind == "timeout":
+        if client.serial is not None:  # an RTU slave is silent for another unit id, a wrong baud rate or parity
+            return ProbeError(f"{where} did not answer {what} within the timeout: check --unit, --baudrate, "
+                              "--parity and --stopbits, and the wiring (A/B)")
         return ProbeError(f"{where} accepted the connection but did not answer {what} within the timeout: "
                           "check --unit, or the device is busy")
     if exc.kind == "garbage":
-        return ProbeError(f"{where} answered {what} with bytes that are not Modbus-TCP: is it a Modbus device?")
+        framing = "Modbus-TCP" if client.serial is None else "Modbus RTU (check --baudrate and --parity)"
+        return ProbeError(f"{where} answered {what} with bytes that are not {framing}: is it a Modbus device?")
     return ProbeError(f"{where}: the connection was lost during {what}")
 
 
-async def _connect(host: str, port: int, unit: int, timeout: float) -> DeviceClient:
-    why = await reachable(host, port, timeout)
-    if why is not None:
+async def _connect(host: str, port: int | None, unit: int, timeout: float, serial: SerialLine | None) -> DeviceClient:
+    if serial is not None:
+        why = openable(serial)
+        if why is not None:
+            raise ProbeError(why)
+    elif (why := await reachable(host, port or 0, timeout)) is not None:
         raise ProbeError(f"{why}; is the device up (emulated ones: cosim devices up SCENARIO) and the port right?")
-    client = DeviceClient("probe", host, port, unit, timeout)
+    client = DeviceClient("probe", host, port, unit, timeout, serial=serial)
     if not await client.connect():
-        raise ProbeError(f"cannot open a Modbus-TCP connection to {host}:{port}")
+        raise ProbeError(f"cannot open a Modbus {'RTU' if serial else 'TCP'} connection to {client.where}")
     return client
 
 
-async def read_map(host: str, port: int, unit: int, regmap: RegisterMap, timeout: float = 1.0) -> list[Reading]:
-    """Every point of `regmap`, decoded."""
-    client = await _connect(host, port, unit, timeout)
+async def read_map(host: str, port: int | None, unit: int, regmap: RegisterMap, timeout: float = 1.0,
+                   serial: SerialLine | None = None) -> list[Reading]:
+    """Every point of `regmap`, decoded (over RTU on `serial` when given)."""
+    client = await _connect(host, port, unit, timeout, serial)
     try:
         plan = ReadPlan(regmap)
         blocks = []
@@ -74,16 +84,17 @@ async def read_map(host: str, port: int, unit: int, regmap: RegisterMap, timeout
             try:
                 blocks.append(await client.read(start, count))
             except DeviceError as exc:
-                raise _explain(exc, f"a read of registers {start}..{start + count - 1}", host, port, unit) from None
+                raise _explain(exc, f"a read of registers {start}..{start + count - 1}", client) from None
         values = plan.decode(blocks).values
         return [Reading(regmap.device, p.name, p.address, values.get(p.name), p.unit, p.access) for p in regmap.points]
     finally:
         client.close()
 
 
-async def read_sunspec(host: str, port: int, unit: int, timeout: float = 1.0) -> list[Reading]:
+async def read_sunspec(host: str, port: int | None, unit: int, timeout: float = 1.0,
+                       serial: SerialLine | None = None) -> list[Reading]:
     """The SunSpec model chain: every point of the known models (1, 103, 123), decoded; one line per other model."""
-    client = await _connect(host, port, unit, timeout)
+    client = await _connect(host, port, unit, timeout, serial)
     try:
         try:
             models = await scan(client)
@@ -91,8 +102,8 @@ async def read_sunspec(host: str, port: int, unit: int, timeout: float = 1.0) ->
             try:  # say what the device answers where the marker should be
                 await client.read(40000, 2)
             except DeviceError as err:
-                raise _explain(err, "a read of the SunSpec marker at 40000", host, port, unit) from None
-            raise ProbeError(f"{host}:{port} unit {unit}: {exc}") from None
+                raise _explain(err, "a read of the SunSpec marker at 40000", client) from None
+            raise ProbeError(f"{client.where} unit {unit}: {exc}") from None
         out = []
         for m in models:
             if m.is_end:
@@ -110,8 +121,10 @@ async def read_sunspec(host: str, port: int, unit: int, timeout: float = 1.0) ->
         client.close()
 
 
-def probe(host: str, port: int, unit: int = 1, regmap: RegisterMap | None = None, timeout: float = 1.0) -> list[Reading]:
-    """Synchronous entry point: read with `regmap`, or by SunSpec discovery when it is None."""
+def probe(host: str, port: int | None, unit: int = 1, regmap: RegisterMap | None = None, timeout: float = 1.0,
+          serial: SerialLine | None = None) -> list[Reading]:
+    """Synchronous entry point: read with `regmap`, or by SunSpec discovery when it is None; Modbus-TCP at host:port,
+    or RTU on the `serial` line when given."""
     if regmap is not None:
-        return asyncio.run(read_map(host, port, unit, regmap, timeout))
-    return asyncio.run(read_sunspec(host, port, unit, timeout))
+        return asyncio.run(read_map(host, port, unit, regmap, timeout, serial))
+    return asyncio.run(read_sunspec(host, port, unit, timeout, serial))

@@ -3,7 +3,10 @@
 Two users: `cosim devices up|down SCENARIO` keeps stubs running between commands (detached
 processes, one pid file each under `.cosim/devices/<scenario name>/`), and `DeviceSession`
 gives one run the devices it needs — it starts the stubs that are not up yet (their logs go
-to the run folder), checks that every device answers, and stops what it started.
+to the run folder), checks that every device answers, and stops what it started. An emulated
+device on Modbus RTU gets, for each run, a socat pair of pseudo-terminals joined back to back
+(`pty_pair`, in the run folder): its stub serves one end, the bridge opens the other, and socat
+dies with the run; `cosim devices up` leaves such devices to the run.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,8 +28,11 @@ from cosim.scenario.loader import LoadedScenario
 from hil.client import reachable
 from hil.devices import Coupling, couplings, map_path
 from hil.kinds import KINDS
+from hil.serial_line import SerialLine, line_of, openable
 
 READY = re.compile(r"ready \S+ on (\S+):(\d+)")
+READY_SERIAL = re.compile(r"ready \S+ on serial (\S+)")
+_SOCAT_SAFE = re.compile(r"[\w./+-]+")  # a path socat's address syntax takes as is
 STATE_DIR = Path(".cosim") / "devices"
 
 
@@ -45,12 +52,16 @@ class StubInfo:
     log: str
 
 
-def stub_command(c: Coupling) -> list[str]:
-    """The command line of the firmware stub that emulates device `c` (the stub module its kind declares)."""
+def stub_command(c: Coupling, line: SerialLine | None = None) -> list[str]:
+    """The command line of the firmware stub that emulates device `c` (the stub module its kind declares), on
+    Modbus-TCP or, given its end of the serial `line`, on Modbus RTU."""
     s = c.spec
     # -P: the working directory is not put on sys.path, so a folder named `hil` there cannot shadow ours
-    cmd = [sys.executable, "-P", "-m", KINDS[s.kind].stub, "--host", s.modbus.host,
-           "--port", str(s.modbus.port or 0), "--unit", str(s.modbus.unit)]  # 0: any free port
+    cmd = [sys.executable, "-P", "-m", KINDS[s.kind].stub, "--unit", str(s.modbus.unit)]
+    if line is None:
+        cmd += ["--host", s.modbus.host, "--port", str(s.modbus.port or 0)]  # 0: any free port
+    else:
+        cmd += line.stub_argv()
     if s.watchdog:
         cmd += ["--watchdog", f"{s.watchdog:g}"]
     if s.map is not None:
@@ -66,18 +77,22 @@ def _stub_env() -> dict[str, str]:
     return env
 
 
-def start_stub(c: Coupling, log_path: Path, detach: bool = False, timeout: float = 20.0) -> tuple[StubInfo, subprocess.Popen]:
-    """Start the stub of `c` (stderr to `log_path`) and wait for its ready line; raise DeviceUnavailable if it fails."""
+def start_stub(c: Coupling, log_path: Path, detach: bool = False, timeout: float = 20.0,
+               line: SerialLine | None = None) -> tuple[StubInfo, subprocess.Popen]:
+    """Start the stub of `c` (stderr to `log_path`; on the serial `line` when given) and wait for its ready line;
+    raise DeviceUnavailable if it fails. A stub on a serial line has the line's path as host and port 0."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.Popen(stub_command(c), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+        proc = subprocess.Popen(stub_command(c, line), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
                                 env=_stub_env(), **({"start_new_session": True} if detach else bound_to_run()))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         text = log_path.read_text(encoding="utf-8", errors="replace")
-        m = READY.search(text)
+        m, m_serial = READY.search(text), READY_SERIAL.search(text)
+        s = c.spec
+        if m_serial:
+            return StubInfo(s.name, s.kind, m_serial.group(1), 0, proc.pid, str(log_path)), proc
         if m:
-            s = c.spec
             return StubInfo(s.name, s.kind, m.group(1), int(m.group(2)), proc.pid, str(log_path)), proc
         if proc.poll() is not None:
             break
@@ -86,6 +101,35 @@ def start_stub(c: Coupling, log_path: Path, detach: bool = False, timeout: float
     tail = "\n  ".join(log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:])
     raise DeviceUnavailable(f"the {c.spec.kind} stub for device {c.name} did not start "
                             f"(log {log_path}):\n  {tail or 'no output'}")
+
+
+def pty_pair(bridge_end: Path, stub_end: Path, log_path: Path, timeout: float = 10.0) -> subprocess.Popen:
+    """socat joining two raw pseudo-terminals, linked at `bridge_end` and `stub_end`, bound to the run's lifetime;
+    returns once both links exist, or raises DeviceUnavailable."""
+    if shutil.which("socat") is None:
+        raise DeviceUnavailable("socat is not installed; an emulated Modbus RTU device needs it for its pseudo-terminal "
+                                "pair (make socat, or apt-get install socat)")
+    for end in (bridge_end, stub_end):
+        if not _SOCAT_SAFE.fullmatch(str(end)):
+            raise DeviceUnavailable(f"cannot make a pseudo-terminal at {end}: socat takes paths of letters, digits "
+                                    "and . / _ + - only; choose a run folder without other characters")
+        if end.exists() or end.is_symlink():
+            raise DeviceUnavailable(f"cannot make a pseudo-terminal at {end}: the path exists already (the serial "
+                                    "line of an emulated device is made by the run; give a free path or none)")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w", encoding="utf-8") as log:
+        proc = subprocess.Popen(["socat", "-d", "-d", f"pty,raw,echo=0,link={bridge_end}",
+                                 f"pty,raw,echo=0,link={stub_end}"], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=log, **bound_to_run())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if bridge_end.exists() and stub_end.exists():
+            return proc
+        time.sleep(0.02)
+    stop_process(proc.pid, proc)
+    tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
+    raise DeviceUnavailable(f"socat made no pseudo-terminal pair at {bridge_end} (log {log_path}): "
+                            f"{' / '.join(tail) or 'no output'}")
 
 
 def stop_process(pid: int, proc: subprocess.Popen | None = None, timeout: float = 5.0) -> None:
@@ -130,9 +174,15 @@ def unreachable(targets: dict[str, tuple[str, int, float]]) -> dict[str, str]:
 
 
 def _targets(cs: list[Coupling]) -> dict[str, tuple[str, int, float]]:
-    """Where the devices with a port answer (an emulated device without one has no stub yet)."""
+    """Where the Modbus-TCP devices with a port answer (an emulated device without one has no stub yet)."""
     return {c.name: (c.spec.modbus.host, c.spec.modbus.port, c.spec.modbus.timeout) for c in cs
-            if c.spec.modbus.port is not None}
+            if c.spec.modbus.transport == "tcp" and c.spec.modbus.port is not None}
+
+
+def _closed_lines(cs: list[Coupling]) -> dict[str, str]:
+    """For the Modbus RTU devices with a serial line: name -> why the line does not open, for those that do not."""
+    lines = {c.name: line_of(c.spec.modbus) for c in cs if c.spec.modbus.serial is not None}
+    return {name: why for name, line in lines.items() if line is not None and (why := openable(line)) is not None}
 
 
 # -- `cosim devices up | down` ----------------------------------------------------------------------
@@ -147,7 +197,7 @@ def devices_up(loaded: LoadedScenario, root: Path = STATE_DIR) -> list[tuple[Stu
     folder = state_dir(loaded, root)
     out = []
     for c in couplings(loaded.scenario, loaded.base_dir):
-        if not c.spec.emulate:
+        if not c.spec.emulate or c.spec.modbus.transport == "rtu":  # an RTU stub's line lives as long as its run
             continue
         pid_file = folder / f"{c.name}.json"
         if pid_file.exists():
@@ -191,17 +241,21 @@ class DeviceSession:
         self.couplings = couplings(loaded.scenario, loaded.base_dir)
         self.log_dir, self.degraded = log_dir, degraded
         self.started: list[tuple[StubInfo, subprocess.Popen]] = []
+        self.ptys: list[subprocess.Popen] = []
         self.missing: dict[str, str] = {}
 
     def __enter__(self) -> "DeviceSession":
         try:
             down = unreachable(_targets(self.couplings))
             for c in self.couplings:
-                if c.spec.emulate and c.spec.modbus.port is None:  # a free port for this run: the stub's own choice
+                if c.spec.emulate and c.spec.modbus.transport == "rtu":
+                    self._start_on_line(c)
+                elif c.spec.emulate and c.spec.modbus.port is None:  # a free port for this run: the stub's own choice
                     c.spec.modbus.port = self._kept_up(c) or self._start(c).port
                 elif c.spec.emulate and c.name in down:
                     self._start(c)
             self.missing = unreachable(_targets(self.couplings)) if self.couplings else {}
+            self.missing |= _closed_lines(self.couplings)
         except BaseException:
             self.close()
             raise
@@ -217,6 +271,17 @@ class DeviceSession:
         info, proc = start_stub(c, self.log_dir / f"{c.name}.log")
         self.started.append((info, proc))
         return info
+
+    def _start_on_line(self, c: Coupling) -> None:
+        """A pseudo-terminal pair for emulated RTU device `c`: its stub on one end, `modbus.serial` the other."""
+        m = c.spec.modbus
+        bridge_end = Path(m.serial or self.log_dir / f"{c.name}.pty").absolute()
+        stub_end = bridge_end.with_name(bridge_end.name + ".stub")
+        self.ptys.append(pty_pair(bridge_end, stub_end, self.log_dir / f"{c.name}.socat.log"))
+        m.serial = str(bridge_end)
+        stub_line = SerialLine(str(stub_end), m.baudrate, m.parity, m.stopbits)
+        info, proc = start_stub(c, self.log_dir / f"{c.name}.log", line=stub_line)
+        self.started.append((info, proc))
 
     def _kept_up(self, c: Coupling) -> int | None:
         """The port of this device's stub started by `cosim devices up` and still running, if any."""
@@ -234,3 +299,6 @@ class DeviceSession:
         for info, proc in self.started:
             stop_process(info.pid, proc)
         self.started.clear()
+        for proc in self.ptys:
+            stop_process(proc.pid, proc)
+        self.ptys.clear()

@@ -12,7 +12,12 @@ from cosim.commands._common import app, fail, out
 
 @app.command()
 def probe(host: str = typer.Option("127.0.0.1", "--host", help="device address"),
-          port: int = typer.Option(..., "--port", min=1, max=65535, help="Modbus-TCP port"),
+          port: Optional[int] = typer.Option(None, "--port", min=1, max=65535, help="Modbus-TCP port"),
+          serial: Optional[str] = typer.Option(None, "--serial", metavar="PATH",
+                                               help="Modbus RTU on this serial line (instead of --host/--port)"),
+          baudrate: int = typer.Option(19200, "--baudrate", min=1, help="RTU baud rate"),
+          parity: str = typer.Option("N", "--parity", help="RTU parity: N, E or O"),
+          stopbits: int = typer.Option(1, "--stopbits", min=1, max=2, help="RTU stop bits"),
           unit: int = typer.Option(1, "--unit", min=0, max=247, help="Modbus unit id"),
           map_file: Optional[Path] = typer.Option(None, "--map", help="register map YAML to read and decode"),
           sunspec: bool = typer.Option(False, "--sunspec", help="discover SunSpec models (the default without --map)"),
@@ -20,15 +25,22 @@ def probe(host: str = typer.Option("127.0.0.1", "--host", help="device address")
     """Read a device's registers and print them decoded (exit 2 with the reason when it cannot)."""
     from hil.probe import ProbeError, probe as run_probe
     from hil.registers import RegisterMapError, load_map
+    from hil.serial_line import SerialLine
 
     if map_file is not None and sunspec:
         fail("give --map FILE or --sunspec, not both")
+    if (serial is None) == (port is None):
+        fail("give --port N (Modbus-TCP) or --serial PATH (Modbus RTU), one of them")
+    if parity.upper() not in ("N", "E", "O"):
+        fail(f"--parity {parity}: expected N, E or O")
+    line = SerialLine(serial, baudrate, parity.upper(), stopbits) if serial is not None else None  # type: ignore[arg-type]
     try:
         regmap = load_map(map_file) if map_file is not None else None
-        readings = run_probe(host, port, unit, regmap, timeout)
+        readings = run_probe(host, port, unit, regmap, timeout, line)
     except (ProbeError, RegisterMapError) as exc:
         fail(str(exc))
-    table = Table(title=f"{host}:{port} unit {unit}" + (f" — {map_file}" if map_file else " — SunSpec"),
+    where = f"{host}:{port}" if line is None else str(line)
+    table = Table(title=f"{where} unit {unit}" + (f" — {map_file}" if map_file else " — SunSpec"),
                   header_style="bold")
     for col in ("group", "point", "address", "value", "unit", "access"):
         table.add_column(col, justify="right" if col in ("address", "value") else "left")

@@ -132,12 +132,22 @@ LIMIT_KEYS = _union(KINDS, "limits")
 
 # -- the blocks ------------------------------------------------------------------------------------
 
-class ModbusTarget(Strict):
-    """Where a device answers Modbus-TCP (loopback unless the device allows remote hosts)."""
+_TCP_KEYS, _RTU_KEYS = ("host", "port"), ("serial", "baudrate", "parity", "stopbits")
 
+
+class ModbusTarget(Strict):
+    """Where a device answers: Modbus-TCP at host:port (loopback unless the device allows remote hosts), or Modbus RTU
+    on a serial line (`transport: rtu`)."""
+
+    transport: Literal["tcp", "rtu"] = "tcp"
     host: str = "127.0.0.1"
     port: int | None = Field(default=None, ge=1, le=65535,
                              description="required for a real device; an emulated one without it gets a free port per run")
+    serial: str | None = Field(default=None, description="rtu: the serial device, e.g. /dev/ttyUSB0; required for a "
+                                                         "real device, an emulated one gets a pseudo-terminal per run")
+    baudrate: int = Field(default=19200, gt=0, description="rtu: bits per second")
+    parity: Literal["N", "E", "O"] = Field(default="N", description="rtu: none, even or odd")
+    stopbits: Literal[1, 2] = Field(default=1, description="rtu: stop bits (8 data bits always)")
     unit: int = Field(default=1, ge=0, le=247)
     timeout: Seconds = 0.5
 
@@ -147,6 +157,18 @@ class ModbusTarget(Strict):
         if v <= 0:
             raise ValueError("must be a positive duration such as 0.5 or 500ms")
         return v
+
+    @model_validator(mode="after")
+    def _transport_keys(self) -> "ModbusTarget":
+        alien = _TCP_KEYS if self.transport == "rtu" else _RTU_KEYS
+        given = [k for k in alien if k in self.model_fields_set]
+        if given and self.transport == "rtu":
+            raise ValueError(f"modbus.{given[0]} is meaningless with transport: rtu (the device is on the serial line "
+                             "modbus.serial); remove it")
+        if given:
+            raise ValueError(f"modbus.{given[0]} is only for transport: rtu (a serial line); this device speaks "
+                             "Modbus-TCP at modbus.host and modbus.port")
+        return self
 
 
 DeviceLimits = create_model(
@@ -236,9 +258,15 @@ class _DeviceKeys(Strict):
             raise ValueError(f"kind {self.kind} needs map: <register map YAML>")
         if k.stub is None and self.emulate:
             raise ValueError(f"kind {self.kind} has no firmware stub to emulate it; set emulate: false")
-        if self.modbus.port is None and not self.emulate:
+        if self.modbus.transport == "tcp" and self.modbus.port is None and not self.emulate:
             raise ValueError("modbus.port is required for a real device (emulate: false); only an emulated device "
                              "may leave it out (its stub then gets a free port for each run)")
+        if self.modbus.transport == "rtu" and self.modbus.serial is None and not self.emulate:
+            raise ValueError("modbus.serial is required for a real device on Modbus RTU (emulate: false), e.g. "
+                             "serial: /dev/ttyUSB0; only an emulated device may leave it out (it then gets a "
+                             "pseudo-terminal pair for each run)")
+        if self.modbus.transport == "rtu" and self.wire:
+            raise ValueError("wire attacks need Modbus-TCP (a proxy in the path); this device has transport: rtu")
         for key, (_, owners) in KIND_KEYS.items():
             if getattr(self, key) is not None and self.kind not in owners:
                 raise ValueError(f"{key} is only for kind {owners_text(owners)}, not {self.kind}")
