@@ -263,6 +263,13 @@ def test_bad_rtu_blocks_are_clear_errors(write_scenario, cli, modbus, emulate, m
     assert code == 2 and message in output and "devices[0]" in output and "Traceback" not in output
 
 
+def test_wire_attacks_need_tcp(write_scenario, cli):
+    text = inverter_scenario("v", "10s", device="wire: [{kind: drop, at: 1s, duration: 1s}]\n")
+    path = write_scenario(re.sub(r"modbus: \{[^}]*\}", "modbus: {transport: rtu}", text))
+    code, output, _ = cli("validate", path)
+    assert code == 2 and "wire attacks need Modbus-TCP" in output and "Traceback" not in output
+
+
 # -- whole runs ------------------------------------------------------------------------------------
 
 def _run(tmp_path: Path, name: str, rtu: bool) -> pd.DataFrame:
