@@ -28,11 +28,13 @@ from cosim.scenario.loader import LoadedScenario
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How to run, not what: real-time pacing (wall s per simulated s), devices read-only, start without missing devices."""
+    """How to run, not what: real-time pacing (wall s per simulated s), devices read-only, start without missing
+    devices, and `on_row`, called on the run's thread with each recorded step and its row (the live view)."""
 
     realtime: float | None = None
     read_only: bool = False
     degraded: bool = False
+    on_row: Callable[[int, dict[str, float]], None] | None = None
 
 
 @dataclass

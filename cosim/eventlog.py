@@ -24,6 +24,19 @@ class Event:
     end: int
     kind: str
     target: str
+    detail: str = ""  # e.g. the register and its old and new value of an unexpected write
+
+
+class Note(tuple):
+    """An event raised outside the log (a device link, the grid server): a `(kind, target)` pair like any other,
+    with an optional `detail` for events.csv and the audit chain."""
+
+    detail: str
+
+    def __new__(cls, kind: str, target: str, detail: str = "") -> "Note":
+        note = super().__new__(cls, (kind, target))
+        note.detail = detail
+        return note
 
 
 MAX_TARGETS = 100  # targets of one kind with rows of their own; further targets share one summary row
@@ -49,8 +62,9 @@ class EventLog:
         if self.audit is not None:
             self.audit(kind, step=step, **data)
 
-    def add(self, step: int, kind: str, target: str, steps: int = 1) -> None:
-        """Record `kind` on `target` from `step` for `steps` steps (merged with an adjoining same event).
+    def add(self, step: int, kind: str, target: str, steps: int = 1, detail: str = "") -> None:
+        """Record `kind` on `target` from `step` for `steps` steps (merged with an adjoining same event of the
+        same `detail`).
 
         A flood (more than MAX_TARGETS targets of one kind, e.g. 10,000 junk setpoint names) is capped:
         the further targets are counted in one summary row per kind, and noted once per step in the audit.
@@ -65,20 +79,24 @@ class EventLog:
             target = OTHERS
         else:
             own.add(target)
-            self.note("event", step, event=kind, target=target, steps=steps)
+            self.note("event", step, event=kind, target=target, steps=steps, **({"detail": detail} if detail else {}))
         last = self._open.get((kind, target))
-        if last is not None and last.start <= step <= last.end:
+        if last is not None and last.start <= step <= last.end and last.detail == detail:
             last.end = max(last.end, step + steps)
             return
-        event = Event(step, step + steps, kind, target)
+        event = Event(step, step + steps, kind, target, detail)
         self.events.append(event)
         self._open[(kind, target)] = event
 
+    def add_note(self, step: int, note: tuple[str, str]) -> None:
+        """Record a `Note` (or a plain `(kind, target)` pair) at `step`."""
+        self.add(step, note[0], note[1], detail=getattr(note, "detail", ""))
+
     def frame(self, start: np.datetime64, step_s: float) -> pd.DataFrame:
-        """The events as an events.csv table (start, end, kind, target) in wall-clock time."""
+        """The events as an events.csv table (start, end, kind, target, detail) in wall-clock time."""
         step = pd.Timedelta(seconds=step_s)
         t0 = pd.Timestamp(start)
-        rows = [(t0 + e.start * step, t0 + e.end * step, e.kind, self._label(e)) for e in self.events]
+        rows = [(t0 + e.start * step, t0 + e.end * step, e.kind, self._label(e), e.detail) for e in self.events]
         return pd.DataFrame(rows, columns=EVENT_COLUMNS)
 
     def _label(self, event: Event) -> str:

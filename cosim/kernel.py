@@ -127,6 +127,16 @@ class StepKernel:
         sp = self.setpoints
         return self.model.step(load_scale, p_avail, sp.p_limit, sp.q_set, native_pv_pu, native_wind_pu)
 
+    def clipped(self, r: StepResult) -> list[str]:
+        """The setpoints in force that DER capability cut in step `r`: a Q beyond what the rating leaves beside
+        the delivered P, a P limit below 0 (tripped DERs deliver nothing and are not counted)."""
+        sp, on = self.setpoints, self.model.der_online > 0
+        q_cut = on & (np.abs(sp.q_set - r.der_q_mvar) > 1e-9)
+        p_cut = on & (sp.p_limit < 0.0)
+        ders = self.model.ders
+        return ([sig.der(ders[i].name, "p_limit_mw") for i in np.flatnonzero(p_cut)]
+                + [sig.der(ders[i].name, "q_set_mvar") for i in np.flatnonzero(q_cut)])
+
 
 class ControlLoop:
     """The co-simulation's loop without mosaik: step k from the input series and the schedule's

@@ -20,7 +20,7 @@ from cosim.children import pid_alive
 from cosim.files import write_atomic
 from cosim.recording import part_files
 
-EVENT_COLUMNS = ["start", "end", "kind", "target"]
+EVENT_COLUMNS = ["start", "end", "kind", "target", "detail"]
 PACKAGES = ["cosim-testbed", "mosaik", "mosaik-api-v3", "pandapower", "lightsim2grid", "numpy", "pandas",
             "pyarrow", "pydantic", "pymodbus", "torch"]
 
@@ -56,7 +56,7 @@ def nonconverged_events(ts: pd.DataFrame, step_s: float) -> pd.DataFrame:
         return pd.DataFrame(columns=EVENT_COLUMNS)
     start = ts.loc[ts["grid.converged"] != 1.0, "time"]
     return pd.DataFrame({"start": start, "end": start + pd.Timedelta(seconds=step_s),
-                         "kind": "nonconverged", "target": "grid"}, columns=EVENT_COLUMNS)
+                         "kind": "nonconverged", "target": "grid", "detail": ""}, columns=EVENT_COLUMNS)
 
 
 def write_events(path: Path, events: pd.DataFrame) -> None:

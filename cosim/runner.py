@@ -95,6 +95,22 @@ def _stopping(stop: StopOnSignal, on_step: Callable[[int], None] | None) -> Call
     return done
 
 
+class _Observed:
+    """The recording as the recorder sees it: each row is recorded, then handed to `on_row` (the live view)."""
+
+    def __init__(self, recording: Recording, on_row: Callable[[int, dict], None]) -> None:
+        self.recording, self.on_row = recording, on_row
+
+    def append(self, step: int, values: dict) -> None:
+        self.recording.append(step, values)
+        self.on_row(step, values)
+
+
+def _observed(recording: Recording, on_row: Callable[[int, dict], None] | None) -> Recording | _Observed:
+    """`recording`, observed by `on_row` if there is one."""
+    return recording if on_row is None else _Observed(recording, on_row)
+
+
 def degradation(metrics: dict, allowed_share: float) -> str:
     """Why a completed run is degraded (its share of non-converged steps above `allowed_share`), else ''."""
     steps, bad = metrics.get("steps", 0), metrics.get("nonconverged_steps", 0)
@@ -187,16 +203,21 @@ def _run(loaded: LoadedScenario, out_dir: Path, on_step: Callable[[int], None] |
                           **({"engine_note": asm.model.engine_note} if asm.model.engine_note else {}))
             recording = Recording(out_dir / "timeseries.parquet", asm.inputs.times[0], asm.step_s)
             record.progress = lambda: {"steps_completed": recording.rows}
-            session = nullcontext()
+            session, server_log = nullcontext(), nullcontext()
             if scn.devices:
                 from hil.stubs import DeviceSession
 
                 session = DeviceSession(loaded, out_dir / "devices", asm.options.degraded)
-            with session:
+            if scn.grid_server is not None:
+                from hil.grid_server import LOGGER
+                from hil.logs import to_file
+
+                server_log = to_file(LOGGER, out_dir / "devices" / "grid_server.log")
+            with session, server_log:
                 if scn.devices and session.missing:
                     record.update(devices_missing=session.missing)
                 stop.check(0)
-                run_world(asm, recording, _stopping(stop, on_step))
+                run_world(asm, _observed(recording, asm.options.on_row), _stopping(stop, on_step))
         except RunInterrupted as exc:  # SIGINT / SIGTERM: stop cleanly with what was recorded
             status, message = "interrupted", str(exc)
         except Exception as exc:  # the run failed part-way: keep what was recorded and say so

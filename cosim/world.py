@@ -78,7 +78,8 @@ def add_inputs(w: Wiring) -> None:
 
 def add_grid(w: Wiring) -> None:
     """The power-flow simulator, fed by the inputs."""
-    grid = w.world.start("Grid", model=w.asm.model, step_s=w.asm.step_s).Grid()
+    grid = w.world.start("Grid", model=w.asm.model, step_s=w.asm.step_s, events=w.asm.events,
+                         metrics=w.asm.run_metrics).Grid()
     w.world.connect(w.entities["loads"], grid, "load_scale", "native_pv_pu", "native_wind_pu")
     for der in w.entities["ders"]:
         w.world.connect(der, grid, "p_avail_mw")

@@ -21,11 +21,12 @@ import numpy as np
 
 from cosim.scenario.schema import (GridServer as GridServerSpec, Scenario, WireDelay, WireDrop, WireFDI, WireInjection,
                                    WireReplay, WireTamper)
+from cosim.eventlog import Note
 from cosim.realtime import WallClock
 from cosim.seeding import rng_for
 from hil.client import DeviceClient
 from hil.coupling import Coupling
-from hil.grid_server import GridServer, entries, load_layout
+from hil.grid_server import GridServer, entries, load_layout, scada_setpoints
 from hil.guard import Guard, Rule
 from hil.link import DEFAULT_TICK_S, DeviceLink
 from hil.mitm import ModbusProxy, rogue_write
@@ -134,14 +135,20 @@ class Bridge:
     def _grid_server(self, spec: GridServerSpec) -> GridServer:
         gens = self.scn.generators
         names = [g.name for g in gens]
+        allowed = set(scada_setpoints(gens) if spec.setpoints is None else spec.setpoints)
         rules = {}
-        for g in gens:
-            rules[f"{g.name}.p_limit_mw"] = Rule(0.0, g.p_mw)
-            rules[f"{g.name}.q_set_mvar"] = Rule(-g.rating_mva, g.rating_mva)
+        for g in gens:  # the allow-list of setpoints a SCADA may write, with their capability clamps
+            for name, rule in ((f"{g.name}.p_limit_mw", Rule(0.0, g.p_mw)),
+                               (f"{g.name}.q_set_mvar", Rule(-g.rating_mva, g.rating_mva))):
+                if name in allowed:
+                    rules[name] = rule
         for line in spec.breakers:  # the allow-list of breakers a SCADA may operate
             rules[f"line.{line}.closed"] = Rule(0.0, 1.0)
         self.server_guard = Guard("scada", rules.keys(), rules, self.read_only)
         table = entries(load_layout(), self.buses, self.lines, names)
+        if spec.protocol == "iec104":  # the optional c104 extra: imported only when a scenario asks for it
+            from hil.iec104_server import Iec104GridServer
+            return Iec104GridServer(table, self.server_guard, spec.host, spec.port, spec.common_address, spec.commands)
         return GridServer(table, self.server_guard, spec.host, spec.port, spec.unit, spec.commands)
 
     async def stop(self) -> None:
@@ -219,25 +226,31 @@ class Bridge:
             self.notes += [(kind, f"{link.name}.{p}" if p else link.name) for kind, p in labels]
             spec = link.c.spec
             for point, value in writes:
+                if self.read_only:  # --read-only blocks every write the run makes, its wire attacks' too
+                    self.notes.append(Note("guard_blocked", f"{link.name}.{point}", "read-only: wire attack write not sent"))
+                    continue
                 await rogue_write(spec.modbus.host, spec.modbus.port, link.c.regmap, point, value, spec.modbus.unit,
                                   spec.modbus.timeout)
         await link.cycle(grid, self._guard_now(k))
 
     # -- what the run records ---------------------------------------------------------------------
     def signals(self) -> dict[str, float]:
-        """Every device's readings and flags, and this step's guard decisions (`guard.blocked`, `guard.clamped`)."""
+        """Every device's readings and flags, this step's guard decisions (`guard.blocked`, `guard.clamped`) and the
+        alarm on writes from outside (`alarm.device_write_unexpected`: how many this step)."""
         out: dict[str, float] = {}
         for link in self.links:
             out.update(link.signals())
-        out["guard.blocked"] = float(sum(kind == "guard_blocked" for kind, _ in self.notes))
-        out["guard.clamped"] = float(sum(kind == "guard_clamped" for kind, _ in self.notes))
+        kinds = [kind for kind, _ in self.notes]
+        out["guard.blocked"] = float(kinds.count("guard_blocked"))
+        out["guard.clamped"] = float(kinds.count("guard_clamped"))
+        out["alarm.device_write_unexpected"] = float(kinds.count("device_write_unexpected"))
         return out
 
     def metrics(self) -> dict[str, float]:
         """Counts and timings of the whole run for metrics.json."""
         guards = [link.guard for link in self.links] + ([self.server_guard] if self.server_guard else [])
         counts = {key: sum(link.counts[key] for link in self.links) for key in
-                  ("readback_mismatches", "rejected_writes", "setpoint_changes", "write_timeouts", "stale_steps")}
+                  ("readback_mismatches", "rejected_writes", "writes_unexpected", "write_timeouts", "stale_steps")}
         stats = [link.client.stats for link in self.links]
         rtt = [x for s in stats for x in s.rtt_ms]
         return {
@@ -245,7 +258,8 @@ class Bridge:
             "guard_clamped_writes": sum(g.clamped for g in guards),
             "guard_readback_mismatches": counts["readback_mismatches"],
             "device_rejected_writes": counts["rejected_writes"],
-            "device_setpoint_changes": counts["setpoint_changes"],
+            "device_write_unexpected": counts["writes_unexpected"],
+            "device_setpoint_changes": counts["writes_unexpected"],  # its name before `device_write_unexpected`
             "device_write_timeouts": counts["write_timeouts"],
             "device_stale_steps": counts["stale_steps"],
             "device_reconnects": sum(s.reconnects for s in stats),

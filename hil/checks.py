@@ -16,6 +16,7 @@ from cosim.grid.feeders import Feeder
 from cosim.scenario.devices import LIMIT_KEYS, owners_text
 from cosim.scenario.schema import Device, Scenario
 from hil.devices import cached_map, map_path
+from hil.grid_server import scada_setpoints
 from hil.kinds import module
 from hil.registers import RegisterMapError
 
@@ -98,6 +99,12 @@ def device_problems(scn: Scenario, feeder: Feeder, base_dir: Path) -> Problems:
             if line not in ctx.lines:
                 problems.append((("grid_server", "breakers", j), f"line {line} does not exist on feeder "
                                                                  f"{scn.grid.feeder} ({feeder.describe('line')})"))
+        known = scada_setpoints(scn.generators)
+        for j, name in enumerate(s.setpoints or []):
+            if name not in known:
+                problems.append((("grid_server", "setpoints", j), f"{name!r} is no generator setpoint of this "
+                                                                  f"scenario (expected one of {', '.join(known[:6])}"
+                                                                  f"{', ...' if len(known) > 6 else ''})"))
     return problems
 
 

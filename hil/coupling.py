@@ -51,6 +51,7 @@ class Coupling:
     default_writable: tuple[str, ...] = ()
     pulse: frozenset[str] = frozenset()  # command registers that read back 0 after a write
     volatile: frozenset[str] = frozenset()  # writable points the device also changes itself (auto mode)
+    fed: frozenset[str] = frozenset()  # physics inputs the co-simulation writes to an emulated device
 
     @classmethod
     def build(cls, scn: Scenario, spec: Device, regmap: RegisterMap, base_dir: Path) -> "Coupling":
@@ -106,6 +107,10 @@ class Coupling:
         stub = next(c for c in vars(module).values()
                     if isinstance(c, type) and issubclass(c, DeviceStub) and c.__module__ == module.__name__)
         return build_parser(stub).get_default(dest)
+
+    def self_changing(self, values: Mapping[str, Any] | None) -> frozenset[str]:
+        """The writable points the device may move itself in the state `values` (a reading; None: unknown)."""
+        return self.volatile
 
     def inputs(self, grid: Mapping[str, float]) -> dict[str, float]:
         """Physics inputs of an emulated device from the grid's signals (point -> value)."""

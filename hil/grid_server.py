@@ -19,6 +19,7 @@ between steps).
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -28,12 +29,15 @@ from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
+
+from cosim.eventlog import Note
 from hil import MAPS_DIR
 from hil.codec import raw_to_registers, registers_to_raw
 from hil.guard import Guard
 from hil.modbus_server import ILLEGAL_ADDRESS, ILLEGAL_FUNCTION, ILLEGAL_VALUE, DataModel, Refused, Table, TcpServer
 
 LAYOUT = MAPS_DIR / "grid_server.yaml"
+LOGGER = "hil.grid_server"  # a run writes it to devices/grid_server.log
 
 
 class Block(BaseModel):
@@ -86,6 +90,11 @@ def entries(layout: Layout, buses: Sequence[int], lines: Sequence[int], generato
     return out
 
 
+def scada_setpoints(generators: Sequence) -> list[str]:
+    """Every generator setpoint a SCADA could write (`<gen>.p_limit_mw`, `<gen>.q_set_mvar`), in scenario order."""
+    return [f"{g.name}.{q}" for g in generators for q in ("p_limit_mw", "q_set_mvar")]
+
+
 def _f32(value: float) -> list[int]:
     return raw_to_registers("float32", value)
 
@@ -112,12 +121,12 @@ class GridServer(DataModel):
         self.closed: dict[int, bool] = {e.address: True for e in self.coils}  # coil address -> breaker closed
         self.mapped = {"input": _registers(self.inputs), "holding": _registers(list(self.commands.values()))}
         self.pending: dict[str, float] = {}
-        self.notes: list[tuple[str, str]] = []
+        self.notes: list[Note] = []
         self._server: TcpServer | None = None
 
     async def start(self) -> int:
         """Start serving; returns the port."""
-        self._server = TcpServer(self, {self.unit}, self.host, self.port)
+        self._server = TcpServer(self, {self.unit}, self.host, self.port, log=logging.getLogger(LOGGER))
         _, self.port = await self._server.start()
         return self.port
 
@@ -188,6 +197,7 @@ class GridServer(DataModel):
                                            "operate are grid_server.breakers)")
         for d in decisions:
             self.pending[d.point] = d.value
+            self.notes.append(Note("scada_command", f"scada.{d.point}", f"{d.value:g} from {self.peer}"))
 
     def _blocked(self, target: str, code: int, reason: str) -> None:
         self.guard.blocked += 1
@@ -216,3 +226,4 @@ class GridServer(DataModel):
             self.holding_regs[targets[i].address: targets[i].address + 2] = _f32(d.value)
             self.guard.settle(d.point, d.value, now)
             self.pending[d.point] = d.value
+            self.notes.append(Note("scada_command", f"scada.{d.point}", f"{d.value:g} from {self.peer}"))

@@ -14,10 +14,17 @@ ride on the first heartbeat read, or on the first read when there is no heartbea
 write then read in one transaction). The reads are planned and
 decoded by `hil.reading.ReadPlan`, like every other read of a device. What went wrong is noted as
 events for the run's event log: `guard_blocked`, `guard_clamped`, `readback_mismatch`,
-`device_rejected`, `write_timeout`, `write_unencodable`, `device_setpoint_changed` (a
-writable point changed without a write from the bridge: another master, or the device's own
-fail-safe), `device_stale` (with `device_timeout`, `device_garbage` or `device_exception`
-saying why, when connected) and `device_reconnected`.
+`device_rejected`, `write_timeout`, `write_unencodable`, `device_write_unexpected` (see below),
+`device_stale` (with `device_timeout`, `device_garbage` or `device_exception` saying why, when
+connected) and `device_reconnected`.
+
+Writes from outside: every control register of the device (a read-write point of its map that
+is no pulse command and no physics input) that the step's reads cover — the writable points
+are always read — is compared each step with what the bridge last saw or set; a change the
+bridge did not write is `device_write_unexpected`, with the register and the old and new value
+as the event's detail: another master (a rogue client), or the device's own fail-safe. Points
+a device moves itself (`Coupling.self_changing`, e.g. a capacitor bank's StepCmd in auto mode)
+are not compared while it does.
 """
 
 from __future__ import annotations
@@ -28,13 +35,21 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cosim.eventlog import Note
 from hil.client import DeviceClient, DeviceError
 from hil.codec import EncodeError, encode
 from hil.coupling import Coupling
 from hil.guard import Guard
-from hil.reading import ReadPlan
+from hil.reading import ReadPlan, read_spans
+from hil.registers import RegisterMap
 
 DEFAULT_TICK_S = 0.1  # firmware tick assumed for a device that does not say (the stubs' default)
+
+
+def _control_points(regmap: RegisterMap, spans: Sequence[tuple[int, int]], exclude: frozenset[str]) -> set[str]:
+    """The read-write points lying entirely inside the read requests `spans`, less `exclude`."""
+    return {p.name for p in regmap.points if p.writable and p.name not in exclude
+            and any(a <= p.address and p.end <= a + n for a, n in spans)}
 
 
 def _merge(writes: dict[int, list[int]]) -> list[tuple[int, list[int]]]:
@@ -49,6 +64,10 @@ def _merge(writes: dict[int, list[int]]) -> list[tuple[int, list[int]]]:
     return out
 
 
+def _show(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 class DeviceLink:
     """Client + coupling + guard of one device, and what the bridge knows of it between steps."""
 
@@ -59,12 +78,14 @@ class DeviceLink:
         self.beat = regmap["Heartbeat"] if "Heartbeat" in regmap else None
         self.poll_s = min(max(tick_s / 10.0, 0.001), 0.01)  # heartbeat polls: a tenth of a tick, 1..10 ms
         self.tick_wait_s = 3.0 * tick_s + client.timeout
-        self.watched = {p for p in coupling.writable if p in regmap} - coupling.pulse - coupling.volatile
-        self.plan = ReadPlan(regmap, set(coupling.reads) | self.watched)
+        writable = {p for p in coupling.writable if p in regmap} - coupling.pulse
+        spans = read_spans(regmap, set(coupling.reads) | writable)
+        self.watched = _control_points(regmap, spans, coupling.pulse | coupling.fed) | writable
+        self.plan = ReadPlan(regmap, set(coupling.reads) | self.watched, spans=spans)
         self.values: dict[str, Any] | None = None  # last good reading (engineering units)
         self.raw: dict[str, list[int]] = {}
         self.sfs: dict[str, int | None] = {}
-        self.known: dict[str, list[int]] = {}  # writable points as the bridge last saw or set them
+        self.known: dict[str, tuple[list[int], Any]] = {}  # control points as the bridge last saw or set them
         self.wanted: dict[str, float] = {}  # level setpoints in force
         self.pulses: dict[str, float] = {}  # one-shot commands of this step
         self.fresh_at = -math.inf
@@ -73,7 +94,7 @@ class DeviceLink:
         self.syncs = 0  # connections that got as far as a first read
         self.io_ms = math.nan
         self.notes: list[tuple[str, str]] = []
-        self.counts = {"readback_mismatches": 0, "rejected_writes": 0, "setpoint_changes": 0, "write_timeouts": 0,
+        self.counts = {"readback_mismatches": 0, "rejected_writes": 0, "writes_unexpected": 0, "write_timeouts": 0,
                        "stale_steps": 0}
 
     @property
@@ -84,8 +105,8 @@ class DeviceLink:
         """A setpoint for `point` from a controller or SCADA: held until replaced (pulses: this step only)."""
         (self.pulses if point in self.c.pulse else self.wanted)[point] = value
 
-    def _note(self, kind: str, point: str = "") -> None:
-        self.notes.append((kind, f"{self.name}.{point}" if point else self.name))
+    def _note(self, kind: str, point: str = "", detail: str = "") -> None:
+        self.notes.append(Note(kind, f"{self.name}.{point}" if point else self.name, detail))
 
     async def start(self) -> None:
         """First connection attempt (a failure leaves the device stale; reconnection goes on in the background)."""
@@ -107,17 +128,19 @@ class DeviceLink:
                 raise DeviceError("connection", f"{self.name}: not connected")
             if not self.synced:
                 await self._read(now)
+                self.known = {}  # a device that restarted holds what it holds: compare from here on
                 self.synced = True
                 self.syncs += 1
                 if self.syncs > 1:
                     self._note("device_reconnected")
             feed = self._feed(grid)
+            moving = self.c.self_changing(self.values)
             written = await self._write(now)
             if self.beat is not None and (feed or written):
                 await self._await_tick(feed)
                 feed = []
             await self._read(now, feed)
-            self._verify(written, now)
+            self._verify(written, now, moving | self.c.self_changing(self.values))
             self.fresh_at, self.stale = time.monotonic(), False
         except DeviceError as exc:
             self.stale = True
@@ -204,7 +227,7 @@ class DeviceLink:
                 if isinstance(values.get(point), (int, float)):
                     self.guard.settle(point, float(values[point]), now)
 
-    def _verify(self, sent: dict[str, tuple[list[int], float]], now: float) -> None:
+    def _verify(self, sent: dict[str, tuple[list[int], float]], now: float, moving: frozenset[str]) -> None:
         for point, (regs, value) in sent.items():
             if point in self.c.pulse:
                 continue
@@ -218,10 +241,12 @@ class DeviceLink:
             if now_raw is None:
                 continue
             before = self.known.get(point)
-            if before is not None and before != now_raw and point not in sent:
-                self.counts["setpoint_changes"] += 1
-                self._note("device_setpoint_changed", point)
-            self.known[point] = now_raw
+            if before is not None and before[0] != now_raw and point not in sent and point not in moving:
+                self.counts["writes_unexpected"] += 1
+                p = self.c.regmap[point]
+                self._note("device_write_unexpected", point,
+                           f"register {p.address}: {_show(before[1])} -> {_show(self.values.get(point))}")
+            self.known[point] = (now_raw, self.values.get(point))
 
     def signals(self) -> dict[str, float]:
         """Published readings plus `<name>.stale` and `<name>.io_ms` (this step's I/O time)."""

@@ -22,7 +22,10 @@ FC3 with quantity 0, 0xC1 0x01 for the undefined function 0x41), with the reques
 transaction and unit id. A frame whose MBAP length is outside 2..254 cannot be delimited: the
 connection is closed. A frame with a protocol id other than 0 is not Modbus and gets no answer.
 The data model works synchronously, so one request is atomic against the device's firmware
-loop (FC23 writes, then reads, with nothing in between).
+loop (FC23 writes, then reads, with nothing in between); while it answers, `DataModel.peer`
+is the client's address (`host:port`), for the write logs and events. The server's log is
+rate-limited (`hil.logs`), and a fault in the data model is logged and closes that one
+connection: it never ends the server or prints a traceback to the terminal of the run.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from collections.abc import Callable, Container
 from typing import Literal
 
 from pymodbus.constants import ExcCodes
+
+from hil.logs import rate_limited
 
 Table = Literal["coil", "discrete", "holding", "input"]
 
@@ -57,6 +62,7 @@ class DataModel:
     """The four tables of one device; subclasses answer reads and writes, or raise `Refused`."""
 
     functions: frozenset[int] = FUNCTIONS  # the function codes this device implements
+    peer: str = "-"  # the client of the request being answered (host:port)
 
     def read(self, table: Table, address: int, count: int) -> list[int]:
         """Values [address, address + count) of `table` (bits as 0/1)."""
@@ -107,7 +113,7 @@ class TcpServer:
                  on_request: Callable[[int, int], None] | None = None, log: logging.Logger | None = None):
         self.model, self.units, self.host, self.port = model, units, host, port
         self.on_request = on_request  # (unit, function code) of every request for a served unit
-        self.log = log or logging.getLogger("hil.modbus_server")
+        self.log = rate_limited(log or logging.getLogger("hil.modbus_server"))
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.StreamWriter, asyncio.Task] = {}
 
@@ -134,6 +140,8 @@ class TcpServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._connections[writer] = asyncio.current_task()  # type: ignore[assignment]
+        peer = writer.get_extra_info("peername")
+        peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         try:
             while True:
                 tid, pid, length, unit = struct.unpack(">HHHB", await reader.readexactly(7))
@@ -143,11 +151,14 @@ class TcpServer:
                 pdu = await reader.readexactly(length - 1)
                 if pid != 0:
                     continue
+                self.model.peer = peer
                 reply = self.answer(unit, pdu)
                 writer.write(struct.pack(">HHHB", tid, 0, len(reply) + 1, unit) + reply)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        except Exception:  # noqa: BLE001 - a fault answering one client must not reach the run's terminal
+            self.log.error("closing the connection of %s after an internal error", peer, exc_info=True)
         finally:
             self._connections.pop(writer, None)
             writer.close()
@@ -162,8 +173,8 @@ class TcpServer:
             _need(fc in self.model.functions, f"function code 0x{fc:02x} is not supported", ILLEGAL_FUNCTION)
             return self._execute(fc, pdu[1:])
         except Refused as r:
-            self.log.warning("%s rejected: %s (0x%02x) fc=%d unit=%d: %s", "write" if fc in WRITE_FUNCTIONS else
-                             "request", code_name(r.code), r.code, fc, unit, r.reason)
+            self.log.warning("%s rejected: %s (0x%02x) fc=%d unit=%d: %s (from %s)", "write" if fc in WRITE_FUNCTIONS
+                             else "request", code_name(r.code), r.code, fc, unit, r.reason, self.model.peer)
             return bytes([(fc | 0x80) & 0xFF, r.code])
 
     def _execute(self, fc: int, body: bytes) -> bytes:

@@ -153,7 +153,7 @@ def test_readback_mismatch_and_unauthorised_change_are_noticed(stubs):
         assert link.values["WMaxLimPct"] == 60 and "readback_mismatch" not in kinds(link)
         assert await rogue_write("127.0.0.1", stub.port, link.c.regmap, "VArPct_Ena", 1)  # around the guard
         await link.cycle(GRID)
-        assert ("device_setpoint_changed", "inv1.VArPct_Ena") in link.notes
+        assert ("device_write_unexpected", "inv1.VArPct_Ena") in link.notes
         link.close()
         await proxy.stop()
 
@@ -172,7 +172,7 @@ def test_watchdog_fail_safe_then_the_setpoint_is_reasserted(stubs):
         await asyncio.sleep(1.0)  # the bridge is silent: the device's watchdog reverts its limit
         await link.cycle(GRID)
         assert link.values["WMaxLim_Ena"] == 0 and link.values["WMaxLimPct"] == 100
-        assert ("device_setpoint_changed", "inv1.WMaxLim_Ena") in link.notes
+        assert ("device_write_unexpected", "inv1.WMaxLim_Ena") in link.notes
         await link.cycle(GRID)
         assert link.values["WMaxLim_Ena"] == 1 and link.values["WMaxLimPct"] == 30
         link.close()

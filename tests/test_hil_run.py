@@ -139,7 +139,7 @@ def test_wire_attacks_from_the_scenario(tmp_path):
     assert (seen[5:10] == 0).all() and seen[3] > 0.5 and seen[15] > 0.5  # tampered in flight, only then
     labels = set(zip(events["kind"], events["target"]))
     assert {("wire_fdi", "inv1.W"), ("wire_command_injection", "inv1.VArPct_Ena"),
-            ("device_setpoint_changed", "inv1.VArPct_Ena")} <= labels
+            ("device_write_unexpected", "inv1.VArPct_Ena")} <= labels
 
 
 def test_the_grid_server_is_polled_and_commanded_by_a_pymodbus_client(tmp_path):

@@ -92,7 +92,7 @@ def test_nonconverged_steps_are_recorded_and_run_goes_on(tmp_path, write_scenari
     assert 0 < bad.sum() < len(ts) and ts.loc[bad, "bus.18.vm_pu"].isna().all()
     assert outcome.metrics["nonconverged_steps"] == bad.sum()
     events = pd.read_csv(tmp_path / "nc" / "events.csv")
-    assert list(events.columns) == ["start", "end", "kind", "target"]
+    assert list(events.columns) == ["start", "end", "kind", "target", "detail"]
     assert len(events) == bad.sum() and set(events.kind) == {"nonconverged"}
     assert np.isfinite(outcome.metrics["loss_energy_kwh"])
 

@@ -22,12 +22,12 @@ from cosim.results import EVENT_COLUMNS
 
 
 def schedule_frame(schedule: Schedule, start: np.datetime64, step_s: float) -> pd.DataFrame:
-    """The scheduled events as events.csv rows: start, end, kind, target, then id, path, targets, params."""
+    """The scheduled events as events.csv rows: start, end, kind, target, detail, then id, path, targets, params."""
     t0, step = pd.Timestamp(start), pd.Timedelta(seconds=step_s)
     rows = []
     for e in schedule.events:
         params = e.spec.model_dump(exclude={"at", "duration", "kind"})
-        rows.append((t0 + e.start * step, t0 + e.end * step, e.kind, e.target_text, e.id, e.path,
+        rows.append((t0 + e.start * step, t0 + e.end * step, e.kind, e.target_text, "", e.id, e.path,
                      " ".join(e.targets), json.dumps(params, separators=(",", ":"))))
     return pd.DataFrame(rows, columns=[*EVENT_COLUMNS, "id", "path", "targets", "params"])
 

@@ -2,7 +2,8 @@
 
 Every key that metrics.json can contain has an entry: the KPIs of `compute_metrics` (group
 "core"), the detector scores of `cosim.events.impact.detection_metrics` ("detection"), the
-reliability indices of `cosim.metrics.reliability` ("reliability"), the
+reliability indices of `cosim.metrics.reliability` ("reliability"), the capability clipping of
+`cosim.sims.grid` ("control"), the
 counts and timings of the Modbus bridge (`hil.bridge.Bridge.metrics`, "hil") and of a
 real-time run (`cosim.realtime.WallClock.metrics`, "realtime"). Per-attack-kind keys such as
 `detector_tpr_fdi` share one entry, `detector_tpr_<kind>`. `cosim.regress` takes the metrics a
@@ -28,7 +29,7 @@ class MetricInfo:
     unit: str
     worse: int  # +1 higher is worse, -1 lower is worse, 0 neither
     description: str
-    group: str  # core | reliability | detection | hil | realtime
+    group: str  # core | reliability | control | detection | hil | realtime
     baseline: bool = False  # kept (and compared) by regression baselines
     tolerance: tuple[float, float] | None = None  # (rel, abs) for baseline comparison, else the default
 
@@ -77,6 +78,9 @@ _TABLE: tuple[MetricInfo, ...] = (
     _m("caidi_min", "min", +1, "minutes per customer interruption, SAIDI / SAIFI (CAIDI; null without interruptions)",
        "reliability"),
     _m("ens_kwh", "kWh", +1, "energy not supplied to de-energised loads (ENS, all recorded steps)", "reliability"),
+    # -- control: cosim.sims.grid.GridSim ----------------------------------------------------------
+    _m("setpoints_clipped", "setpoint-steps", +1, "setpoints in force that DER capability cut, one per setpoint and "
+       "step (events `setpoint_clipped`)", "control"),
     # -- detection: cosim.events.impact.detection_metrics ------------------------------------------
     _m("detector_tpr", RATIO, -1, "share of attack steps the detector alarmed (true-positive rate)", "detection"),
     _m("detector_fpr", RATIO, +1, "share of clean steps the detector alarmed (false-positive rate)", "detection"),
@@ -96,8 +100,10 @@ _TABLE: tuple[MetricInfo, ...] = (
     _m("guard_clamped_writes", "writes", +1, "Modbus writes the safety guard clamped or rate-limited", "hil"),
     _m("guard_readback_mismatches", "writes", +1, "writes whose read-back differed from the value written", "hil"),
     _m("device_rejected_writes", "writes", +1, "writes a device rejected (Modbus exception)", "hil"),
-    _m("device_setpoint_changes", "changes", +1,
-       "setpoints that changed on a device without a write from the bridge (another master)", "hil"),
+    _m("device_write_unexpected", "changes", +1,
+       "control registers that changed on a device without a write from the bridge (another master, or the "
+       "device's own fail-safe)", "hil"),
+    _m("device_setpoint_changes", "changes", +1, "the same count under its earlier name", "hil"),
     _m("device_write_timeouts", "writes", +1, "writes without an answer within the timeout", "hil"),
     _m("device_stale_steps", "steps", +1, "device-steps without fresh readings (device marked stale)", "hil"),
     _m("device_reconnects", "count", +1, "reconnections of the bridge to devices", "hil"),

@@ -280,12 +280,35 @@ Device = create_model(
 
 
 class GridServer(Strict):
-    """A Modbus-TCP server that exposes the simulated grid to an external SCADA, RTU or PLC."""
+    """A server that exposes the simulated grid to an external SCADA, RTU or PLC: Modbus-TCP, or IEC 60870-5-104."""
 
+    protocol: Literal["modbus", "iec104"] = "modbus"
     host: str = "127.0.0.1"
     port: int = Field(ge=1, le=65535)
     unit: int = Field(default=1, ge=0, le=247)
-    commands: bool = Field(default=True, description="accept setpoint writes (they pass the safety guard)")
+    common_address: int = Field(default=1, ge=1, le=65534, description="IEC 104 common address of the station")
+    commands: bool = Field(default=True, description="accept setpoint writes (they pass the safety guard); "
+                                                     "iec104: every command, breakers too")
     breakers: list[int] = Field(default_factory=list, description="lines whose breaker a SCADA may open and close "
-                                                                  "(coil writes; the allow-list)")
+                                                                  "(coil writes, IEC 104 breaker commands; the allow-list)")
+    setpoints: list[str] | None = Field(default=None, description="generator setpoints a SCADA may write "
+                                        "(`<generator>.p_limit_mw`, `<generator>.q_set_mvar`; the allow-list; "
+                                        "default every generator's both)")
     allow_remote: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _iec104_port(cls, data: Any) -> Any:
+        """IEC 104 listens on its registered port 2404 unless the scenario says otherwise."""
+        if isinstance(data, dict) and data.get("protocol") == "iec104" and "port" not in data:
+            return {**data, "port": 2404}
+        return data
+
+    @model_validator(mode="after")
+    def _protocol_keys(self) -> "GridServer":
+        own, other = ("unit", "common_address") if self.protocol == "modbus" else ("common_address", "unit")
+        if other in self.model_fields_set:
+            raise ValueError(f"{other} is not a key of protocol {self.protocol} (it has {own})")
+        if self.protocol == "iec104" and importlib.util.find_spec("c104") is None:
+            raise ValueError("protocol iec104 needs the c104 package: pip install -e '.[iec104]'")
+        return self

@@ -10,10 +10,15 @@ a time-shifted edge) and `signals` (device readings and flags).
 
 from __future__ import annotations
 
+import logging
+
 import mosaik_api_v3
 
 from cosim.eventlog import EventLog
 from hil.bridge import Bridge
+
+log = logging.getLogger(__name__)
+ALARMS = frozenset({"device_write_unexpected"})  # events printed as they happen (once per target)
 
 META = {
     "api_version": "3.0",
@@ -29,6 +34,7 @@ class BridgeSim(mosaik_api_v3.Simulator):
         super().__init__(META)
         self.delivered: dict[str, float] = {}
         self.signals: dict[str, float] = {}
+        self._alarmed: set[tuple[str, str]] = set()
 
     def init(self, sid, time_resolution=1.0, bridge: Bridge | None = None, step_s: int = 1, n_steps: int = 0,
              events: EventLog | None = None, metrics: dict | None = None):
@@ -59,8 +65,11 @@ class BridgeSim(mosaik_api_v3.Simulator):
             commands.update(sent)
         grid = next(iter(inp.get("grid", {}).values()), {})
         self.delivered = yield self.bridge.step(k, commands, grid)
-        for kind, target in self.bridge.notes:
-            self.events.add(k, kind, target)
+        for note in self.bridge.notes:
+            self.events.add_note(k, note)
+            if note[0] in ALARMS and tuple(note) not in self._alarmed:
+                self._alarmed.add(tuple(note))
+                log.warning("alarm at step %d: %s on %s (%s)", k, note[0], note[1], getattr(note, "detail", ""))
         self.signals = self.bridge.signals()
         if k == self.n_steps - 1:
             yield self.bridge.stop()

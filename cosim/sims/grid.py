@@ -5,6 +5,7 @@ from __future__ import annotations
 import mosaik_api_v3
 import numpy as np
 
+from cosim.eventlog import EventLog
 from cosim.grid.model import GridModel
 from cosim.kernel import StepKernel
 
@@ -30,7 +31,9 @@ def _one(values: dict):
 class GridSim(mosaik_api_v3.Simulator):
     """Receives load multipliers, DER availability, setpoints and disruptions; publishes all grid signals.
 
-    The setpoint input is time-shifted in the world, so what arrives at step k was chosen at k-1."""
+    The setpoint input is time-shifted in the world, so what arrives at step k was chosen at k-1. Setpoints
+    that DER capability cuts are events `setpoint_clipped` (one per setpoint and run of steps) and counted in
+    the run metric `setpoints_clipped` (setpoint-steps)."""
 
     def __init__(self) -> None:
         super().__init__(META)
@@ -38,8 +41,11 @@ class GridSim(mosaik_api_v3.Simulator):
         self.step_s = 1
         self._signals: dict[str, float] = {}
 
-    def init(self, sid, time_resolution=1.0, model: GridModel | None = None, step_s: int = 1):
+    def init(self, sid, time_resolution=1.0, model: GridModel | None = None, step_s: int = 1,
+             events: EventLog | None = None, metrics: dict | None = None):
         self.kernel, self.step_s = StepKernel(model), int(step_s)
+        self.events, self.metrics = events, metrics if metrics is not None else {}
+        self.metrics["setpoints_clipped"] = 0
         return self.meta
 
     def create(self, num, model, **params):
@@ -60,6 +66,11 @@ class GridSim(mosaik_api_v3.Simulator):
         result = self.kernel.step(_one(inp["load_scale"]), p_avail, _one(inp["native_pv_pu"]),
                                   _one(inp["native_wind_pu"]), delivered, disruptions)
         self._signals = m.signals(result)
+        clipped = self.kernel.clipped(result)
+        self.metrics["setpoints_clipped"] += len(clipped)
+        if self.events is not None:
+            for name in clipped:
+                self.events.add(time // self.step_s, "setpoint_clipped", name)
         return time + self.step_s
 
     def get_data(self, outputs):

@@ -39,6 +39,7 @@ class CapBankCoupling(Coupling):
 
     reads: tuple[str, ...] = ("Status", "Mode", "StepCmd", "Step", "QOut")
     default_writable: tuple[str, ...] = ("Mode", "StepCmd")
+    fed: frozenset[str] = frozenset({"VMeasPu"})
     volatile: frozenset[str] = frozenset({"StepCmd"})
     step_setpoint: str = ""  # the grid model's `cap.<n>.step` of this bank (`attach`)
 
@@ -48,6 +49,10 @@ class CapBankCoupling(Coupling):
         if self.spec.rating_mvar is not None:
             return self.spec.rating_mvar
         return float(self.stub_option("steps")) * float(self.stub_option("kvar_per_step")) / 1000.0
+
+    def self_changing(self, values: Mapping[str, Any] | None) -> frozenset[str]:
+        """StepCmd moves with the device's own control in auto mode (Mode 1), only by writes in manual mode."""
+        return frozenset() if num(values, "Mode") == 0 else self.volatile
 
     def inputs(self, grid: Mapping[str, float]) -> dict[str, float]:
         return measured_voltage(grid, self.spec.bus)

@@ -59,6 +59,7 @@ class InverterCoupling(Coupling):
     reads: tuple[str, ...] = ("W", "VAr", "St", "Conn", "WMaxLimPct", "WMaxLim_Ena", "VArWMaxPct", "VArPct_Mod",
                               "VArPct_Ena", "Evt1")
     default_writable: tuple[str, ...] = ("WMaxLimPct", "WMaxLim_Ena", "VArWMaxPct", "VArPct_Mod", "VArPct_Ena")
+    fed: frozenset[str] = frozenset({"PAvail", "VTermPu"})
     generator: Any = None  # the scenario generator block
 
     @classmethod

@@ -40,6 +40,7 @@ class RecloserCoupling(Coupling):
 
     reads: tuple[str, ...] = ("Status", "Tripped", "Lockout", "TripCount")
     default_writable: tuple[str, ...] = COMMANDS
+    fed: frozenset[str] = frozenset({"FaultA"})
     pulse: frozenset[str] = frozenset(COMMANDS)
 
     def inputs(self, grid: Mapping[str, float]) -> dict[str, float]:

@@ -44,6 +44,7 @@ class RegulatorCoupling(Coupling):
 
     reads: tuple[str, ...] = ("Tap", "TapCmd", "Mode", "BandStatus", "TapStepPct")
     default_writable: tuple[str, ...] = ("Mode", "TapCmd")
+    fed: frozenset[str] = frozenset({"VMeasPu"})
     volatile: frozenset[str] = frozenset({"TapCmd"})
     neutral: int = 0  # the transformer's neutral tap position (`attach`)
     sign: int = 1  # +1: a changer on the LV side; -1 on the HV side (tap up there lowers the LV voltage)
@@ -54,6 +55,10 @@ class RegulatorCoupling(Coupling):
             neutral = row.get("tap_neutral")
             self.neutral = int(neutral) if neutral is not None and math.isfinite(neutral) else 0
             self.sign = -1 if str(row.get("tap_side", "hv")) == "hv" else 1
+
+    def self_changing(self, values: Mapping[str, Any] | None) -> frozenset[str]:
+        """TapCmd moves with the device's own control in auto mode (Mode 1), only by writes in manual mode."""
+        return frozenset() if num(values, "Mode") == 0 else self.volatile
 
     def inputs(self, grid: Mapping[str, float]) -> dict[str, float]:
         return measured_voltage(grid, self.spec.bus)
