@@ -91,7 +91,7 @@ class StubServer(DataModel):
         for i, v in enumerate(values):
             self.image.regs[address + i] = v & 0xFFFF
         desc = ", ".join(f"{k}={_fmt(v)}" for k, v in applied.items())
-        self.log.info("write applied: %s (fc=%d addr=%d count=%d)", desc, fc, address, len(values))
+        self.log.info("write applied: %s (fc=%d addr=%d count=%d) from %s", desc, fc, address, len(values), self.peer)
         try:
             self.device.on_write(applied, time.monotonic())
         except Exception:  # noqa: BLE001 - device bug must not kill the server
