@@ -273,12 +273,14 @@ class DeviceSession:
         return info
 
     def _start_on_line(self, c: Coupling) -> None:
-        """A pseudo-terminal pair for emulated RTU device `c`: its stub on one end, `modbus.serial` the other."""
+        """A pseudo-terminal pair for emulated RTU device `c`: its stub on one end, `modbus.serial` the other (both at
+        the device's baud rate and stop bits, no parity)."""
         m = c.spec.modbus
         bridge_end = Path(m.serial or self.log_dir / f"{c.name}.pty").absolute()
         stub_end = bridge_end.with_name(bridge_end.name + ".stub")
         self.ptys.append(pty_pair(bridge_end, stub_end, self.log_dir / f"{c.name}.socat.log"))
         m.serial = str(bridge_end)
+        m.parity = "N"  # a pseudo-terminal has no parity bit (Linux clears PARENB, and setting it again fails)
         stub_line = SerialLine(str(stub_end), m.baudrate, m.parity, m.stopbits)
         info, proc = start_stub(c, self.log_dir / f"{c.name}.log", line=stub_line)
         self.started.append((info, proc))

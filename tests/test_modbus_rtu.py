@@ -270,6 +270,43 @@ def test_wire_attacks_need_tcp(write_scenario, cli):
     assert code == 2 and "wire attacks need Modbus-TCP" in output and "Traceback" not in output
 
 
+# -- the run's devices ------------------------------------------------------------------------------
+
+def test_a_run_session_serves_an_emulated_rtu_device_on_a_pty_pair_and_stops_both(tmp_path):
+    from cosim.children import pid_alive
+    from cosim.scenario.loader import load_scenario
+    from hil.stubs import DeviceSession, DeviceUnavailable
+
+    path = tmp_path / "s.yaml"
+    path.write_text(re.sub(r"modbus: \{[^}]*\}", "modbus: {transport: rtu, baudrate: 9600, parity: E}",
+                           inverter_scenario("s", "10s")), encoding="utf-8")
+    loaded = load_scenario(path)
+    with DeviceSession(loaded, tmp_path / "devices") as session:
+        m = loaded.scenario.devices[0].modbus
+        assert m.serial == str((tmp_path / "devices" / "inv1.pty").absolute()) and not session.missing
+        assert (m.baudrate, m.parity) == (9600, "N")  # no parity bit on a pseudo-terminal
+        assert "on serial" in (tmp_path / "devices" / "inv1.log").read_text(encoding="utf-8")
+        pids = [session.ptys[0].pid] + [info.pid for info, _ in session.started]
+
+        async def read() -> list[int]:
+            client = DeviceClient("inv1", serial=line_of(m), timeout=0.5)
+            assert await client.connect()
+            try:
+                return await client.read(40000, 2)
+            finally:
+                client.close()
+
+        assert asyncio.run(read()) == SUNS
+    assert not any(pid_alive(pid) for pid in pids)  # the stub and socat stopped with the session
+    assert not (tmp_path / "devices" / "inv1.pty").exists()
+    real = path.read_text(encoding="utf-8").replace("emulate: true", "emulate: false").replace(
+        "transport: rtu,", f"transport: rtu, serial: {tmp_path / 'ttyUSB9'},")
+    path.write_text(real, encoding="utf-8")
+    with pytest.raises(DeviceUnavailable, match="no serial device .*ttyUSB9"):
+        with DeviceSession(load_scenario(path), tmp_path / "devices2"):
+            pass
+
+
 # -- whole runs ------------------------------------------------------------------------------------
 
 def _run(tmp_path: Path, name: str, rtu: bool) -> pd.DataFrame:
