@@ -144,7 +144,7 @@ def test_read_only_keeps_a_wire_attacks_writes_off_the_device(tmp_path):
     assert "write applied" not in log and metrics["device_write_unexpected"] == 0
 
 
-def test_the_grid_server_records_accepted_commands_with_the_client_and_refuses_setpoints_off_its_list(tmp_path):
+def test_the_grid_server_records_accepted_commands_with_the_client_and_refuses_setpoints_off_its_list(tmp_path, capfd):
     port = free_port()
     path = tmp_path / "scada.yaml"
     path.write_text(inverter_scenario("scada", "30s", "{kind: none}", device="stub_args: {ramp_rate: 1000}\n") + (
@@ -180,7 +180,9 @@ def test_the_grid_server_records_accepted_commands_with_the_client_and_refuses_s
     assert ts["pv1.p_mw"].iloc[-1] == pytest.approx(0.4, abs=2e-3)
     log = (tmp_path / "out" / "devices" / "grid_server.log").read_text(encoding="utf-8")
     rejected = log.count("rejected: ILLEGAL_VALUE")
-    assert 0 < rejected < 300 and "rate limit of 20 messages/s reached" in log  # rate-limited, in the file
+    assert 0 < rejected < 300 and "rate limit of 20 messages/s reached" in log  # rate-limited, in the file ...
+    terminal = capfd.readouterr()
+    assert "rejected" not in terminal.err + terminal.out and "Traceback" not in terminal.err  # ... not on the terminal
 
 
 def test_validate_names_a_scada_setpoint_the_scenario_does_not_have(tmp_path, cli):
