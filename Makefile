@@ -25,7 +25,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-test-slow: $(STAMP)
+# System package of the live view's browser test (tests/test_live_view.py): headless Chromium (Debian).
+chromium:
+	command -v chromium >/dev/null 2>&1 || { apt-get update && apt-get install -y chromium; }
+
+test-slow: $(STAMP) chromium
 	$(BIN)/python -m pytest -q -m slow
 
 test-all: $(STAMP)

@@ -31,7 +31,10 @@ def run(scenario: Path = typer.Argument(..., help="scenario YAML file"),
         degraded: bool = typer.Option(False, "--degraded",
                                       help="start even when devices do not answer (they are marked stale)"),
         sign: Optional[Path] = typer.Option(None, "--sign", metavar="KEYFILE",
-                                            help="sign the audit chain's head with this Ed25519 PEM private key")) -> None:
+                                            help="sign the audit chain's head with this Ed25519 PEM private key"),
+        live: bool = typer.Option(False, "--live", help="serve a live view of the run on 127.0.0.1 (URL printed)"),
+        live_port: int = typer.Option(0, "--live-port", min=0, max=65535, metavar="PORT",
+                                      help="port of the live view (default: a free one); implies --live")) -> None:
     """Run a scenario and write run.json, timeseries.parquet, events.csv, metrics.json, report.html, audit.jsonl."""
     from cosim.assembly import RunOptions
     from cosim.audit import AuditKeyError, signing_key
@@ -43,16 +46,23 @@ def run(scenario: Path = typer.Argument(..., help="scenario YAML file"),
         fail(f"--sign: {exc}")
     loaded, asm = validated(scenario)
     target = out_dir or default_out_dir(loaded.scenario.name)
+    view = _live_view(asm, live_port) if live or live_port else None
     n = loaded.scenario.clock.n_steps
     progress, task = step_progress(loaded.scenario.name, n, quiet)
-    with progress:
-        every = max(1, n // 200)
+    outcome = None
+    try:
+        with progress:
+            every = max(1, n // 200)
 
-        def on_step(k: int) -> None:
-            if k % every == 0 or k == n:
-                progress.update(task, completed=k)
+            def on_step(k: int) -> None:
+                if k % every == 0 or k == n:
+                    progress.update(task, completed=k)
 
-        outcome = run_scenario(loaded, target, on_step, RunOptions(realtime, read_only, degraded), asm, key)
+            options = RunOptions(realtime, read_only, degraded, view.feed.on_row if view else None)
+            outcome = run_scenario(loaded, target, on_step, options, asm, key)
+    finally:
+        if view is not None:  # the server stops with the run, however it ends
+            view.close(outcome.status if outcome is not None else "stopped")
     if outcome.metrics:
         out.print(kpi_table(outcome.metrics, f"{loaded.scenario.name} — KPIs"))
     if outcome.status == "interrupted":
@@ -67,3 +77,16 @@ def run(scenario: Path = typer.Argument(..., help="scenario YAML file"),
                   highlight=False)
         raise typer.Exit(1)
     out.print(f"results: {target}")
+
+
+def _live_view(asm, port: int):
+    """Start the live view's server (its URL printed), or leave with exit status 2 if the port is taken."""
+    from cosim.live import LiveFeed, LiveView
+
+    try:
+        view = LiveView(LiveFeed(asm), port)
+    except OSError as exc:
+        fail(f"--live-port {port}: cannot listen on 127.0.0.1:{port} ({exc.strerror or exc}); "
+             "expected a free port, or 0 for any free one")
+    out.print(f"live view: [link={view.url}]{view.url}[/link]", highlight=False, soft_wrap=True)
+    return view
