@@ -30,6 +30,7 @@ from hil.grid_server import GridServer, entries, load_layout, scada_setpoints
 from hil.guard import Guard, Rule
 from hil.link import DEFAULT_TICK_S, DeviceLink
 from hil.mitm import ModbusProxy, rogue_write
+from hil.serial_line import line_of
 
 
 @dataclass
@@ -106,7 +107,7 @@ class Bridge:
                 host, port = "127.0.0.1", await proxy.start()
                 self.wire[c.name] = self._schedule(proxy, spec.wire)
             guard = Guard(c.name, c.writable, c.rules(), self.read_only, max_dt=self._guard_step())
-            client = DeviceClient(c.name, host, port, spec.modbus.unit, spec.modbus.timeout)
+            client = DeviceClient(c.name, host, port, spec.modbus.unit, spec.modbus.timeout, serial=line_of(spec.modbus))
             hold = spec.watchdog if spec.watchdog is not None else math.inf
             tick = float(c.stub_option("tick")) if spec.emulate else DEFAULT_TICK_S
             self.links.append(DeviceLink(c, guard, client, spec.emulate, hold, tick))

@@ -324,8 +324,6 @@ def _run(tmp_path: Path, name: str, rtu: bool) -> pd.DataFrame:
     return pd.read_parquet(tmp_path / name / "timeseries.parquet")
 
 
-@pytest.mark.xfail(strict=True, reason="hil/bridge.py does not pass the serial line to its DeviceClient yet: "
-                   "DeviceClient(..., serial=hil.serial_line.line_of(spec.modbus)); remove this mark with that line")
 def test_a_run_with_an_emulated_inverter_over_rtu_matches_the_same_run_over_tcp(tmp_path):
     rtu, tcp = _run(tmp_path, "rtu", rtu=True), _run(tmp_path, "tcp", rtu=False)
     assert rtu["inv1.stale"].sum() == 0 and len(rtu) == len(tcp) == 20
