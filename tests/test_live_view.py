@@ -12,17 +12,22 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import networkx as nx
 import pandapower.networks as pn
 import pytest
 
+from cosim.grid.feeders import load_feeder
+from cosim.grid.model import GridModel
+from cosim.live.layout import one_line
 from cosim.results import read_timeseries
 from tests.conftest import REPO
-from tests.hil_support import wait_for
+from tests.hil_support import free_port, wait_for
 
 # IEEE 33, 1-min steps with noisy residential loads and PV: every step's voltages differ from the last
 SCENARIO = """\
@@ -89,6 +94,23 @@ def live_run(tmp_path, write_scenario):
         run.kill()
 
 
+@pytest.mark.parametrize("feeder", ["ieee33", "ieee69"])
+def test_radial_feeder_is_drawn_as_a_tree(feeder):
+    f = load_feeder(feeder, REPO)
+    topo = one_line(f)
+    at = {b["id"]: (b["x"], b["y"]) for b in topo["buses"]}
+    assert topo["layout"] == "tree" and len(at) == len(f.net.bus) and len(set(at.values())) == len(at)
+    assert at[topo["sources"][0]] == (0.0, 0.0)
+    closed = [ln for ln in topo["lines"] if ln["base"]]
+    assert len(closed) == len(at) - 1  # radial: n - 1 closed lines
+    for ln in closed:  # each closed line joins a bus to one a level further from the substation
+        assert abs(at[ln["from"]][0] - at[ln["to"]][0]) == 1
+    # x is the number of lines between the bus and the substation (networkx shortest paths)
+    graph = nx.Graph([(ln["from"], ln["to"]) for ln in closed])
+    depth = nx.single_source_shortest_path_length(graph, topo["sources"][0])
+    assert all(at[b][0] == depth[b] for b in at)
+
+
 def test_streamed_steps_equal_the_recorded_rows(live_run, tmp_path):
     run = live_run("20min")
     topo = json.load(urllib.request.urlopen(run.url + "topology", timeout=30))
@@ -138,6 +160,41 @@ def test_interrupted_run_ends_the_stream_with_its_status(live_run, tmp_path):
     steps = [first["step"]] + [d["step"] for e, d in rest if e == "message"]
     recorded = json.loads((tmp_path / "out" / "run.json").read_text())["steps_completed"]
     assert steps[-1] == recorded - 1 < 479  # the last step streamed is the last one recorded
+
+
+def test_failed_run_stops_the_server_in_process(cli, write_scenario, monkeypatch, tmp_path):
+    original, calls = GridModel.step, {"n": 0}
+
+    def failing_step(self, *args, **kwargs):  # the power flow fails at step 8 (fault injection)
+        calls["n"] += 1
+        if calls["n"] > 8:
+            raise RuntimeError("power-flow host lost")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(GridModel, "step", failing_step)
+    port, seen = free_port(), []
+
+    def read() -> None:
+        url = f"http://127.0.0.1:{port}/events"
+        assert wait_for(lambda: _listening(port), 60)
+        seen.extend(sse(url))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    code, output, _ = cli("run", write_scenario(SCENARIO.format(duration="1h")), "--out", tmp_path / "out", "-q",
+                          "--realtime", PACE, "--live-port", str(port))
+    reader.join(timeout=60)
+    assert code == 1 and "power-flow host lost" in output
+    assert not reader.is_alive() and seen[-1] == ("end", {"status": "failed"})
+    recorded = json.loads((tmp_path / "out" / "run.json").read_text())["steps_completed"]
+    assert 0 < recorded < 60 and seen[-2][1]["step"] == recorded - 1  # the last step recorded before the failure
+    assert not _listening(port) and "live-view" not in {t.name for t in threading.enumerate()}
+
+
+def _listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:`port`."""
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_taken_port_is_bad_input(cli, write_scenario):

@@ -43,7 +43,7 @@ class LiveFeed:
                              voltage_limits=list(scn.grid.voltage_limits), history=history,
                              devices=[d.name for d in scn.devices])
         self._model, self._log = asm.model, asm.events
-        self._start, self._step_ms = np.datetime64(asm.inputs.times[0], "ms"), asm.step_s * 1000
+        self._start, self._step_ms = np.datetime64(asm.inputs.times[0], "ms"), int(round(asm.step_s * 1000))
         self._vm = [sig.bus(b["id"]) for b in self.topology["buses"]]
         self._loading = [sig.line(b["id"], "loading_pct") for b in self.topology["lines"]]
         self._base_open = {b["id"] for b in self.topology["lines"] if not b["base"]}
