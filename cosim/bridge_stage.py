@@ -37,12 +37,12 @@ def add_bridge(w: "Wiring") -> None:
     bridge = Bridge(scn, devices, asm.step_s, asm.options.read_only,
                     buses=tuple(feeder.bus_labels.tolist()),
                     lines=lines, closed_lines=closed_lines, realtime=asm.options.realtime, clock=asm.clock)
-    entity = w.world.start("Bridge", bridge=bridge, step_s=asm.step_s, n_steps=asm.n_steps, events=asm.events,
+    entity = w.world.start("Bridge", bridge=bridge, n_steps=asm.n_steps, events=asm.events,
                            metrics=asm.run_metrics).Bridge()
     grid = w.entities["grid"]
     w.world.connect(grid, entity, ("signals", "grid"))
     if scn.grid_server is not None:  # SCADA commands no device acts for join the bridge's setpoints at the grid
-        scada = w.world.start("Scada", bridge=bridge, step_s=asm.step_s, clock=asm.clock).Scada()
+        scada = w.world.start("Scada", bridge=bridge, clock=asm.clock).Scada()
         w.world.connect(scada, grid, "setpoints")
         w.actuate = (scada, "delivered", True)
     w.splice_command_stage(entity)

@@ -4,7 +4,9 @@ Data flow per step: inputs (loads, DER availability) and events (disruptions) ->
 flow) -> measurement channel (noise, attacks) -> controller and detector -> command channel
 (attacks) -> grid at the next step; the recorder keeps every stage's `signals`. Each stage is
 one function that starts its simulator and wires it to what exists; the event, channel and
-detector stages add nothing to a scenario that does not need them.
+detector stages add nothing to a scenario that does not need them. mosaik's time unit is one
+step (`time_resolution` = the step in seconds), so every simulator advances by 1 and its time is
+the step number, whatever the step: 100 ms as well as 15 min.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ class Wiring:
 
 def add_inputs(w: Wiring) -> None:
     """Load multipliers and DER availability."""
-    sim = w.world.start("Inputs", inputs=w.asm.inputs, step_s=w.asm.step_s)
+    sim = w.world.start("Inputs", inputs=w.asm.inputs)
     w.entities["loads"] = sim.Loads()
     generators = w.asm.model.ders[: len(w.asm.loaded.scenario.generators)]  # devices' elements have no series
     w.entities["ders"] = [sim.DER(name=d.name, index=i) for i, d in enumerate(generators)]
@@ -78,7 +80,7 @@ def add_inputs(w: Wiring) -> None:
 
 def add_grid(w: Wiring) -> None:
     """The power-flow simulator, fed by the inputs."""
-    grid = w.world.start("Grid", model=w.asm.model, step_s=w.asm.step_s, events=w.asm.events,
+    grid = w.world.start("Grid", model=w.asm.model, events=w.asm.events,
                          metrics=w.asm.run_metrics).Grid()
     w.world.connect(w.entities["loads"], grid, "load_scale", "native_pv_pu", "native_wind_pu")
     for der in w.entities["ders"]:
@@ -93,7 +95,7 @@ def add_pacer(w: Wiring) -> None:
     """In a real-time run, the grid's step k waits for its wall-clock release time."""
     if w.asm.clock is None:
         return
-    pacer = w.world.start("Pacer", clock=w.asm.clock, step_s=w.asm.step_s).Pacer()
+    pacer = w.world.start("Pacer", clock=w.asm.clock).Pacer()
     w.world.connect(pacer, w.entities["grid"], "setpoints")
 
 
@@ -102,7 +104,7 @@ def add_events(w: Wiring) -> None:
     schedule = w.asm.schedule
     if not schedule.events:
         return
-    events = w.world.start("Events", schedule=schedule, step_s=w.asm.step_s).Events()
+    events = w.world.start("Events", schedule=schedule).Events()
     if schedule.on(PHYSICAL):
         w.world.connect(events, w.entities["grid"], "disruptions")
     w.entities["events"] = events
@@ -114,13 +116,13 @@ def add_channels(w: Wiring) -> None:
     asm = w.asm
     mpath, cpath = channels(asm)
     if mpath is not None:
-        mchan = w.world.start("Channel", path=mpath, step_s=asm.step_s).MeasurementChannel()
+        mchan = w.world.start("Channel", path=mpath).MeasurementChannel()
         w.observe_into(mchan, "measurements")
         w.observe = (mchan, "seen")
         w.entities["mchan"] = mchan
         w.recorded.append(mchan)
     if cpath is not None:
-        cchan = w.world.start("Channel", path=cpath, step_s=asm.step_s).CommandChannel()
+        cchan = w.world.start("Channel", path=cpath).CommandChannel()
         w.splice_command_stage(cchan)
         w.entities["cchan"] = cchan
         w.recorded.append(cchan)
@@ -130,7 +132,7 @@ def add_detector(w: Wiring) -> None:
     """The detectors (only with detector blocks) on what the controller sees."""
     if not w.asm.detectors:
         return
-    det = w.world.start("Detector", detectors=w.asm.detectors, step_s=w.asm.step_s).Detector()
+    det = w.world.start("Detector", detectors=w.asm.detectors).Detector()
     w.observe_into(det, "measurements")
     w.entities["detector"] = det
     w.recorded.append(det)
@@ -147,7 +149,7 @@ def add_controller(w: Wiring) -> None:
     model = w.asm.model
     controller, info = prepare(loaded.scenario, loaded.base_dir, model.signal_names, Truth(model, w.asm.inputs))
     ctrl = w.world.start("Controller", controller=controller, info=info, start=w.asm.inputs.times[0],
-                         step_s=w.asm.step_s, events=w.asm.events,
+                         events=w.asm.events,
                          timeout=loaded.scenario.controller.timeout).Controller()
     w.observe_into(ctrl, "observation")
     w.actuate_from(ctrl, "setpoints")
@@ -157,7 +159,7 @@ def add_controller(w: Wiring) -> None:
 
 def add_recorder(w: Wiring, recording: Recording, on_step: Callable[[int], None] | None) -> None:
     """The recorder, last: it keeps the `signals` of every recorded entity."""
-    rec = w.world.start("Recorder", recording=recording, step_s=w.asm.step_s, on_step=on_step).Recorder()
+    rec = w.world.start("Recorder", recording=recording, on_step=on_step).Recorder()
     for entity in w.recorded:
         w.world.connect(entity, rec, "signals")
 
@@ -188,7 +190,7 @@ def _cancel_pending(world: mosaik.World) -> None:
 
 def run_world(asm: Assembly, recording: Recording, on_step: Callable[[int], None] | None = None) -> None:
     """Build a fresh mosaik World for one run and run it to the horizon (World.run works once)."""
-    world = mosaik.World(SIM_CONFIG, skip_greetings=True, configure_logging=False)
+    world = mosaik.World(SIM_CONFIG, time_resolution=asm.step_s, skip_greetings=True, configure_logging=False)
     rt = asm.options.realtime
     asm.clock = WallClock(asm.step_s, rt) if rt else None
     if asm.clock is not None:
@@ -200,7 +202,7 @@ def run_world(asm: Assembly, recording: Recording, on_step: Callable[[int], None
     try:
         if asm.clock is not None:
             asm.clock.start()
-        world.run(until=asm.n_steps * asm.step_s, print_progress=False)
+        world.run(until=asm.n_steps, print_progress=False)
     except BaseException:
         _cancel_pending(world)
         world.shutdown()  # World.run shuts down only when it completes

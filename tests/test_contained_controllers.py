@@ -79,7 +79,7 @@ def _sim(controller: Controller, events: EventLog, timeout: float) -> Controller
     sim = ControllerSim()
     info = ControllerInfo(feeder="ieee33", step_s=60.0, voltage_limits=(0.95, 1.05), ders=(), measurements=())
     sim.init("Controller-0", controller=controller, info=info, start=np.datetime64("2025-06-21T00:00"),
-             step_s=60, events=events, timeout=timeout)
+             events=events, timeout=timeout)
     sim.create(1, "Controller")
     return sim
 
@@ -88,11 +88,11 @@ def test_a_call_over_budget_holds_the_setpoints_and_is_not_repeated():
     controller, events = Blocking(), EventLog()
     sim = _sim(controller, events, timeout=0.2)
     for k in range(3):  # step 1 overruns, step 2 finds it still running
-        sim.step(60 * k, {}, None)
+        sim.step(k, {}, None)
     assert controller.calls == 2  # steps 0 and 1; the blocked controller was not called again at step 2
     controller.release.set()
     assert controller.returned.wait(10)
-    sim.step(180, {}, None)  # back to normal once the late call has returned
+    sim.step(3, {}, None)  # back to normal once the late call has returned
     assert controller.calls == 3
     timeouts = [(e.start, e.end, e.target) for e in events.events if e.kind == "controller_timeout"]
     assert timeouts == [(1, 3, "act")]  # steps 1 and 2, one merged event

@@ -36,9 +36,9 @@ class BridgeSim(mosaik_api_v3.Simulator):
         self.signals: dict[str, float] = {}
         self._alarmed: set[tuple[str, str]] = set()
 
-    def init(self, sid, time_resolution=1.0, bridge: Bridge | None = None, step_s: int = 1, n_steps: int = 0,
+    def init(self, sid, time_resolution=1.0, bridge: Bridge | None = None, n_steps: int = 0,
              events: EventLog | None = None, metrics: dict | None = None):
-        self.bridge, self.step_s, self.n_steps, self.events = bridge, int(step_s), n_steps, events
+        self.bridge, self.n_steps, self.events = bridge, n_steps, events
         self.metrics = metrics if metrics is not None else {}
         yield self.bridge.start()
         self.k = 0
@@ -58,7 +58,7 @@ class BridgeSim(mosaik_api_v3.Simulator):
         return [{"eid": "bridge", "type": model}]
 
     def step(self, time_, inputs, max_advance):
-        self.k = k = time_ // self.step_s
+        self.k = k = time_
         inp = inputs.get("bridge", {})
         commands: dict[str, float] = {}
         for sent in inp.get("commands", {}).values():
@@ -73,7 +73,7 @@ class BridgeSim(mosaik_api_v3.Simulator):
         self.signals = self.bridge.signals()
         if k == self.n_steps - 1:
             yield self.bridge.stop()
-        return time_ + self.step_s
+        return time_ + 1
 
     def get_data(self, outputs):
         return {"bridge": {"delivered": self.delivered, "signals": self.signals}}

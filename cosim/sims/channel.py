@@ -28,8 +28,8 @@ class ChannelSim(mosaik_api_v3.Simulator):
     def __init__(self) -> None:
         super().__init__(META)
 
-    def init(self, sid, time_resolution=1.0, path: MeasurementPath | CommandPath | None = None, step_s: int = 1):
-        self.path, self.step_s = path, int(step_s)
+    def init(self, sid, time_resolution=1.0, path: MeasurementPath | CommandPath | None = None):
+        self.path = path
         self.out: dict[str, dict] = {}
         return self.meta
 
@@ -40,7 +40,7 @@ class ChannelSim(mosaik_api_v3.Simulator):
         return [{"eid": self.eid, "type": model}]
 
     def step(self, time, inputs, max_advance):
-        k = time // self.step_s
+        k = time
         inp = inputs.get(self.eid, {})
         if isinstance(self.path, MeasurementPath):
             seen, record = self.path.step(k, next(iter(inp["measurements"].values())))
@@ -50,7 +50,7 @@ class ChannelSim(mosaik_api_v3.Simulator):
             for commands in inp.get("commands", {}).values():
                 sent.update(commands)
             self.out = {"delivered": self.path.step(k, sent), "signals": self.path.record()}
-        return time + self.step_s
+        return time + 1
 
     def get_data(self, outputs):
         return {self.eid: {attr: self.out[attr] for attr in outputs.get(self.eid, [])}}

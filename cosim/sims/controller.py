@@ -73,13 +73,14 @@ class ControllerSim(mosaik_api_v3.Simulator):
         super().__init__(META)
 
     def init(self, sid, time_resolution=1.0, controller: Controller | None = None, info: ControllerInfo | None = None,
-             start: np.datetime64 | None = None, step_s: int = 1, events: EventLog | None = None,
+             start: np.datetime64 | None = None, events: EventLog | None = None,
              timeout: float = DEFAULT_TIMEOUT_S):
-        self.controller, self.info, self.step_s, self.events = controller, info, int(step_s), events
+        self.controller, self.info, self.events = controller, info, events
         self.timeout = timeout
         self._worker = Worker()
         self._late: Future | None = None  # a call of `act` that overran its budget and has not returned yet
-        self.start = np.datetime64(start, "s")
+        self.start = np.datetime64(start, "ms")
+        self.step_dt = np.timedelta64(round(info.step_s * 1000), "ms")
         self.allowed = set(info.action_names)
         self.held = {name: math.nan for name in info.action_names}
         self.k, self.issued = 0, {}
@@ -93,17 +94,17 @@ class ControllerSim(mosaik_api_v3.Simulator):
         return [{"eid": "ctrl", "type": model}]
 
     def step(self, time, inputs, max_advance):
-        self.k = k = time // self.step_s
+        self.k = k = time
         observation: dict[str, float] = {}
         for values in inputs.get("ctrl", {}).get("observation", {}).values():
             observation.update(values)
-        observation.update(time_features(self.start + np.timedelta64(int(time), "s"), k))
+        observation.update(time_features(self.start + k * self.step_dt, k))
         self.issued, rejected, kind = self._decide(observation)
         self._reject(k, rejected, kind)
         self.held.update(self.issued)
         if self.issued:
             self.events.note("command", k, setpoints=self.issued)
-        return time + self.step_s
+        return time + 1
 
     def _act(self, observation: dict[str, float]) -> tuple[dict[str, float], dict[str, str]]:
         """The plug-in's call and the reading of its return value (both in the worker thread)."""

@@ -19,20 +19,20 @@ class DetectorSim(mosaik_api_v3.Simulator):
     def __init__(self) -> None:
         super().__init__(META)
 
-    def init(self, sid, time_resolution=1.0, detectors: list[Running] | None = None, step_s: int = 1):
-        self.detectors, self.step_s = detectors or [], int(step_s)
+    def init(self, sid, time_resolution=1.0, detectors: list[Running] | None = None):
+        self.detectors = detectors or []
         return self.meta
 
     def create(self, num, model, **params):
         return [{"eid": "detector", "type": model}]
 
     def step(self, time, inputs, max_advance):
-        k = time // self.step_s
+        k = time
         seen = next(iter(inputs["detector"]["measurements"].values()))
         self.signals = {}
         for d in self.detectors:
             self.signals.update(d.signals(k, seen))
-        return time + self.step_s
+        return time + 1
 
     def get_data(self, outputs):
         return {"detector": {"signals": self.signals}}

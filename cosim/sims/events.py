@@ -20,8 +20,8 @@ class EventsSim(mosaik_api_v3.Simulator):
     def __init__(self) -> None:
         super().__init__(META)
 
-    def init(self, sid, time_resolution=1.0, schedule: Schedule | None = None, step_s: int = 1):
-        self.schedule, self.step_s = schedule, int(step_s)
+    def init(self, sid, time_resolution=1.0, schedule: Schedule | None = None):
+        self.schedule = schedule
         self.timeline = DisruptionTimeline(schedule.events)
         return self.meta
 
@@ -29,10 +29,10 @@ class EventsSim(mosaik_api_v3.Simulator):
         return [{"eid": "events", "type": model}]
 
     def step(self, time, inputs, max_advance):
-        k = time // self.step_s
+        k = time
         self.labels = self.schedule.labels(k)
         self.disruptions = self.timeline.at(k)
-        return time + self.step_s
+        return time + 1
 
     def get_data(self, outputs):
         return {"events": {"disruptions": self.disruptions, "signals": self.labels.signals()}}

@@ -38,12 +38,11 @@ class GridSim(mosaik_api_v3.Simulator):
     def __init__(self) -> None:
         super().__init__(META)
         self.kernel: StepKernel | None = None
-        self.step_s = 1
         self._signals: dict[str, float] = {}
 
-    def init(self, sid, time_resolution=1.0, model: GridModel | None = None, step_s: int = 1,
+    def init(self, sid, time_resolution=1.0, model: GridModel | None = None,
              events: EventLog | None = None, metrics: dict | None = None):
-        self.kernel, self.step_s = StepKernel(model), int(step_s)
+        self.kernel = StepKernel(model)
         self.events, self.metrics = events, metrics if metrics is not None else {}
         self.metrics["setpoints_clipped"] = 0
         return self.meta
@@ -70,8 +69,8 @@ class GridSim(mosaik_api_v3.Simulator):
         self.metrics["setpoints_clipped"] += len(clipped)
         if self.events is not None:
             for name in clipped:
-                self.events.add(time // self.step_s, "setpoint_clipped", name)
-        return time + self.step_s
+                self.events.add(time, "setpoint_clipped", name)
+        return time + 1
 
     def get_data(self, outputs):
         return {"grid": {"signals": self._signals}}

@@ -22,12 +22,11 @@ class InputsSim(mosaik_api_v3.Simulator):
     def __init__(self) -> None:
         super().__init__(META)
         self.inputs: Inputs | None = None
-        self.step_s = 1
         self.k = 0
         self.entities: dict[str, tuple[str, int]] = {}
 
-    def init(self, sid, time_resolution=1.0, inputs: Inputs | None = None, step_s: int = 1):
-        self.inputs, self.step_s = inputs, int(step_s)
+    def init(self, sid, time_resolution=1.0, inputs: Inputs | None = None):
+        self.inputs = inputs
         return self.meta
 
     def create(self, num, model, **params):
@@ -39,8 +38,8 @@ class InputsSim(mosaik_api_v3.Simulator):
         return out
 
     def step(self, time, inputs, max_advance):
-        self.k = time // self.step_s
-        return time + self.step_s
+        self.k = time
+        return time + 1
 
     def get_data(self, outputs):
         k, inp = self.k, self.inputs

@@ -30,18 +30,18 @@ class PacerSim(mosaik_api_v3.Simulator):
     def __init__(self) -> None:
         super().__init__(META)
 
-    def init(self, sid, time_resolution=1.0, clock: WallClock | None = None, step_s: int = 1):
-        self.clock, self.step_s = clock, int(step_s)
+    def init(self, sid, time_resolution=1.0, clock: WallClock | None = None):
+        self.clock = clock
         return self.meta
 
     def create(self, num, model, **params):
         return [{"eid": "pacer", "type": model}]
 
     def step(self, time_, inputs, max_advance):
-        wait = self.clock.release(time_ // self.step_s) - time.perf_counter()
+        wait = self.clock.release(time_) - time.perf_counter()
         if wait > 0:
             yield asyncio.sleep(wait)
-        return time_ + self.step_s
+        return time_ + 1
 
     def get_data(self, outputs):
         return {"pacer": {"setpoints": {}}}

@@ -21,16 +21,16 @@ class RecorderSim(mosaik_api_v3.Simulator):
     def __init__(self) -> None:
         super().__init__(META)
 
-    def init(self, sid, time_resolution=1.0, recording: Recording | None = None, step_s: int = 1,
+    def init(self, sid, time_resolution=1.0, recording: Recording | None = None,
              on_step: Callable[[int], None] | None = None):
-        self.recording, self.step_s, self.on_step = recording, int(step_s), on_step
+        self.recording, self.on_step = recording, on_step
         return self.meta
 
     def create(self, num, model, **params):
         return [{"eid": "recorder", "type": model}]
 
     def step(self, time, inputs, max_advance):
-        k = time // self.step_s
+        k = time
         sources = inputs.get("recorder", {}).get("signals", {})
         if len(sources) == 1:
             row = next(iter(sources.values()))
@@ -41,7 +41,7 @@ class RecorderSim(mosaik_api_v3.Simulator):
         self.recording.append(k, row)
         if self.on_step is not None:
             self.on_step(k + 1)
-        return time + self.step_s
+        return time + 1
 
     def get_data(self, outputs):
         return {}

@@ -33,9 +33,9 @@ class ScadaSim(mosaik_api_v3.Simulator):
         super().__init__(META)
         self.setpoints: dict[str, float] = {}
 
-    def init(self, sid, time_resolution=1.0, bridge: Bridge | None = None, step_s: int = 1,
+    def init(self, sid, time_resolution=1.0, bridge: Bridge | None = None,
              clock: WallClock | None = None):
-        self.bridge, self.step_s, self.clock = bridge, int(step_s), clock
+        self.bridge, self.clock = bridge, clock
         return self.meta
 
     def create(self, num, model, **params):
@@ -45,14 +45,14 @@ class ScadaSim(mosaik_api_v3.Simulator):
 
     def step(self, time_, inputs, max_advance):
         if self.clock is not None:
-            wait = self.clock.release(time_ // self.step_s) - time.perf_counter()
+            wait = self.clock.release(time_) - time.perf_counter()
             if wait > 0:
                 yield asyncio.sleep(wait)
         self.setpoints = {}
         for sent in inputs.get("scada", {}).get("delivered", {}).values():
             self.setpoints.update(sent)
         self.setpoints.update(self.bridge.take_scada())
-        return time_ + self.step_s
+        return time_ + 1
 
     def get_data(self, outputs):
         return {"scada": {"setpoints": self.setpoints}}
