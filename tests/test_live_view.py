@@ -27,7 +27,7 @@ from cosim.grid.model import GridModel
 from cosim.live.layout import one_line
 from cosim.results import read_timeseries
 from tests.conftest import REPO
-from tests.hil_support import free_port, wait_for
+from tests.hil_support import free_port, inverter_scenario, wait_for
 
 # IEEE 33, 1-min steps with noisy residential loads and PV: every step's voltages differ from the last
 SCENARIO = """\
@@ -45,9 +45,9 @@ PACE = "0.004"  # wall s per simulated s: 0.24 s per step, so a reader sees most
 class LiveRun:
     """`cosim run SCENARIO --live` in a subprocess (always ended); `url` is the one it printed."""
 
-    def __init__(self, scenario: Path, out: Path, *extra: str) -> None:
+    def __init__(self, scenario: Path, out: Path, *extra: str, pace: str = PACE) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "cosim", "run", str(scenario), "--out", str(out), "-q",
-                                      "--realtime", PACE, "--live", *extra],
+                                      "--realtime", pace, "--live", *extra],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.first = self.proc.stdout.readline()
@@ -84,8 +84,8 @@ def sse(url: str):
 def live_run(tmp_path, write_scenario):
     runs: list[LiveRun] = []
 
-    def start(duration: str, *extra: str) -> LiveRun:
-        run = LiveRun(write_scenario(SCENARIO.format(duration=duration)), tmp_path / "out", *extra)
+    def start(text: str, *extra: str, pace: str = PACE) -> LiveRun:
+        run = LiveRun(write_scenario(text), tmp_path / "out", *extra, pace=pace)
         runs.append(run)
         return run
 
@@ -112,7 +112,7 @@ def test_radial_feeder_is_drawn_as_a_tree(feeder):
 
 
 def test_streamed_steps_equal_the_recorded_rows(live_run, tmp_path):
-    run = live_run("20min")
+    run = live_run(SCENARIO.format(duration="20min"))
     topo = json.load(urllib.request.urlopen(run.url + "topology", timeout=30))
     snaps, end = [], None
     for event, data in sse(run.url + "events"):
@@ -148,8 +148,24 @@ def test_streamed_steps_equal_the_recorded_rows(live_run, tmp_path):
         urllib.request.urlopen(run.url, timeout=5)
 
 
+def test_device_readings_and_guard_decisions_are_streamed(live_run, tmp_path):
+    run = live_run(inverter_scenario("live-hil", "12s"), "--read-only", pace="0.25")  # every write blocked
+    snaps = [d for e, d in sse(run.url + "events") if e == "message" and "step" in d]
+    code, _, err = run.wait()
+    assert code == 0, err
+    ts = read_timeseries(tmp_path / "out" / "timeseries.parquet")
+    device_columns = [c for c in ts.columns if c.startswith("inv1.")]
+    assert {"inv1.stale", "inv1.p_mw", "inv1.w_max_lim_pct"} <= set(device_columns)
+    for snap in snaps:
+        row = ts.iloc[snap["step"]]
+        assert snap["devices"] == {"inv1": {c.removeprefix("inv1."): row[c] for c in device_columns}}
+        assert snap["guard"] == {"blocked": row["guard.blocked"], "clamped": row["guard.clamped"]}
+    assert any(s["guard"]["blocked"] > 0 for s in snaps)
+    assert "guard_blocked" in {e["kind"] for e in snaps[-1]["events"]}
+
+
 def test_interrupted_run_ends_the_stream_with_its_status(live_run, tmp_path):
-    run = live_run("8h")
+    run = live_run(SCENARIO.format(duration="8h"))
     events = sse(run.url + "events")
     first = next(data for event, data in events if "step" in data)
     run.proc.send_signal(signal.SIGINT)
@@ -311,7 +327,7 @@ def page_target(profile: Path, url: str) -> str:
 @pytest.mark.slow  # a browser and a two-minute run paced to the wall clock
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium (make chromium installs it)")
 def test_headless_chromium_renders_the_running_feeder(live_run, tmp_path):
-    run = live_run("8h")
+    run = live_run(SCENARIO.format(duration="8h"))
     profile = tmp_path / "chromium-profile"
     browser = chromium(run.url, profile)
     devtools = None
