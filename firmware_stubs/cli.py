@@ -40,6 +40,8 @@ def build_parser(device_cls: type[DeviceStub]) -> argparse.ArgumentParser:
                    help="go to the safe default after SECONDS without master request (default 0 = off)")
     g.add_argument("--tick", type=float, default=0.1, metavar="SECONDS", help="firmware tick period (default 0.1)")
     g.add_argument("--map", type=Path, default=None, help=f"register map YAML (default hil/maps/{device_cls.map_file})")
+    g.add_argument("--protocol", choices=["modbus", "iec104"], default="modbus",
+                   help="modbus (default) or iec104: IEC 60870-5-104 on --port, --unit as the common address")
     g.add_argument("--serial-port", metavar="PATH", default=None,
                    help="serve Modbus RTU on this serial line instead of Modbus-TCP (host and port unused)")
     g.add_argument("--baudrate", type=int, default=19200, help="RTU baud rate (default 19200)")
@@ -54,7 +56,8 @@ def build_parser(device_cls: type[DeviceStub]) -> argparse.ArgumentParser:
 async def _serve(device_cls: type[DeviceStub], args: argparse.Namespace, log: logging.Logger) -> int:
     image = RegisterImage(load_map(args.map or MAPS_DIR / device_cls.map_file))
     line = SerialLine(args.serial_port, args.baudrate, args.parity, args.stopbits) if args.serial_port else None
-    srv = StubServer(device_cls(image, args, log), host=args.host, port=args.port, unit=args.unit,
+    server_cls = _server_class(args.protocol)
+    srv = server_cls(device_cls(image, args, log), host=args.host, port=args.port, unit=args.unit,
                      watchdog=args.watchdog, tick=args.tick, log=log, serial=line)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -78,6 +81,13 @@ async def _serve(device_cls: type[DeviceStub], args: argparse.Namespace, log: lo
     return 0
 
 
+def _server_class(protocol: str) -> type[StubServer]:
+    if protocol == "iec104":  # the optional c104 extra, imported only when asked for
+        from firmware_stubs.iec104 import Iec104StubServer
+        return Iec104StubServer
+    return StubServer
+
+
 def main(device_cls: type[DeviceStub], argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m firmware_stubs.<device>``."""
     parser = build_parser(device_cls)
@@ -86,6 +96,13 @@ def main(device_cls: type[DeviceStub], argv: Sequence[str] | None = None) -> int
         parser.error("--tick must be > 0")
     if args.watchdog < 0:
         parser.error("--watchdog must be >= 0")
+    if args.protocol == "iec104":
+        try:
+            from firmware_stubs.iec104 import problem
+        except ImportError:
+            parser.error("--protocol iec104 needs the c104 package: pip install -e '.[iec104]'")
+        if (why := problem(device_cls, args.unit)) is not None:
+            parser.error(why)
     if args.baudrate <= 0:
         parser.error("--baudrate must be > 0")
     logging.basicConfig(stream=sys.stderr, level=getattr(logging, args.log_level),
