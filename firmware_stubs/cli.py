@@ -4,7 +4,8 @@ Common options: ``--host`` (default 127.0.0.1), ``--port`` (0 = a free port), ``
 (0 = answer every unit id), ``--watchdog SECONDS`` (0 = off), ``--tick SECONDS`` (0.1),
 ``--map FILE`` (default ``hil/maps/<device>.yaml``) and ``--log-level``; each device adds
 its own options. ``--serial-port PATH`` (with ``--baudrate``, ``--parity``, ``--stopbits``)
-serves Modbus RTU on that serial line instead of Modbus-TCP. On start the process logs
+serves Modbus RTU on that serial line instead of Modbus-TCP, ``--protocol iec104`` IEC 60870-5-104 on
+``--port`` (`firmware_stubs.iec104`; ``--unit`` is then the common address). On start the process logs
 ``ready <device> on <host>:<port> unit=<unit>`` to stderr (the port actually bound), or
 ``ready <device> on serial <path> <baud> 8<parity><stop> unit=<unit>``, and it exits with
 status 0 on SIGTERM / SIGINT.
@@ -97,6 +98,8 @@ def main(device_cls: type[DeviceStub], argv: Sequence[str] | None = None) -> int
     if args.watchdog < 0:
         parser.error("--watchdog must be >= 0")
     if args.protocol == "iec104":
+        if args.serial_port:
+            parser.error("--protocol iec104 runs over TCP (--host, --port); --serial-port is for Modbus RTU")
         try:
             from firmware_stubs.iec104 import problem
         except ImportError:

@@ -13,6 +13,7 @@ tick on the stub's event loop; c104's callbacks reach it through `hil.iec104_ser
 
 import asyncio
 import math
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +106,10 @@ class Iec104StubServer(StubServer):
     async def start(self) -> tuple[str, int]:
         """Start the station, the firmware tick (which publishes) and the watchdog; returns (host, port)."""
         self.device.setup(time.monotonic())
+        if self.port == 0:  # c104 does not tell the port it bound: take a free one first
+            with socket.socket() as s:
+                s.bind((self.host, 0))
+                self.port = s.getsockname()[1]
         self._gate = LoopGate(asyncio.get_running_loop())
         server = c104.Server(ip=self.host, port=self.port)
         station = server.add_station(common_address=self.unit)

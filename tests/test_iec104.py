@@ -28,7 +28,7 @@ from cosim.scenario.loader import load_scenario
 from hil.grid_server import GridServer, entries, load_layout
 from hil.guard import Guard, Rule
 from hil.iec104_server import Iec104GridServer, load_objects, objects
-from hil_support import REPO, free_port
+from hil_support import REPO, Stub, free_port
 
 MONITORING = {c104.Type.M_ME_NC_1, c104.Type.M_DP_NA_1, c104.Type.M_SP_NA_1}
 BUSES, LINES = range(1, 34), range(1, 38)  # IEEE 33: buses 1..33, branches 1..37 (33..37 the open tie lines)
@@ -296,12 +296,9 @@ def test_a_scenario_with_a_modbus_key_on_an_iec104_server_is_refused(tmp_path, c
 
 
 def test_the_inverter_stub_over_iec104_answers_and_checks_set_points_like_its_modbus_writes():
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "firmware_stubs.inverter", "--protocol", "iec104", "--port",
-                             str(port), "--tick", "0.02"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, cwd=REPO)
+    stub = Stub("inverter", "--protocol", "iec104", "--tick", "0.02")  # --port 0: the port it reports ready on
     try:
-        master = Master(port)
+        master = Master(stub.port)
         first = master.interrogate()
         accepted = {"WMaxLim_Ena on": master.command(140131, c104.Type.C_SC_NA_1, True),
                     "WMaxLimPct 50": master.command(140127, c104.Type.C_SE_NC_1, 50.0),
@@ -314,11 +311,21 @@ def test_the_inverter_stub_over_iec104_answers_and_checks_set_points_like_its_mo
         last = master.interrogate()
         master.close()
     finally:
-        proc.terminate()
-        log = proc.communicate(timeout=20)[1]
+        code = stub.stop()
     assert set(first) == {40084, 40090, 40126, 40127, 40131, 40137, 40144}  # W, VAr, Conn and the controls
     assert first[40126] is True and first[40127] == 100.0 and first[40131] is False  # the map's defaults
     assert accepted == {"WMaxLim_Ena on": True, "WMaxLimPct 50": True, "WMaxLimPct 150": False,
                         "VArWMaxPct -30": True, "W (no command object)": False}
     assert last[40127] == 50.0 and last[40131] is True and last[40137] == -30.0
-    assert "WMaxLimPct=150 outside 0..100" in log and proc.returncode == 0
+    assert "WMaxLimPct=150 outside 0..100" in stub.log and code == 0
+
+
+def test_the_stub_command_line_refuses_iec104_it_cannot_serve():
+    for args, why in ((["--unit", "0"], "common address, 1..65534"),
+                      (["--serial-port", "/dev/null"], "--serial-port is for Modbus RTU")):
+        done = subprocess.run([sys.executable, "-m", "firmware_stubs.inverter", "--protocol", "iec104", *args],
+                              capture_output=True, text=True, cwd=REPO, timeout=60)
+        assert done.returncode == 2 and why in done.stderr and "Traceback" not in done.stderr
+    done = subprocess.run([sys.executable, "-m", "firmware_stubs.capbank", "--protocol", "iec104"],
+                          capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert done.returncode == 2 and "no IEC 104 object list" in done.stderr
