@@ -44,7 +44,7 @@ class Assembly:
     loaded: LoadedScenario
     model: GridModel
     inputs: Inputs
-    step_s: int
+    step_s: float  # seconds (a whole number of milliseconds)
     n_steps: int
     events: EventLog = field(default_factory=EventLog)  # simulators add events; the runner writes them
     schedule: Schedule = field(default_factory=Schedule)  # scheduled disruptions and attacks
@@ -64,14 +64,14 @@ def assemble(loaded: LoadedScenario) -> Assembly:
         from hil.devices import device_shunts
 
         shunts = device_shunts(scn, loaded.base_dir)
-    schedule, _ = build_schedule(scn, loaded.feeder)  # the loader has reported its problems
+    schedule, _ = build_schedule(scn, loaded.feeder, loaded.base_dir)  # the loader has reported its problems
     metering = measurement_model(scn)
     estimator = estimator_for(metering, loaded.feeder) if metering is not None else None
     metered = metering is not None or scn.grid_server is not None  # the grid server publishes line flows
     model = GridModel(loaded.feeder, ders, scn.grid.engine, scn.grid.line_max_i_ka, metering=metered,
                       shunts=shunts)
     inputs = build_inputs(scn, len(model.load_p_nom), loaded.base_dir)
-    asm = Assembly(loaded, model, inputs, int(scn.clock.step), scn.clock.n_steps, schedule=schedule,
+    asm = Assembly(loaded, model, inputs, scn.clock.step, scn.clock.n_steps, schedule=schedule,
                    estimator=estimator)
     asm.detectors = build_detectors(asm)
     return asm

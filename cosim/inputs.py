@@ -14,6 +14,7 @@ import numpy as np
 from cosim.files import resolve_path
 from cosim.profiles import csv_profile, load_profile, pv_profile, wind_profile
 from cosim.scenario.schema import PVGenerator, Scenario
+from cosim.scenario.units import milliseconds
 from cosim.seeding import rng_for
 
 
@@ -29,9 +30,11 @@ class Inputs:
 
 
 def time_grid(scn: Scenario) -> np.ndarray:
-    """Step start times of the run as datetime64[s]."""
+    """Step start times of the run as datetime64[s] (datetime64[ms] for a step that is no whole number of seconds)."""
     start = np.datetime64(scn.clock.start.replace(tzinfo=None), "s")
-    return start + np.arange(scn.clock.n_steps) * np.timedelta64(int(scn.clock.step), "s")
+    step_ms = milliseconds(scn.clock.step)
+    times = start + np.arange(scn.clock.n_steps) * np.timedelta64(step_ms, "ms")
+    return times.astype("datetime64[s]") if step_ms % 1000 == 0 else times
 
 
 def load_scale(scn: Scenario, times: np.ndarray, n_loads: int, base_dir: Path) -> np.ndarray:

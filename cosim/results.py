@@ -59,9 +59,15 @@ def nonconverged_events(ts: pd.DataFrame, step_s: float) -> pd.DataFrame:
                          "kind": "nonconverged", "target": "grid", "detail": ""}, columns=EVENT_COLUMNS)
 
 
+def iso_format(table: pd.DataFrame, columns: tuple[str, ...] = ("start", "end")) -> str:
+    """The ISO timestamp format of a table's time columns: whole seconds, or microseconds when a time has a fraction."""
+    fraction = any(len(table[c]) and (pd.to_datetime(table[c]).dt.microsecond != 0).any() for c in columns if c in table)
+    return "%Y-%m-%dT%H:%M:%S.%f" if fraction else "%Y-%m-%dT%H:%M:%S"
+
+
 def write_events(path: Path, events: pd.DataFrame) -> None:
-    """events.csv with ISO timestamps, sorted by start."""
-    events.sort_values("start", kind="stable").to_csv(path, index=False, date_format="%Y-%m-%dT%H:%M:%S")
+    """events.csv with ISO timestamps (with a fraction of a second only for sub-second steps), sorted by start."""
+    events.sort_values("start", kind="stable").to_csv(path, index=False, date_format=iso_format(events))
 
 
 def read_timeseries(path: Path) -> pd.DataFrame:

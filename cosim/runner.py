@@ -28,7 +28,8 @@ from cosim.grid.feeders import load_feeder
 from cosim.metrics import compute_metrics, customers_of, reliability_indices
 from cosim.recording import Recording
 from cosim.report import write_report
-from cosim.results import RunRecord, nonconverged_events, package_versions, read_timeseries, write_events, write_json
+from cosim.results import (RunRecord, iso_format, nonconverged_events, package_versions, read_timeseries, write_events,
+                           write_json)
 from cosim.scenario.loader import LoadedScenario
 from cosim.assembly import Assembly, RunOptions, assemble
 from cosim.world import run_world
@@ -160,7 +161,7 @@ def _results(loaded: LoadedScenario, asm: Assembly, ts: pd.DataFrame, out_dir: P
         if scn.impact.baseline and completed:
             baseline = _baseline(loaded, out_dir / "baseline.parquet", _stopping(stop, None))
         impact = impact_table(ts, asm.schedule, scn.clock.step, scn.grid.voltage_limits, scn.impact.after, baseline)
-        impact.to_csv(out_dir / "events_impact.csv", index=False, date_format="%Y-%m-%dT%H:%M:%S")
+        impact.to_csv(out_dir / "events_impact.csv", index=False, date_format=iso_format(impact))
     if len(ts):
         metrics.update(detectors_metrics(ts, scn, asm.schedule, scn.clock.step))
     metrics.update(asm.run_metrics)

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from cosim.commands._common import app, err, fail, kpi_table, out, step_progress, validated
+from cosim.scenario.units import format_duration
 
 INTERRUPTED_EXIT = 130  # a run stopped by SIGINT or SIGTERM (as a shell reports a Ctrl-C)
 
@@ -18,7 +19,7 @@ def validate(scenario: Path = typer.Argument(..., help="scenario YAML file")) ->
     loaded, _ = validated(scenario)
     s = loaded.scenario
     out.print(f"[green]ok[/]: {scenario} — scenario {s.name!r}, feeder {s.grid.feeder}, "
-              f"{s.clock.n_steps} steps of {int(s.clock.step)} s, {len(s.generators)} generators")
+              f"{s.clock.n_steps} steps of {format_duration(s.clock.step)}, {len(s.generators)} generators")
 
 
 @app.command()

@@ -19,6 +19,7 @@ from scipy.stats import rankdata
 from cosim import signals as sig
 from cosim.events.schedule import Schedule, ScheduledEvent
 from cosim.results import EVENT_COLUMNS
+from cosim.scenario.units import steps_in
 
 
 def schedule_frame(schedule: Schedule, start: np.datetime64, step_s: float) -> pd.DataFrame:
@@ -88,7 +89,7 @@ def impact_table(ts: pd.DataFrame, schedule: Schedule, step_s: float, limits: tu
         if e.start >= n:
             continue
         end = min(e.end, n)
-        after = int(after_s // step_s) if after_s else end - e.start
+        after = steps_in(after_s, step_s) if after_s else end - e.start
         row: dict[str, object] = {"id": e.id, "kind": e.kind, "path": e.path, "target": e.target_text,
                                   "start": ts["time"].iloc[e.start]}
         for name, (a, b) in (("during", (e.start, end)), ("after", (end, min(n, end + after)))):

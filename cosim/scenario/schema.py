@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from controllers.baselines import KINDS as BASELINE_KINDS
 from cosim.grid.engines import ENGINES
 from cosim.scenario.base import Seconds, Strict  # noqa: F401  (re-exported: other modules import them from here)
-from cosim.scenario.units import format_duration
+from cosim.scenario.units import format_duration, milliseconds
 
 
 class Clock(Strict):
@@ -29,14 +29,15 @@ class Clock(Strict):
 
     @field_validator("step")
     @classmethod
-    def _whole_seconds(cls, v: float) -> float:
-        if v != int(v):
-            raise ValueError(f"must be a whole number of seconds, got {v:g}s")
+    def _whole_milliseconds(cls, v: float) -> float:
+        if milliseconds(v) is None or milliseconds(v) == 0:
+            raise ValueError(f"must be a whole number of milliseconds (at least 1ms), got {v:g}s")
         return v
 
     @model_validator(mode="after")
     def _step_divides_duration(self) -> "Clock":
-        if self.duration % self.step != 0:
+        duration = milliseconds(self.duration)
+        if duration is None or duration % milliseconds(self.step) != 0:
             raise ValueError(
                 f"step {format_duration(self.step)} does not divide duration "
                 f"{format_duration(self.duration)}: the duration must be a whole number of steps"
@@ -45,7 +46,7 @@ class Clock(Strict):
 
     @property
     def n_steps(self) -> int:
-        return int(self.duration // self.step)
+        return milliseconds(self.duration) // milliseconds(self.step)
 
 
 class Grid(Strict):

@@ -11,6 +11,7 @@ from cosim.events.base import Target, _Event, whole_steps
 from cosim.events.measurement import Attack, Late
 from cosim.events.registry import Draw, MeasurementKind, register
 from cosim.scenario.base import Seconds
+from cosim.scenario.units import steps_in
 
 if TYPE_CHECKING:
     from cosim.detection.network import Topology
@@ -52,4 +53,4 @@ class TimestampSkewKind(MeasurementKind):
     def measurement_attack(self, event: ScheduledEvent, rng: np.random.Generator, step_s: float,
                            estimator: WLS | None, topology_at: Callable[[int], Topology] | None) -> Attack:
         """Samples `skew` old from the first step of the event."""
-        return Late(event, rng, int(event.spec.skew // step_s), hold_until_arrival=False)
+        return Late(event, rng, steps_in(event.spec.skew, step_s), hold_until_arrival=False)
