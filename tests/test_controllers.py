@@ -69,7 +69,8 @@ def test_volt_var_follows_ieee1547_category_b(vm, q_fraction):
     ctrl = _set_up(VoltVar(gain=1.0))
     out = ctrl.act({"bus.18.vm_pu": vm})
     assert set(out) == {"pv1.q_set_mvar"}  # reactive power only, from its own bus
-    assert out["pv1.q_set_mvar"] == pytest.approx(q_fraction * PV.s_mva, abs=1e-12)  # % of nameplate apparent power
+    # 1 - 1e-12 of the way in one 1-min step (5 s response time)
+    assert out["pv1.q_set_mvar"] == pytest.approx(q_fraction * PV.s_mva, abs=1e-9)  # % of nameplate apparent power
 
 
 def test_volt_var_default_gain_approaches_the_curve_geometrically():
