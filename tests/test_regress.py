@@ -116,3 +116,97 @@ def test_shipped_suite_meets_its_criteria_and_baseline(cli, tmp_path):
                           "--baseline", SCENARIOS / "regression" / "baseline.json", "--out", tmp_path / "runs")
     assert code == 0, output
     assert output.count("PASS") >= 3 and "10/10" in output
+
+
+# A short high-PV noon with noisy loads and broken clouds: every seed gives another day.
+NOISY = """\
+name: noisy-noon
+seed: 3
+clock: {start: "2025-06-21T11:00:00", duration: 1h, step: 5min}
+grid: {feeder: ieee33}
+loads: {profile: residential, noise: 0.05}
+generators:
+  - {name: pv1, kind: pv, bus: 18, p_mw: 3.0, cloudiness: 0.5}
+  - {name: pv2, kind: pv, bus: 33, p_mw: 1.5, cloudiness: 0.5}
+criteria:
+  voltage_violation_bus_minutes: {max: 300}
+  nonconverged_steps: {max: 0}
+"""
+
+
+@pytest.fixture(scope="module")
+def droop_baseline(tmp_path_factory):
+    """The noisy scenario and a baseline of droop on its seeds 3..7 (made with --seeds 5)."""
+    from typer.testing import CliRunner
+
+    from cosim.cli import app
+
+    root = tmp_path_factory.mktemp("seeds")
+    scenario, baseline = root / "noisy.yaml", root / "baseline.json"
+    scenario.write_text(NOISY, encoding="utf-8")
+    result = CliRunner().invoke(app, [str(a) for a in ("regress", scenario, "-c", "droop", "-j", "1", "--seeds", "5",
+                                                       "--baseline", baseline, "--update-baseline",
+                                                       "--out", root / "base")])
+    assert result.exit_code == 0, result.output
+    return scenario, baseline
+
+
+def test_baseline_with_seeds_keeps_every_seed(droop_baseline):
+    entry = json.loads(droop_baseline[1].read_text())["results"]["droop"]["noisy-noon"]
+    assert sorted(entry["seeds"]) == ["3", "4", "5", "6", "7"]
+    losses = [v["loss_energy_kwh"] for v in entry["seeds"].values()]
+    assert entry["loss_energy_kwh"] == pytest.approx(sum(losses) / 5)
+    assert max(losses) - min(losses) > 1.0  # the seeds really are different days
+
+
+def test_seeds_pass_on_noise(droop_baseline, cli, tmp_path):
+    """The same controller on five other seeds: different numbers, no significant regression."""
+    scenario, baseline = droop_baseline
+    code, output, _ = cli("regress", scenario, "-c", "droop", "-j", "1", "--seeds", "5", "--seed-offset", "100",
+                          "--baseline", baseline, "--out", tmp_path / "runs", "--junit", tmp_path / "j.xml")
+    text = " ".join(output.split())
+    assert code == 0, output
+    assert "Welch t-test (the baseline has other seeds)" in text and "95 % CI [" in text and "p = " in text
+    metrics = json.loads((tmp_path / "runs" / "noisy-noon" / "seed-103" / "metrics.json").read_text())
+    stored = json.loads(baseline.read_text())["results"]["droop"]["noisy-noon"]["seeds"]["3"]
+    assert metrics["loss_energy_kwh"] != stored["loss_energy_kwh"]  # noise, not a repeat of the baseline's runs
+    props = {p.get("name"): p.get("value") for p in _junit(tmp_path / "j.xml")[1]["noisy-noon"].iter("property")}
+    assert props["seeds"] == "103,104,105,106,107"
+    assert float(props["baseline.loss_energy_kwh.p"]) >= 0.05 and "baseline.loss_energy_kwh.ci_low" in props
+    assert props["criteria.voltage_violation_bus_minutes.max"] == "300"
+
+
+def test_seeds_fail_on_a_real_regression(droop_baseline, cli, tmp_path):
+    """No control against droop's per-seed baseline on the same seeds (paired): violations are significantly worse;
+    the violation criterion, beyond on the mean but not significantly, still passes."""
+    scenario, baseline = droop_baseline
+    data = json.loads(baseline.read_text())
+    data["results"]["none"] = data["results"]["droop"]  # as if `none` had once performed like droop
+    worse = tmp_path / "baseline.json"
+    worse.write_text(json.dumps(data))
+    code, output, _ = cli("regress", scenario, "-c", "none", "-j", "1", "--seeds", "5", "--baseline", worse,
+                          "--out", tmp_path / "runs", "--junit", tmp_path / "j.xml")
+    text = " ".join(output.split())
+    assert code == 1, output
+    assert "FAIL voltage_violation_bus_minutes" in text and "paired t-test on 5 seeds" in text
+    assert "significantly worse beyond the tolerance" in text
+    assert "loss_energy_kwh improved significantly" in text  # no reactive power: lower losses
+    failure = _junit(tmp_path / "j.xml")[1]["noisy-noon"].find("failure")
+    assert "baseline.voltage_violation_bus_minutes" in failure.get("message")
+    assert "criteria." not in failure.get("message")
+    per_seed = [json.loads((tmp_path / "runs" / "noisy-noon" / f"seed-{s}" / "metrics.json").read_text())
+                for s in range(3, 8)]
+    violations = [m["voltage_violation_bus_minutes"] for m in per_seed]
+    assert sum(violations) / 5 > 300 and "beyond, not significantly" in text  # the criterion's mean is beyond 300
+
+
+@pytest.mark.parametrize("extra, words", [
+    (("--seeds", "1"), "--seeds: expected 2 or more seeds"),
+    (("--seeds", "5", "--alpha", "2"), "--alpha: expected a significance level strictly between 0 and 1"),
+    (("--seeds", "5", "--alpha", "0"), "--alpha: expected a significance level"),
+])
+def test_bad_seed_options_are_exit_2(suite, cli, tmp_path, extra, words):
+    code, output, _ = cli("regress", suite[0], "-c", "droop", "-j", "1", "--out", tmp_path / "runs", *extra)
+    assert code == 2, output
+    assert words in " ".join(output.split()) and "Traceback" not in output
+    assert len(output.strip().splitlines()) <= 4 and not (tmp_path / "runs").exists()

@@ -29,7 +29,12 @@ def regress(scenarios: list[Path] = typer.Argument(..., help="scenario files, or
             backend: str = typer.Option("local", "--backend", help="local (process pool on this machine) | ray"),
             address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT",
                                                   help="Ray head to join (default: start a local Ray instance)"),
-            out_dir: Optional[Path] = typer.Option(None, "--out", help="results root (default runs/regress-<timestamp>)")) -> None:
+            out_dir: Optional[Path] = typer.Option(None, "--out", help="results root (default runs/regress-<timestamp>)"),
+            seeds: Optional[int] = typer.Option(None, "--seeds", metavar="N",
+                                                help="run every scenario on N >= 2 seeds and judge with statistics"),
+            alpha: float = typer.Option(0.05, "--alpha", help="significance level of the checks with --seeds"),
+            seed_offset: int = typer.Option(0, "--seed-offset", metavar="K",
+                                            help="with --seeds: seeds are the scenario's seed + K, + K + 1, ...")) -> None:
     """Run scenarios with a controller; check criteria and baseline (exit 0 pass, 1 fail, 2 bad input)."""
     from cosim.regress import RegressInputError, regress as run_regress, write_junit
     from cosim.runner import default_out_dir
@@ -39,13 +44,14 @@ def regress(scenarios: list[Path] = typer.Argument(..., help="scenario files, or
         suite = run_regress(scenarios, controller, baseline, update_baseline, jobs, root,
                             on_done=lambda c: err.print(f"  {c.scenario}: run {c.status} ({c.wall_s:.1f} s)",
                                                         highlight=False),
-                            backend=backend, address=address)
+                            backend=backend, address=address, seeds=seeds, alpha=alpha, seed_offset=seed_offset)
     except RegressInputError as exc:
         fail(str(exc))
     out.print(regress_table(suite))
     for case in suite.cases:
+        checks = case.criteria + case.baseline if suite.seeds else case.failures  # over seeds: every interval
         for line in ([f"run {case.status}: {case.message}"] if case.status != "ok" else []) + \
-                [c.detail for c in case.failures] + case.notes:
+                [("FAIL " if suite.seeds and not c.passed else "") + c.detail for c in checks] + case.notes:
             out.print(f"  {case.scenario}: {line}", highlight=False)
     if junit is not None:
         write_junit(junit, suite)
@@ -62,7 +68,8 @@ def regress(scenarios: list[Path] = typer.Argument(..., help="scenario files, or
 
 def regress_table(suite: SuiteResult) -> Table:
     """One row per scenario: verdict, criteria and baseline checks passed, headline metrics."""
-    table = Table(title=f"cosim regress — controller {suite.spec}", header_style="bold", box=box.SIMPLE_HEAD)
+    over = f", mean of {suite.seeds} seeds, alpha {suite.alpha:g}" if suite.seeds else ""
+    table = Table(title=f"cosim regress — controller {suite.spec}{over}", header_style="bold", box=box.SIMPLE_HEAD)
     table.add_column("scenario", no_wrap=True)
     for col in ("result", "criteria", "baseline", "violation\nbus-min", "losses\nkWh"):
         table.add_column(col, justify="left" if col == "result" else "right", no_wrap=True)

@@ -81,6 +81,27 @@ def paired(a: np.ndarray, b: np.ndarray, level: float = LEVEL) -> dict[str, floa
     return out
 
 
+def unpaired(a: np.ndarray, b: np.ndarray, level: float = LEVEL) -> dict[str, float]:
+    """Compare a with b on different units: mean difference a - b, Welch's t interval and test, Mann-Whitney U.
+
+    Two constant samples give a point interval and p = 1 when they agree, 0 when they differ.
+    """
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    out: dict[str, float] = {"n_a": len(a), "n_b": len(b),
+                             "mean_diff": float(np.mean(a) - np.mean(b)) if len(a) and len(b) else math.nan}
+    if len(a) < 2 or len(b) < 2:
+        return out | {"diff_low": math.nan, "diff_high": math.nan, "welch_p": math.nan, "mannwhitney_p": math.nan}
+    if np.all(a == a[0]) and np.all(b == b[0]):
+        p = 1.0 if out["mean_diff"] == 0 else 0.0
+        return out | {"diff_low": out["mean_diff"], "diff_high": out["mean_diff"], "welch_p": p, "mannwhitney_p": p}
+    res = stats.ttest_ind(a, b, equal_var=False)
+    ci = res.confidence_interval(level)
+    out |= {"diff_low": float(ci.low), "diff_high": float(ci.high), "welch_p": float(res.pvalue),
+            "mannwhitney_p": float(stats.mannwhitneyu(a, b).pvalue)}
+    return out
+
+
 def adjust(pvalues: list[float]) -> list[float]:
     """Benjamini-Hochberg adjusted p-values (NaN stays NaN)."""
     p = np.asarray(pvalues, float)
