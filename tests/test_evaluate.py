@@ -66,13 +66,13 @@ def test_evaluate_detects_droop_against_none_and_not_droop_against_itself(cli, n
                           "--seeds", "2", "--days", "3", "--jobs", "1", "--out", out, "-q")
     assert code == 0, output
     doc = json.loads((out / "evaluation.json").read_text())
-    assert doc["unit"] == "held-out day" and doc["controllers"] == ["droop", "droop#2", "none"]
+    assert doc["unit"] == "held-out day" and doc["controllers"] == ["droop", "droop#2", "opf", "none"]
     real = {r["metric"]: r for r in doc["comparison"] if r["controller"] == "droop"}
     v = real["voltage_violation_bus_minutes"]
     assert v["n_pairs"] == 6 and v["mean_diff"] < 0 and v["wilcoxon_p"] < 0.05  # droop removes violations
     assert real["reactive_energy_kvarh"]["wilcoxon_p"] < 0.05
     runs = pd.read_csv(out / "runs.csv")
-    assert len(runs) == 18 and set(runs["status"]) == {"ok"}
+    assert len(runs) == 24 and set(runs["status"]) == {"ok"}
     null = comparison_table(units(runs, ["voltage_violation_bus_minutes", "loss_energy_kwh"], False),
                             ["voltage_violation_bus_minutes", "loss_energy_kwh"], "droop")
     null = null[null["controller"] == "droop#2"]
@@ -94,3 +94,48 @@ def test_evaluate_bad_input_exits_2(cli, noon, tmp_path, args, expected):
     code, output, _ = cli("evaluate", noon, *args, "--out", tmp_path / "ev", "--jobs", "1", "-q")
     assert code == 2 and "Traceback" not in output
     assert expected in " ".join(output.split())
+
+
+def test_evaluation_reports_the_gap_to_the_opf_oracle(cli, noon, tmp_path):
+    out = tmp_path / "ev"
+    code, output, _ = cli("evaluate", noon, "--controller", "droop", "--controller", "none", "--seeds", "2",
+                          "--days", "2", "--jobs", "1", "--out", out, "-q")
+    assert code == 0, output
+    assert "OPF oracle: 'opf' (added" in output and "gap droop - opf, loss_energy_kwh" in " ".join(output.split())
+    runs = pd.read_csv(out / "runs.csv")
+    gap = pd.read_parquet(out / "gap.parquet")
+    assert set(gap["controller"]) == {"droop", "none", "opf"}
+    assert set(gap["metric"]) == {"loss_energy_kwh", "voltage_violation_bus_minutes", "curtailed_energy_kwh"}
+    itself = gap[gap["controller"] == "opf"]
+    assert (itself["gap"] == 0).all() and (itself["gap_low"] == 0).all() and (itself["gap_high"] == 0).all()
+    # droop's loss gap: the mean of the paired differences, computed here from the per-run rows
+    key = ["seed", "day"]
+    pairs = runs[runs.controller == "droop"].set_index(key).join(runs[runs.controller == "opf"].set_index(key),
+                                                                   rsuffix="_opf")
+    d = pairs["loss_energy_kwh"] - pairs["loss_energy_kwh_opf"]
+    row = gap[(gap.controller == "droop") & (gap.metric == "loss_energy_kwh")].iloc[0]
+    assert row["gap"] == pytest.approx(d.mean()) and row["n_pairs"] == 4
+    assert (row["gap_low"], row["gap_high"]) == pytest.approx(stats.t.interval(0.95, 3, d.mean(), stats.sem(d)))
+    assert row["gap_rel"] == pytest.approx(d.mean() / pairs["loss_energy_kwh_opf"].mean())
+    summary = pd.read_csv(out / "summary.csv")
+    srow = summary[(summary.controller == "droop") & (summary.metric == "loss_energy_kwh")].iloc[0]
+    assert srow["gap"] == pytest.approx(row["gap"]) and srow["gap_rel"] == pytest.approx(row["gap_rel"])
+    assert summary[summary.metric == "vm_max_pu"]["gap"].isna().all()  # no gap where it makes no sense
+    assert "Gap to the OPF oracle" in (out / "report.html").read_text()
+
+
+def test_no_oracle_and_an_oracle_that_is_skipped(cli, noon, tmp_path, monkeypatch):
+    code, output, _ = cli("evaluate", noon, "--controller", "droop", "--seeds", "1", "--jobs", "1",
+                          "--out", tmp_path / "a", "-q", "--no-oracle")
+    assert code == 0, output
+    doc = json.loads((tmp_path / "a" / "evaluation.json").read_text())
+    assert doc["controllers"] == ["droop"] and doc["gap"] == [] and doc["oracle"] is None
+    monkeypatch.setattr("cosim.evaluate.runner.ORACLE_MAX_BUSES", 20)  # as if IEEE 33 were too big for it
+    code, output, _ = cli("evaluate", noon, "--controller", "droop", "--seeds", "1", "--jobs", "1",
+                          "--out", tmp_path / "b", "-q")
+    assert code == 0, output
+    text = " ".join(output.split())
+    assert "OPF oracle skipped: feeder ieee33 (held-out seed 0) has 33 buses, more than the 20" in text
+    doc = json.loads((tmp_path / "b" / "evaluation.json").read_text())
+    assert doc["controllers"] == ["droop"] and doc["oracle_note"].startswith("OPF oracle skipped")
+    assert "OPF oracle skipped" in (tmp_path / "b" / "report.html").read_text()

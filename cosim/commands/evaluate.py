@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import List, Optional
 
@@ -24,13 +25,15 @@ def evaluate(source: Path = typer.Argument(..., help="scenario YAML file, or dis
              jobs: int = typer.Option(0, "--jobs", help="parallel runs (0: one per core, 1: in this process)"),
              backend: str = typer.Option("local", "--backend", help="local (process pool) or ray"),
              address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address"),
+             no_oracle: bool = typer.Option(False, "--no-oracle", help="leave out the OPF oracle and the gap to it"),
              quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
-    """Run every controller on the same held-out days; write evaluation.json, CSV tables and report.html."""
+    """Run every controller (and the OPF oracle) on the same held-out days; write evaluation.json, tables, report.html."""
     from rich.table import Table
 
     from controllers.drl.sources import open_source
-    from cosim.evaluate.report import METRICS, comparison_table, runs_table, summary_table, units, write_outputs
-    from cosim.evaluate.runner import EvaluateInputError, controller_blocks
+    from cosim.evaluate.report import (METRICS, comparison_table, gap_table, runs_table, summary_table, units,
+                                       with_gap, write_outputs)
+    from cosim.evaluate.runner import EvaluateInputError, controller_blocks, oracle
     from cosim.evaluate.runner import evaluate as run_evaluation
     from cosim.scenario.errors import ScenarioError
 
@@ -41,7 +44,14 @@ def evaluate(source: Path = typer.Argument(..., help="scenario YAML file, or dis
         src = open_source(source)
     except ScenarioError as exc:
         fail(str(exc))
-    specs = list(controllers) + ([against] if against else [])
+    add, oracle_label, oracle_note = False, None, "OPF oracle left out (--no-oracle)"
+    if not no_oracle:
+        try:
+            add, oracle_label, oracle_note = oracle(list(controllers) + ([against] if against else []), source,
+                                                    seeds, days)
+        except EvaluateInputError as exc:
+            fail(str(exc))
+    specs = list(controllers) + (["opf"] if add else []) + ([against] if against else [])
     total = len(specs) * max(seeds, 0) * max(days, 0)
     progress, task = step_progress(f"evaluate {source.name}", total, quiet, unit="runs")
     try:
@@ -61,11 +71,14 @@ def evaluate(source: Path = typer.Argument(..., help="scenario YAML file, or dis
     reference = labels[-1] if against else None
     summary = summary_table(unit, chosen, level)
     comparison = comparison_table(unit, chosen, reference, level) if reference else summary.iloc[0:0]
+    gap = gap_table(unit, chosen, oracle_label, level) if oracle_label else gap_table(unit.iloc[0:0], [], "", level)
+    summary = with_gap(summary, gap)
     meta = {"source": str(source), "kind": "distribution" if src.varies_layout else "scenario", "seeds": seeds,
             "days": days, "unit": "seed (mean over its days)" if by_seed else "held-out day", "level": level,
-            "controllers": labels, "against": reference, "metrics": chosen,
+            "controllers": labels, "against": reference, "metrics": chosen, "oracle": oracle_label,
+            "oracle_note": oracle_note,
             "failed_runs": int((table["status"] != "ok").sum())}
-    write_outputs(out_dir, meta, table, summary, comparison)
+    write_outputs(out_dir, meta, table, summary, comparison, gap)
     view = Table(title=f"{seeds} seeds x {days} days, unit: {meta['unit']}, {100 * level:.0f} % t interval")
     for col in ("controller", "metric", "mean", "interval", "median"):
         view.add_column(col, justify="left" if col in ("controller", "metric") else "right")
@@ -77,6 +90,11 @@ def evaluate(source: Path = typer.Argument(..., help="scenario YAML file, or dis
         out.print(f"{r['controller']} - {r['against']}, {r['metric']}: {r['mean_diff']:+,.2f} "
                   f"[{r['diff_low']:+,.2f}, {r['diff_high']:+,.2f}], Wilcoxon p = {r['wilcoxon_p']:.3g} "
                   f"(adjusted {r['wilcoxon_p_adjusted']:.3g})")
+    out.print(oracle_note, highlight=False)
+    for _, r in gap.iterrows():
+        rel = "" if math.isnan(r["gap_rel"]) else f" ({100 * r['gap_rel']:+.1f} %)"
+        out.print(f"gap {r['controller']} - {r['oracle']}, {r['metric']}: {r['gap']:+,.2f}{rel} "
+                  f"[{r['gap_low']:+,.2f}, {r['gap_high']:+,.2f}]", highlight=False)
     out.print(f"results: {out_dir}")
     if meta["failed_runs"]:
         failed = table[table["status"] != "ok"].iloc[0]

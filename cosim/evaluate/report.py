@@ -1,8 +1,10 @@
-"""Tables and files of an evaluation: evaluation.json, runs.csv, summary.csv, comparison.csv, report.html.
+"""Tables and files of an evaluation: evaluation.json, runs, summary, comparison and gap tables (CSV and Parquet),
+report.html.
 
 The unit of the statistics is the held-out day for a scenario file (every run is an independent
 day). For a distribution with two seeds or more it is the seed: days of one seed share a feeder
 and layout, so they are averaged per seed first and the interval is over seeds (one seed: days).
+The gap to the OPF oracle is the paired difference controller - oracle on the same units.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from cosim.files import write_atomic
 
 METRICS = ("voltage_violation_bus_minutes", "loss_energy_kwh", "curtailed_energy_kwh", "reactive_energy_kvarh",
            "vm_max_pu", "vm_min_pu")
+# KPIs where a gap to the oracle means something: energies and violations the oracle minimises or keeps at zero
+GAP_METRICS = ("loss_energy_kwh", "voltage_violation_bus_minutes", "curtailed_energy_kwh")
 
 
 def runs_table(runs: Sequence[Run], metrics: Sequence[str]) -> pd.DataFrame:
@@ -47,15 +51,20 @@ def summary_table(unit: pd.DataFrame, metrics: Sequence[str], level: float = LEV
     return pd.DataFrame(rows)
 
 
-def comparison_table(unit: pd.DataFrame, metrics: Sequence[str], against: str, level: float = LEVEL) -> pd.DataFrame:
-    """One row per other controller and metric: paired difference (controller - against) and tests."""
+def _pairs(unit: pd.DataFrame, against: str):
+    """(controller, its units joined with the reference's on seed and day; reference columns end in __ref)."""
     key = ["seed", "day"]
     ref = unit[unit["controller"] == against].set_index(key)
-    rows = []
     for c, g in unit.groupby("controller", sort=False):
+        yield c, g.set_index(key).join(ref, rsuffix="__ref", how="inner")
+
+
+def comparison_table(unit: pd.DataFrame, metrics: Sequence[str], against: str, level: float = LEVEL) -> pd.DataFrame:
+    """One row per other controller and metric: paired difference (controller - against) and tests."""
+    rows = []
+    for c, both in _pairs(unit, against):
         if c == against:
             continue
-        both = g.set_index(key).join(ref, rsuffix="__ref", how="inner")
         for m in metrics:
             rows.append({"controller": c, "against": against, "metric": m,
                          **paired(both[m].to_numpy(float), both[f"{m}__ref"].to_numpy(float), level)})
@@ -63,6 +72,27 @@ def comparison_table(unit: pd.DataFrame, metrics: Sequence[str], against: str, l
     if len(table):
         table["wilcoxon_p_adjusted"] = adjust(table["wilcoxon_p"].tolist())
     return table
+
+
+def gap_table(unit: pd.DataFrame, metrics: Sequence[str], oracle: str, level: float = LEVEL) -> pd.DataFrame:
+    """One row per controller (the oracle too) and GAP_METRICS KPI: the paired gap controller - oracle, its t
+    interval, and the gap relative to the oracle's mean (NaN when that mean is 0)."""
+    rows = []
+    for c, both in _pairs(unit, oracle):
+        for m in (m for m in GAP_METRICS if m in metrics):
+            r = paired(both[m].to_numpy(float), both[f"{m}__ref"].to_numpy(float), level)
+            ref = float(both[f"{m}__ref"].mean()) if r["n_pairs"] else math.nan
+            rows.append({"controller": c, "metric": m, "oracle": oracle, "n_pairs": r["n_pairs"], "oracle_mean": ref,
+                         "gap": r["mean_diff"], "gap_low": r["diff_low"], "gap_high": r["diff_high"],
+                         "gap_rel": r["mean_diff"] / abs(ref) if ref else math.nan})
+    columns = ["controller", "metric", "oracle", "n_pairs", "oracle_mean", "gap", "gap_low", "gap_high", "gap_rel"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def with_gap(summary: pd.DataFrame, gap: pd.DataFrame) -> pd.DataFrame:
+    """The summary with each row's gap to the oracle (gap, gap_low, gap_high, gap_rel; NaN for other KPIs)."""
+    return summary.merge(gap[["controller", "metric", "gap", "gap_low", "gap_high", "gap_rel"]],
+                         on=["controller", "metric"], how="left")
 
 
 def _cell(v: object) -> str:
@@ -77,13 +107,22 @@ def _html_table(df: pd.DataFrame, columns: Sequence[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def report_html(meta: dict, summary: pd.DataFrame, comparison: pd.DataFrame) -> str:
-    """A self-contained page: the summary and the paired comparison."""
-    cols = ["controller", "metric", "n", "mean", "t_low", "t_high", "boot_low", "boot_high", "median", "q05", "q95"]
+def report_html(meta: dict, summary: pd.DataFrame, comparison: pd.DataFrame, gap: pd.DataFrame) -> str:
+    """A self-contained page: the summary, the gap to the OPF oracle and the paired comparison."""
+    cols = ["controller", "metric", "n", "mean", "t_low", "t_high", "boot_low", "boot_high", "median", "q05", "q95",
+            "gap", "gap_rel"]
     parts = [f"<h1>Evaluation of {html.escape(meta['source'])}</h1>",
              f"<p>{meta['seeds']} seeds × {meta['days']} held-out days; unit of the statistics: "
              f"{html.escape(meta['unit'])}; {100 * meta['level']:.0f} % intervals of the mean.</p>",
              "<h2>Summary</h2>", _html_table(summary, [c for c in cols if c in summary])]
+    if len(gap):
+        parts += [f"<h2>Gap to the OPF oracle ({html.escape(meta['oracle'])})</h2>",
+                  "<p>Paired gap = controller − oracle on the same units, with its t interval; relative gap = gap / "
+                  "|oracle mean| (– when the oracle's mean is 0).</p>",
+                  _html_table(gap, ["controller", "metric", "n_pairs", "oracle_mean", "gap", "gap_low", "gap_high",
+                                    "gap_rel"])]
+    else:
+        parts.append(f"<p>{html.escape(meta.get('oracle_note') or 'No OPF oracle.')}</p>")
     if len(comparison):
         ccols = ["controller", "against", "metric", "n_pairs", "mean_diff", "diff_low", "diff_high", "wilcoxon_p",
                  "wilcoxon_p_adjusted", "ttest_p", "effect_dz"]
@@ -96,13 +135,14 @@ def report_html(meta: dict, summary: pd.DataFrame, comparison: pd.DataFrame) -> 
 
 
 def write_outputs(out_dir: Path, meta: dict, runs: pd.DataFrame, summary: pd.DataFrame,
-                  comparison: pd.DataFrame) -> None:
-    """evaluation.json (meta, summary, comparison, runs), the three CSV tables and report.html."""
+                  comparison: pd.DataFrame, gap: pd.DataFrame) -> None:
+    """evaluation.json (meta and every table), the four tables as CSV and Parquet, and report.html."""
     out_dir.mkdir(parents=True, exist_ok=True)
     records = lambda df: json.loads(df.to_json(orient="records"))  # noqa: E731 - NaN becomes null
-    doc = {**meta, "summary": records(summary), "comparison": records(comparison), "runs": records(runs)}
+    tables = {"runs": runs, "summary": summary, "comparison": comparison, "gap": gap}
+    doc = {**meta, **{name: records(df) for name, df in tables.items()}}
     write_atomic(out_dir / "evaluation.json", json.dumps(doc, indent=1) + "\n")
-    runs.to_csv(out_dir / "runs.csv", index=False)
-    summary.to_csv(out_dir / "summary.csv", index=False)
-    comparison.to_csv(out_dir / "comparison.csv", index=False)
-    write_atomic(out_dir / "report.html", report_html(meta, summary, comparison))
+    for name, df in tables.items():
+        df.to_csv(out_dir / f"{name}.csv", index=False)
+        df.to_parquet(out_dir / f"{name}.parquet", index=False)
+    write_atomic(out_dir / "report.html", report_html(meta, summary, comparison, gap))

@@ -25,6 +25,13 @@ from cosim.scenario.schema import Controller as ControllerBlock
 from cosim.sweep.backends import BackendError, open_backend
 
 
+ORACLE = "opf"  # the SPEC of the OPF oracle every evaluation includes (controllers/baselines/opf.py)
+# Largest feeder the oracle runs on: it solves an SLSQP problem with finite-difference gradients (one power flow per
+# DER setpoint and iteration) per step. Measured with 4 PV, 1 h at 5 min: 0.03-0.05 s per step on IEEE 33/69 and the
+# 97-144-bus SimBench MV feeders, 1.2 s per step on simbench:1-HV-mixed--0-sw (306 buses: ~6 min per 5-minute day).
+ORACLE_MAX_BUSES = 200
+
+
 class EvaluateInputError(ValueError):
     """Bad input to an evaluation; the message names the option or file and what was expected."""
 
@@ -114,11 +121,40 @@ def check_controllers(path: str, blocks: dict[str, dict], days: int) -> None:
                                      f"(held-out seed 0, day 0): field {problem.field}: {problem}")
 
 
+def check_counts(seeds: int, days: int) -> None:
+    """EvaluateInputError unless there is at least one seed and one day."""
+    if seeds < 1 or days < 1:
+        raise EvaluateInputError(f"--seeds and --days must be at least 1, got --seeds {seeds} --days {days}")
+
+
+def oracle(specs: list[str], path: Path, seeds: int, days: int) -> tuple[bool, str | None, str]:
+    """Whether to add the OPF oracle to the SPECs (not when one is of kind opf), its label, and a note.
+
+    The oracle is left out (label None, the note says why) when a draw's feeder has more than
+    ORACLE_MAX_BUSES buses or the oracle cannot be set up on the first draw.
+    """
+    check_counts(seeds, days)
+    present = [label for label, block in controller_blocks(specs).items() if block["kind"] == ORACLE]
+    if present:
+        return False, present[0], f"OPF oracle: {present[0]!r}"
+    source = str(Path(path))
+    for feeder, (s, d) in {draw(source, s, 0, days).scenario.grid.feeder: (s, 0) for s in range(seeds)}.items():
+        buses = len(assemble(draw(source, s, d, days)).model.feeder.net.bus)
+        if buses > ORACLE_MAX_BUSES:
+            return False, None, (f"OPF oracle skipped: feeder {feeder} (held-out seed {s}) has {buses} buses, more than "
+                                 f"the {ORACLE_MAX_BUSES} it runs on in reasonable time; no gap to the oracle reported")
+    first = draw(source, 0, 0, days)
+    first.scenario.controller = parse_spec(ORACLE)
+    problem = check(assemble(first))
+    if problem is not None:
+        return False, None, f"OPF oracle skipped: it cannot run on {first.scenario.grid.feeder}: {problem}"
+    return True, ORACLE, f"OPF oracle: {ORACLE!r} (added; --no-oracle leaves it out)"
+
+
 def evaluate(path: Path, specs: list[str], seeds: int, days: int, jobs: int = 0, backend: str = "local",
              address: str | None = None, on_done: Callable[[Run], None] | None = None) -> Iterator[Run]:
     """Every controller on every (seed, day), on a backend; yields runs as they finish."""
-    if seeds < 1 or days < 1:
-        raise EvaluateInputError(f"--seeds and --days must be at least 1, got --seeds {seeds} --days {days}")
+    check_counts(seeds, days)
     blocks = controller_blocks(specs)
     source = str(Path(path))
     check_controllers(source, blocks, days)
