@@ -2,16 +2,20 @@
 
 The metering of a run is one: the channel adds sensor noise once and every detector sees the same
 `seen.*` values. A block that sets `measurements` or `noise` sets it for the run; blocks that leave
-them out take it over (`cosim.detection.models.metering_of`).
+them out take it over (`cosim.detection.models.metering_of`). A scenario-level `metering:` block
+(`cosim.scenario.metering`) replaces both; the run's block then carries it as `run_metering`.
 """
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import TYPE_CHECKING, Literal, Union
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from cosim.scenario.base import Strict
+
+if TYPE_CHECKING:
+    from cosim.scenario.metering import RunMetering
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
 
@@ -40,6 +44,12 @@ class DetectorBase(Strict):
     name: str | None = Field(default=None, pattern=NAME_PATTERN, description="default: the kind")
     noise: bool = Field(default=True, description="Gaussian sensor noise of each meter's sigma on what is seen")
     measurements: Measurements = Measurements()
+    _run_metering: "RunMetering | None" = PrivateAttr(default=None)
+
+    @property
+    def run_metering(self) -> "RunMetering | None":
+        """The scenario's `metering:` block when it has one (set by `metering_of`), else None."""
+        return self._run_metering
 
     @property
     def label(self) -> str:

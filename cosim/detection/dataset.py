@@ -56,6 +56,7 @@ class _Tap:
     """A controller stand-in that keeps what the rollout shows a controller (the seen values) and sends nothing."""
 
     oracle = False
+    uses_scenario = False
     _event_sink = None
 
     def __init__(self, names: Sequence[str]):

@@ -51,11 +51,18 @@ def check_detectors(detector: DetectorBase | None, detectors: list[DetectorBase]
 
 
 def metering_of(scn: Any) -> WLSDetector | None:
-    """The run's metering as a WLS block (None without detectors): the first wls block, with the metering
-    keys any block sets."""
+    """The run's metering as a WLS block (None without detectors or a `metering:` block): the first wls block,
+    with the metering keys any block sets, or carrying the scenario's `metering:` block."""
+    from cosim.scenario.metering import run_metering
+
     specs = detector_specs(scn)
-    if not specs:
+    run = run_metering(scn)
+    if not specs and run is None:
         return None
     base = next((d for d in specs if isinstance(d, WLSDetector)), WLSDetector())
+    if run is not None:
+        base = base.model_copy()
+        base._run_metering = run
+        return base
     update = {key: getattr(d, key) for d in specs for key in METERING if key in d.model_fields_set}
     return base.model_copy(update=update) if update else base

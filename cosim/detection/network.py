@@ -21,6 +21,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from cosim.grid.feeders import Feeder
+from cosim.scenario.metering import RunMetering
 from cosim.scenario.schema import Detector
 
 VM, P, Q, PF, QF = range(5)
@@ -33,13 +34,20 @@ FAMILIES = {"vm_pu": (VM, "bus.{}.vm_pu", True), "p_mw": (P, "bus.{}.p_mw", True
 
 @dataclass(frozen=True)
 class Meter:
-    """One planned meter: its signal name, kind code, published bus / line number and noise."""
+    """One planned meter: its signal name, kind code, published bus / line number, the standard deviation
+    state estimation assumes and the one the channel draws (`noise`, default the same)."""
 
     name: str
     kind: int
     label: int
     on_bus: bool
     sigma: float
+    noise: float | None = None
+
+    @property
+    def drawn(self) -> float:
+        """The channel's noise standard deviation."""
+        return self.sigma if self.noise is None else self.noise
 
 
 def meter_plan(families: dict[str, tuple[float, list[int] | None]], buses: list[int], lines: list[int]) -> list[Meter]:
@@ -53,10 +61,78 @@ def meter_plan(families: dict[str, tuple[float, list[int] | None]], buses: list[
 
 
 def plan_for(detector: Detector, feeder: Feeder) -> list[Meter]:
-    """The meters a detector block asks for on `feeder`."""
+    """The meters a detector block asks for on `feeder` (the scenario's `metering:` block when it has one)."""
+    if detector.run_metering is not None:
+        return metering_plan(detector.run_metering, feeder)
     families = {name: (cfg.sigma, None if cfg.at == "all" else list(cfg.at))
                 for name in FAMILIES if (cfg := getattr(detector.measurements, name)) is not None}
     return meter_plan(families, feeder.bus_labels.tolist(), feeder.line_labels.tolist())
+
+
+def slack_label(feeder: Feeder) -> int:
+    """Published number of the substation (slack) bus."""
+    net = feeder.net
+    return int(feeder.bus_labels[net.bus.index.get_loc(net.ext_grid.bus.iloc[0])])
+
+
+def feeder_ends(feeder: Feeder) -> list[int]:
+    """Published numbers of the buses at the end of a lateral: one in-service line or trafo, not the substation."""
+    net = feeder.net
+    ends = [net.line.from_bus[net.line.in_service], net.line.to_bus[net.line.in_service],
+            net.trafo.hv_bus[net.trafo.in_service], net.trafo.lv_bus[net.trafo.in_service]]
+    degree = Counter(int(b) for side in ends for b in side)
+    label = dict(zip(net.bus.index, feeder.bus_labels.tolist()))
+    slack = slack_label(feeder)
+    return sorted(label[b] for b, n in degree.items() if n == 1 and label[b] != slack)
+
+
+def places(where: str | list, numbers: list[int], feeder: Feeder) -> list[int]:
+    """A placement (`all`, or bus / line numbers with `substation` and `ends`) as published numbers, in order."""
+    if where == "all":
+        return list(numbers)
+    out: dict[int, None] = {}
+    for p in where:
+        out.update(dict.fromkeys([slack_label(feeder)] if p == "substation" else feeder_ends(feeder) if p == "ends"
+                                 else [p]))
+    return list(out)
+
+
+def nominal_power(run: RunMetering, feeder: Feeder) -> dict[int, tuple[float, float]]:
+    """Bus -> (MW, Mvar) a pseudo-measurement's error is relative to: nominal loads times the scale, plus the
+    generators' nameplate P and reactive capability."""
+    net = feeder.net
+    label = dict(zip(net.bus.index, feeder.bus_labels.tolist()))
+    base = {b: [0.0, 0.0] for b in feeder.bus_labels.tolist()}
+    for bus, p, q in zip(net.load.bus, net.load.p_mw, net.load.q_mvar):
+        base[label[bus]][0] += abs(float(p)) * run.load_scale
+        base[label[bus]][1] += abs(float(q)) * run.load_scale
+    for bus, p, q in run.generators:
+        base[bus][0] += p
+        base[bus][1] += q
+    return {b: (p, q) for b, (p, q) in base.items()}
+
+
+def metering_plan(run: RunMetering, feeder: Feeder) -> list[Meter]:
+    """The meters of a `metering:` block: real voltage, injection and flow meters, then the pseudo-measurements
+    (P and Q at every bus but the substation without a real injection meter; zero-injection buses included)."""
+    m = run.metering
+    buses, lines = feeder.bus_labels.tolist(), feeder.line_labels.tolist()
+    plan = [Meter(f"bus.{b}.vm_pu", VM, b, True, m.sigma.voltage, m.noise_of("voltage"))
+            for b in places(m.voltage, buses, feeder)]
+    injections = places(m.injections, buses, feeder)
+    for code, unit in ((P, "p_mw"), (Q, "q_mvar")):
+        plan += [Meter(f"bus.{b}.{unit}", code, b, True, m.sigma.injection, m.noise_of("injection"))
+                 for b in injections]
+    for code, unit in ((PF, "p_mw"), (QF, "q_mvar")):
+        plan += [Meter(f"line.{k}.{unit}", code, k, False, m.sigma.flow, m.noise_of("flow"))
+                 for k in places(m.flows, lines, feeder)]
+    if m.pseudo_loads is not None:
+        base, slack = nominal_power(run, feeder), slack_label(feeder)
+        error, drawn = m.pseudo_loads.error, m.noise_of("pseudo")
+        for code, unit, i in ((P, "p_mw", 0), (Q, "q_mvar", 1)):
+            plan += [Meter(f"bus.{b}.{unit}", code, b, True, max(error * base[b][i], m.sigma.injection),
+                           drawn * base[b][i]) for b in buses if b != slack and b not in injections]
+    return plan
 
 
 @dataclass(frozen=True)
@@ -78,12 +154,14 @@ class Topology:
 
 @dataclass(frozen=True)
 class Meters:
-    """The measurement set: signal name, kind, bus or branch row and noise standard deviation per meter."""
+    """The measurement set: signal name, kind, bus or branch row, the noise standard deviation state estimation
+    assumes (`sigma`) and the one the channel draws (`noise`) per meter."""
 
     names: tuple[str, ...]
     kind: np.ndarray
     row: np.ndarray
     sigma: np.ndarray
+    noise: np.ndarray
 
 
 class Network:
@@ -146,7 +224,8 @@ class Network:
         kept = [(m, (self.bus_row if m.on_bus else self.line_row)[m.label]) for m in plan]
         kept = [(m, row) for m, row in kept if not (m.kind in (P, Q) and row in shared)]
         return Meters(tuple(m.name for m, _ in kept), np.array([m.kind for m, _ in kept], int),
-                      np.array([row for _, row in kept], int), np.array([m.sigma for m, _ in kept], float))
+                      np.array([row for _, row in kept], int), np.array([m.sigma for m, _ in kept], float),
+                      np.array([m.drawn for m, _ in kept], float))
 
     def measure(self, topo: Topology, V: np.ndarray, meters: Meters) -> tuple[np.ndarray, np.ndarray]:
         """h(V) in signal units for every meter and its Jacobian over the states (angles, then magnitudes)."""
@@ -212,7 +291,8 @@ class Network:
         """
         target = V * np.conj(topo.Y @ V) + (delta_mw + 1j * delta_mvar) / self.base_mva
         pq = topo.theta
-        meters = Meters((), np.r_[np.full(len(pq), P), np.full(len(pq), Q)], np.r_[pq, pq], np.ones(2 * len(pq)))
+        meters = Meters((), np.r_[np.full(len(pq), P), np.full(len(pq), Q)], np.r_[pq, pq], np.ones(2 * len(pq)),
+                        np.ones(2 * len(pq)))
         cols = np.r_[np.arange(len(pq)), len(pq) + np.searchsorted(topo.vm, pq)]  # all states but the slack's |V|
         x = V.copy()
         for _ in range(iterations):

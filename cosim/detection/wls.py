@@ -108,6 +108,18 @@ class WLS:
         return {"chi2": chi, "lnr": lnr, "any": chi or lnr}[self.alarm_on]
 
 
+def unobservable_buses(network: Network, meters: Meters, topo: Topology) -> list[int]:
+    """Published numbers of the buses whose angle or magnitude the meters cannot determine (empty: the feeder is
+    observable), from the null space of H at flat start."""
+    use = network.usable(topo, meters)
+    H = network.measure(topo, network.flat_start(topo), meters)[1][use]
+    _, s, vt = np.linalg.svd(H, full_matrices=True) if len(H) else (None, np.zeros(0), np.eye(topo.n_states))
+    rank = int((s > s.max() * max(H.shape) * np.finfo(float).eps).sum()) if len(s) else 0
+    loose = np.abs(vt[rank:]).max(axis=0) > 1e-8 if rank < topo.n_states else np.zeros(topo.n_states, bool)
+    rows = set(np.r_[topo.theta, topo.vm][loose].tolist())
+    return sorted(label for label, row in network.bus_row.items() if row in rows)
+
+
 def estimator_for(detector: Detector, feeder: Feeder) -> WLS:
     """The estimator a detector block describes, on `feeder`."""
     network = Network(feeder)

@@ -6,6 +6,7 @@ Explicit entries are resolved in file order, then `random:` entries and the `fai
 
 from __future__ import annotations
 
+from cosim.detection.checks import metering_problems
 from cosim.detection.network import MAX_BUSES, plan_for
 from cosim.events.failures import failure_outages
 from cosim.events.models import RandomEvents
@@ -82,6 +83,8 @@ def _detector_problems(scn: Scenario, feeder: Feeder) -> list[tuple[tuple, str]]
     if len(feeder.bus_labels) > MAX_BUSES:
         return [(("detector",), f"the WLS detector handles feeders of up to {MAX_BUSES:,} buses; "
                                 f"{scn.grid.feeder} has {len(feeder.bus_labels):,}")]
+    if scn.metering is not None:  # the scenario's metering block has checks of its own
+        return metering_problems(scn, feeder, model)
     problems = []
     known = {True: set(feeder.bus_labels.tolist()), False: set(feeder.line_labels.tolist())}
     for name in type(model.measurements).model_fields:
@@ -102,7 +105,7 @@ def _detector_problems(scn: Scenario, feeder: Feeder) -> list[tuple[tuple, str]]
         problems.append((("detector", "measurements"),
                          f"{n_meters} meters cannot estimate {n_states} states (angles and magnitudes of "
                          f"{len(feeder.bus_labels)} buses): meter more buses or lines"))
-    return problems
+    return problems or metering_problems(scn, feeder, model)
 
 
 def event_problems(scn: Scenario, feeder: Feeder, lines: dict) -> list[Problem]:

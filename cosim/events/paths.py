@@ -26,7 +26,7 @@ def measurement_path(scn: Scenario, schedule: Schedule, estimator: WLS | None,
         return None
     attacks = [make_attack(e, rng_for(scn.seed, "attack", str(e.id)), schedule.step_s, estimator, topology_at)
                for e in events]
-    noise = SensorNoise(estimator.meters.names, estimator.meters.sigma, rng_for(scn.seed, "sensors")) if noisy else None
+    noise = SensorNoise(estimator.meters.names, estimator.meters.noise, rng_for(scn.seed, "sensors")) if noisy else None
     return MeasurementPath(attacks, noise)
 
 

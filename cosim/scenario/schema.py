@@ -174,6 +174,7 @@ from cosim.events.failures import Failures  # noqa: E402
 
 # The detector blocks live in cosim/detection/ (one module per kind under cosim/detection/kinds/).
 from cosim.detection.models import Detector, DetectorSpec, Measurements, Meters, check_detectors  # noqa: E402,F401
+from cosim.scenario.metering import Metering  # noqa: E402
 
 
 class Impact(Strict):
@@ -214,6 +215,7 @@ class Scenario(Strict):
     failures: Failures | None = None
     detector: DetectorSpec | None = None
     detectors: list[DetectorSpec] = []
+    metering: Metering | None = Field(default=None, description="the feeder's meters (cosim/scenario/metering.py)")
     impact: Impact = Impact()
     devices: list[Device] = []
     grid_server: GridServer | None = None

@@ -1,7 +1,13 @@
-"""`fdi_stealthy`: false data consistent with the grid model (a = h(x + c) - h(x)), invisible to residual tests."""
+"""`fdi_stealthy`: false data consistent with the grid model (a = h(x + c) - h(x)), invisible to residual tests.
+
+`meters: [patterns]` limits the attacker to the metered signals it can reach (default: every one);
+it then fakes the shift nearest the one asked for that leaves the other meters unchanged
+(`cosim.detection.stealthy`), and the loader refuses an access set that admits none.
+"""
 
 from __future__ import annotations
 
+import fnmatch
 import math
 from typing import TYPE_CHECKING, Callable, Literal
 
@@ -26,6 +32,8 @@ class FDIStealthy(_Event):
     buses: list[int] = Field(min_length=1)
     delta_p_mw: float = 0.0
     delta_q_mvar: float = 0.0
+    meters: list[str] | None = Field(default=None, min_length=1, description="metered signals the attacker "
+                                     "can write (shell patterns, e.g. bus.18.*); default: every one")
 
     @model_validator(mode="after")
     def _does_something(self) -> "FDIStealthy":
@@ -36,7 +44,7 @@ class FDIStealthy(_Event):
 
 class Stealthy(Attack):
     """a = h(x + c) - h(x): the attacker estimates x from what it intercepts, picks the state c that
-    makes the buses seem to inject delta more, and rewrites every meter to match."""
+    makes the buses seem to inject delta more (within what its meters allow), and rewrites its meters."""
 
     def __init__(self, event: ScheduledEvent, rng: np.random.Generator, estimator: WLS,
                  topology_at: Callable[[int], Topology]):
@@ -48,16 +56,20 @@ class Stealthy(Attack):
         for b in event.spec.buses:
             self.delta_p[net.bus_row[b]] += event.spec.delta_p_mw
             self.delta_q[net.bus_row[b]] += event.spec.delta_q_mvar
+        self.writable = np.isin(estimator.meters.names, event.targets)
 
     def apply(self, k: int, seen: dict[str, float]) -> None:
+        from cosim.detection.stealthy import stealthy_false_data
+
         est, meters = self.estimator, self.estimator.meters
         topo = self.topology_at(k)
         z = np.array([seen[n] for n in meters.names])
         x = est.estimate(z, topo)
         if not x.converged:  # the attacker cannot estimate the state this step: leaves it alone
             return
-        fake = est.network.shifted_state(topo, x.V, self.delta_p, self.delta_q)
-        a = est.network.measure(topo, fake, meters)[0] - est.network.measure(topo, x.V, meters)[0]
+        a = stealthy_false_data(est.network, topo, x.V, meters, self.writable, self.delta_p, self.delta_q)
+        if a is None:  # no stealthy attack with this access on this step's topology: leaves it alone
+            return
         for name, value in zip(meters.names, (z + a).tolist()):
             if not math.isnan(value):
                 seen[name] = value
@@ -72,14 +84,20 @@ class FDIStealthyKind(MeasurementKind):
     needs_meters = True
 
     def targets(self, spec: FDIStealthy, path: str, cat: Catalog, metered: tuple[str, ...]) -> tuple[str, ...]:
-        """The metered signals, if every bus exists and none is the slack bus."""
+        """The metered signals the attacker reaches, if every bus exists and none is the slack bus."""
         for b in spec.buses:
             if b not in cat.buses:
                 raise EventProblem("buses", f"bus {b} does not exist ({span('bus', list(cat.buses))})")
             if b == cat.slack_bus:
                 raise EventProblem("buses", f"bus {b} is the slack bus: its injection balances the feeder "
                                             "and cannot be faked consistently")
-        return metered
+        if spec.meters is None:
+            return metered
+        for p in spec.meters:
+            if not fnmatch.filter(metered, p):
+                raise EventProblem("meters", f"{p!r} matches no meter of the measurement model "
+                                             f"({len(metered)} meters, e.g. {', '.join(metered[:4])})")
+        return tuple(n for n in metered if any(fnmatch.fnmatch(n, p) for p in spec.meters))
 
     def target_text(self, event: ScheduledEvent) -> str:
         """`buses 17,18`."""

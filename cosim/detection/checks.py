@@ -1,0 +1,70 @@
+"""Loader checks of a run's metering: placements on the feeder, one place to give the meters, observability,
+and stealthy attacks whose access admits no stealthy false data."""
+
+from __future__ import annotations
+
+import fnmatch
+
+import numpy as np
+
+from cosim.detection.models import detector_specs
+from cosim.detection.network import Network, plan_for
+from cosim.detection.stealthy import stealthy_false_data
+from cosim.detection.wls import unobservable_buses
+from cosim.grid.feeders import Feeder
+from cosim.scenario.schema import Detector, Scenario
+
+
+def _placement_problems(scn: Scenario, feeder: Feeder) -> list[tuple[tuple, str]]:
+    problems = []
+    if any(key in d.model_fields_set for d in detector_specs(scn) for key in ("measurements", "noise")):
+        problems.append((("metering",), "give the meters either in metering: or in a detector's measurements / "
+                                        "noise, not both"))
+    known = {"bus": set(feeder.bus_labels.tolist()), "line": set(feeder.line_labels.tolist())}
+    for key, what in (("voltage", "bus"), ("injections", "bus"), ("flows", "line")):
+        where = getattr(scn.metering, key)
+        missing = [p for p in (where if isinstance(where, list) else []) if isinstance(p, int) and p not in known[what]]
+        if missing:
+            problems.append((("metering", key), f"{what} {missing[0]} does not exist on feeder {scn.grid.feeder} "
+                                                f"({feeder.describe(what)})"))
+    return problems
+
+
+def metering_problems(scn: Scenario, feeder: Feeder, model: Detector) -> list[tuple[tuple, str]]:
+    """(path in the scenario, message) for metering that cannot run: bad placements, an unobservable feeder, a
+    stealthy attack that no access-limited false data can carry out."""
+    if scn.metering is not None:
+        problems = _placement_problems(scn, feeder)
+        if problems:
+            return problems
+    network = Network(feeder)
+    meters = network.meters(plan_for(model, feeder))
+    topo = network.topology()
+    loose = unobservable_buses(network, meters, topo)
+    if loose:
+        where = ("metering",) if scn.metering is not None else ("detector", "measurements")
+        shown = ", ".join(map(str, loose[:8])) + (f", ... ({len(loose)} in all)" if len(loose) > 8 else "")
+        return [(where, f"the {len(meters.names)} meters leave the feeder unobservable: state estimation cannot "
+                        f"determine the voltage at bus {shown}; meter those buses or add load pseudo-measurements "
+                        "(metering: {pseudo_loads: {error: 0.3}})")]
+    return [problem for i, e in enumerate(scn.events) if (problem := _stealthy_problem(i, e, network, meters, topo))]
+
+
+def _stealthy_problem(i: int, event, network: Network, meters, topo) -> tuple[tuple, str] | None:
+    """A stealthy event whose `meters` admit no stealthy false data at flat start, as a problem."""
+    if getattr(event, "kind", None) != "fdi_stealthy" or event.meters is None:
+        return None
+    writable = np.array([any(fnmatch.fnmatch(n, p) for p in event.meters) for n in meters.names])
+    if not writable.any():
+        return None  # the event's target check names the pattern that matches nothing
+    delta = np.zeros((2, len(network.bus)))
+    for b in event.buses:
+        if b in network.bus_row:
+            delta[:, network.bus_row[b]] += (event.delta_p_mw, event.delta_q_mvar)
+    if stealthy_false_data(network, topo, network.flat_start(topo), meters, writable, *delta) is not None:
+        return None
+    return (("events", i, "meters"),
+            f"no stealthy attack exists with access to these {int(writable.sum())} meters: every change of the "
+            f"state that makes bus {', '.join(map(str, event.buses))} seem to inject more also changes a meter the "
+            "attacker cannot write (the residual tests would see it); give access to more meters (every meter "
+            "the faked injections change, e.g. the flows and injections around those buses) or use kind fdi")
