@@ -5,9 +5,10 @@ from the register map (monitoring IOA = the point's Modbus address, command IOA 
 0..1 point is a single point with single commands, any other a short float with set-point
 commands). A command is the Modbus write of its point (`StubServer.write`: range checks, read-only
 points, the firmware's own validation), answered with a positive or negative activation
-confirmation; every firmware tick sends the changed monitoring values spontaneously, and an
-interrogation returns all of them. Each command feeds the watchdog. Runs next to the firmware
-tick on the stub's event loop; c104's callbacks reach it through `hil.iec104_server.LoopGate`.
+confirmation; its read-back is sent at once, every firmware tick sends the changed monitoring
+values spontaneously, and an interrogation returns all of them. Each command feeds the watchdog.
+Runs next to the firmware tick on the stub's event loop; c104's callbacks reach it through
+`hil.iec104_server.LoopGate`.
 """
 # no `from __future__ import annotations`: c104 checks a callback's annotations as real types
 
@@ -27,7 +28,7 @@ from firmware_stubs.device import DeviceStub, Watchdog, tick_loop
 from firmware_stubs.server import StubServer
 from hil import MAPS_DIR
 from hil.codec import EncodeError, encode
-from hil.iec104_server import LoopGate, response
+from hil.iec104_server import LoopGate, Monitor, response
 from hil.modbus_server import Refused
 from hil.registers import Point, load_map
 
@@ -99,12 +100,11 @@ class Iec104StubServer(StubServer):
     def __init__(self, device: DeviceStub, **options: Any):
         super().__init__(device, **options)
         self.objects = {o.ioa: o for o in stub_objects(self.image.points, objects_path(device.map_file))}
-        self._points: dict[int, c104.Point] = {}
-        self._sent: dict[int, object] = {}
+        self._monitor = Monitor()
         self._gate: LoopGate | None = None
 
     async def start(self) -> tuple[str, int]:
-        """Start the station, the firmware tick (which publishes) and the watchdog; returns (host, port)."""
+        """Start the station, the firmware tick, the publishing of changes and the watchdog; returns (host, port)."""
         self.device.setup(time.monotonic())
         if self.port == 0:  # c104 does not tell the port it bound: take a free one first
             with socket.socket() as s:
@@ -118,8 +118,8 @@ class Iec104StubServer(StubServer):
             if o.type.startswith("C_"):
                 point.on_receive(callable=self._on_command)
             else:
-                self._points[o.ioa] = point
-        self._publish(None)
+                self._monitor.points[o.ioa] = point
+        self._monitor.publish(self._values(), None, c104.Cot.SPONTANEOUS)
         server.start()
         self.server = _Station(server, self._gate)
         self._tasks.append(asyncio.create_task(tick_loop(self.device, self.tick_interval, self.log),
@@ -133,26 +133,16 @@ class Iec104StubServer(StubServer):
     async def _publish_loop(self) -> None:
         while True:
             await asyncio.sleep(self.tick_interval)
-            self._publish(c104.Cot.SPONTANEOUS)
+            self._monitor.publish(self._values(), self.server.iec, c104.Cot.SPONTANEOUS)
 
-    def _publish(self, cause: c104.Cot | None) -> None:
-        """Set every monitoring object from the image; transmit the changed ones with `cause` (None: none)."""
-        changed: dict[str, list[c104.Point]] = {}
-        for ioa, point in self._points.items():
+    def _values(self) -> dict[int, object]:
+        """Every monitoring object's value from the register image (NA or an unknown scale factor: NaN)."""
+        out: dict[int, object] = {}
+        for ioa in self._monitor.points:
             o = self.objects[ioa]
             raw = self.image.get(o.point.name)
-            value: object = bool(raw) if o.type == "M_SP_NA_1" else math.nan if raw is None else float(raw)
-            last = self._sent.get(ioa)
-            if ioa in self._sent and (value == last or (value != value and last != last)):  # NaN: unchanged
-                continue
-            point.value = value
-            if o.type == "M_ME_NC_1":
-                point.quality = c104.Quality.Invalid if math.isnan(value) else c104.Quality()
-            self._sent[ioa] = value
-            changed.setdefault(o.type, []).append(point)
-        if cause is not None and self.server is not None:
-            for points in changed.values():
-                self.server.iec.transmit_batch(c104.Batch(cause, points))
+            out[ioa] = bool(raw) if o.type == "M_SP_NA_1" else math.nan if raw is None else float(raw)
+        return out
 
     def _on_command(self, point: c104.Point, previous_info: c104.Information,
                     message: c104.IncomingMessage) -> c104.ResponseState:
@@ -170,6 +160,7 @@ class Iec104StubServer(StubServer):
         except (EncodeError, Refused) as exc:
             self.log.warning("iec104 command from %s rejected: %s=%s: %s", peer, o.point.name, value, exc)
             return False
+        self._monitor.publish(self._values(), self.server.iec, c104.Cot.SPONTANEOUS)  # the read-back at once
         return True
 
 

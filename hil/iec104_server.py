@@ -86,6 +86,31 @@ def response(ok: bool) -> c104.ResponseState:
     return c104.ResponseState.SUCCESS if ok else c104.ResponseState.FAILURE
 
 
+class Monitor:
+    """The monitoring objects of one station: each set to its latest value, the changed ones sent together."""
+
+    def __init__(self) -> None:
+        self.points: dict[int, c104.Point] = {}  # ioa -> point
+        self._sent: dict[int, object] = {}  # ioa -> value last set
+
+    def publish(self, values: Mapping[int, object], server: c104.Server | None, cause: c104.Cot) -> None:
+        """Set each object (a NaN short float marked invalid); transmit the changed ones with `cause` if `server`."""
+        changed: dict[c104.Type, list[c104.Point]] = {}
+        for ioa, value in values.items():
+            last = self._sent.get(ioa)
+            if ioa in self._sent and (value == last or (value != value and last != last)):  # NaN: unchanged
+                continue
+            point = self.points[ioa]
+            point.value = value
+            if point.type == c104.Type.M_ME_NC_1:
+                point.quality = c104.Quality.Invalid if math.isnan(value) else c104.Quality()
+            self._sent[ioa] = value
+            changed.setdefault(point.type, []).append(point)
+        if server is not None:
+            for points in changed.values():
+                server.transmit_batch(c104.Batch(cause, points))
+
+
 class ObjectRow(BaseModel):
     """One kind of information object made from one Modbus table."""
 
@@ -141,8 +166,7 @@ class Iec104GridServer(GridServer):
         self.objects = {o.ioa: o for o in objects(table)}
         self._iec: c104.Server | None = None
         self._gate: LoopGate | None = None
-        self._points: dict[int, c104.Point] = {}
-        self._sent: dict[int, object] = {}  # ioa -> value last published
+        self._monitor = Monitor()
 
     async def start(self) -> int:
         """Start serving; returns the port."""
@@ -154,8 +178,8 @@ class Iec104GridServer(GridServer):
             if o.type in COMMANDS:
                 point.on_receive(callable=self._on_command)
             else:
-                self._points[o.ioa] = point
-        self._publish(None)
+                self._monitor.points[o.ioa] = point
+        self._publish()
         server.start()
         self._iec = server
         return self.port
@@ -175,29 +199,18 @@ class Iec104GridServer(GridServer):
     def update(self, signals: Mapping[str, float], closed: Sequence[bool], step: int) -> None:
         """Publish one step's values: the Modbus image, then each changed object spontaneously."""
         super().update(signals, closed, step)
-        if self._iec is not None:
-            self._publish(c104.Cot.SPONTANEOUS)
+        self._publish()
 
-    def _publish(self, cause: c104.Cot | None) -> None:
-        """Set every monitoring object from the image; transmit the changed ones with `cause` (None: none)."""
-        changed: dict[str, list[c104.Point]] = {}
-        for ioa, point in self._points.items():
-            o = self.objects[ioa]
-            if o.type == "M_DP_NA_1":
-                value: object = c104.Double.ON if self.closed[o.entry.address] else c104.Double.OFF
+    def _publish(self) -> None:
+        """Every monitoring object from the Modbus image (the same float32), sent spontaneously when it changed."""
+        values: dict[int, object] = {}
+        for ioa in self._monitor.points:
+            e = self.objects[ioa].entry
+            if self.objects[ioa].type == "M_DP_NA_1":
+                values[ioa] = c104.Double.ON if self.closed[e.address] else c104.Double.OFF
             else:
-                value = float(registers_to_raw("float32", self.input_regs[o.entry.address: o.entry.address + 2]))
-            last = self._sent.get(ioa)
-            if ioa in self._sent and (value == last or (value != value and last != last)):  # NaN: unchanged
-                continue
-            point.value = value
-            if o.type == "M_ME_NC_1":
-                point.quality = c104.Quality.Invalid if math.isnan(value) else c104.Quality()
-            self._sent[ioa] = value
-            changed.setdefault(o.type, []).append(point)
-        if cause is not None:
-            for points in changed.values():
-                self._iec.transmit_batch(c104.Batch(cause, points))
+                values[ioa] = float(registers_to_raw("float32", self.input_regs[e.address: e.address + 2]))
+        self._monitor.publish(values, self._iec, c104.Cot.SPONTANEOUS)
 
     def _on_command(self, point: c104.Point, previous_info: c104.Information,
                     message: c104.IncomingMessage) -> c104.ResponseState:

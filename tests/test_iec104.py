@@ -306,8 +306,9 @@ def test_the_inverter_stub_over_iec104_answers_and_checks_set_points_like_its_mo
                     "VArWMaxPct -30": master.command(140137, c104.Type.C_SE_NC_1, -30.0),
                     "W (no command object)": master.command(140084, c104.Type.C_SE_NC_1, 1.0)}
         deadline = time.monotonic() + 10
-        while master.station.get_point(40127).value != 50.0 and time.monotonic() < deadline:
-            time.sleep(0.02)  # the read-back arrives spontaneously
+        while ((master.station.get_point(40127).value, master.station.get_point(40137).value) != (50.0, -30.0)
+               and time.monotonic() < deadline):
+            time.sleep(0.02)  # the read-backs arrive spontaneously
         last = master.interrogate()
         master.close()
     finally:
