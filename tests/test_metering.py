@@ -222,3 +222,11 @@ def test_sparse_noise_mismatch_reaches_the_channel(tmp_path):
     p = meters.names.index("bus.18.p_mw")
     assert (meters.sigma[v], meters.noise[v]) == (0.002, 0.004)
     assert meters.noise[p] == pytest.approx(meters.sigma[p] / 3)  # 10 % drawn, 30 % assumed
+
+
+def test_attacker_on_the_real_meters_only_has_no_stealthy_attack_under_sparse_metering(grid):
+    """Every non-slack injection is a pseudo-measurement it cannot write: no shift fakes any injection."""
+    feeder, net, network = grid
+    sparse = network.meters(_sparse(feeder))
+    V = WLS(network, sparse).estimate(_truth(feeder, net, _sparse(feeder)), network.topology()).V
+    assert _attack(network, sparse, V, ["bus.*.vm_pu", "bus.1.*"])[1] is None

@@ -45,13 +45,21 @@ def stealthy_false_data(network: Network, topo: Topology, V: np.ndarray, meters:
             return None
         now, J = network.measure(topo, W, injections)
         faked = J @ basis
-        y = np.linalg.lstsq(faked, wanted - (now - base), rcond=None)[0]
+        y = _least_squares(faked, wanted - (now - base), 1e-8 * np.linalg.norm(J, 2))
         if i == 0 and wanted @ (faked @ y) < MIN_SHARE * (wanted @ wanted):
             return None
         c = c + basis @ y
         c = _restore(network, topo, V, c, meters, fixed, h0)  # ... then back onto h_B(V + c) = h_B(V)
     a = network.measure(topo, network.with_states(topo, V, c), meters)[0] - h0
     return np.where(writable, a, 0.0)
+
+
+def _least_squares(A: np.ndarray, b: np.ndarray, floor: float) -> np.ndarray:
+    """Minimum-norm least squares, directions with a singular value below `floor` (absolute) left out: a
+    null-space direction that fakes injections only by rounding error is no attack."""
+    u, s, vt = np.linalg.svd(A, full_matrices=False)
+    keep = s > floor
+    return vt[keep].T @ ((u[:, keep].T @ b) / s[keep])
 
 
 def _restore(network: Network, topo: Topology, V: np.ndarray, c: np.ndarray, meters: Meters, fixed: np.ndarray,
