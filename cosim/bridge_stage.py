@@ -36,7 +36,8 @@ def add_bridge(w: "Wiring") -> None:
         c.attach(model)
     bridge = Bridge(scn, devices, asm.step_s, asm.options.read_only,
                     buses=tuple(feeder.bus_labels.tolist()),
-                    lines=lines, closed_lines=closed_lines, realtime=asm.options.realtime, clock=asm.clock)
+                    lines=lines, closed_lines=closed_lines, realtime=asm.options.realtime, clock=asm.clock,
+                    schedule=asm.schedule)
     entity = w.world.start("Bridge", bridge=bridge, n_steps=asm.n_steps, events=asm.events,
                            metrics=asm.run_metrics).Bridge()
     grid = w.entities["grid"]

@@ -3,7 +3,11 @@
 Per step: take the controller's setpoints (and the commands a SCADA wrote to the grid
 server), route each to the device that acts for it (or pass it on to the grid), set the
 wire attacks of the step, run every device's I/O cycle concurrently, and return the
-setpoints the grid gets: the passed-on ones plus what each device reports doing. Every
+setpoints the grid gets: the passed-on ones plus what each device reports doing (for a point
+the wire forged this step, what the device really sent: a wire attack deceives the masters,
+not the physics). Wire attacks come from a device's `wire:` list and from the scenario's
+`events:` that travel on its wire (`hil.wire_events`), both as one `WireSchedule` per device
+(and one for the grid server, which only a flood targets). Every
 request runs on the caller's event loop; nothing here blocks it. The devices' guards run on
 simulated time (step k is k x step seconds) in a run that is not paced and on the wall clock
 in a real-time one, with a rate budget of at most one step per decision.
@@ -15,48 +19,78 @@ import asyncio
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from cosim.scenario.schema import (GridServer as GridServerSpec, Scenario, WireDelay, WireDrop, WireFDI, WireInjection,
                                    WireReplay, WireTamper)
+from cosim.scenario.devices import WireFlood
 from cosim.eventlog import Note
+from cosim.events.schedule import Schedule
 from cosim.realtime import WallClock
+from cosim.scenario.units import steps_in
 from cosim.seeding import rng_for
 from hil.client import DeviceClient
 from hil.coupling import Coupling
+from hil.flood import Flooder
 from hil.grid_server import GridServer, entries, load_layout, scada_setpoints
 from hil.guard import Guard, Rule
 from hil.link import DEFAULT_TICK_S, DeviceLink
 from hil.mitm import ModbusProxy, rogue_write
+from hil.reading import read_spans
+from hil.wire_events import GRID_SERVER, wire_attacks, wire_names_of
 from hil.serial_line import line_of
 
 
 @dataclass
-class WireSchedule:
-    """The wire attacks of one device on the step grid, with the proxy that carries them."""
+class FloodTarget:
+    """Where a flood of one device or the grid server goes: its own host and port (no proxy) and what it reads."""
 
-    proxy: ModbusProxy
+    host: str
+    port: int
+    unit: int
+    request: tuple[int, int, int]  # (function code, address, count) of a valid read
+    stretch: float  # wall seconds per simulated second (the flood's own time bound)
+
+
+@dataclass
+class WireSchedule:
+    """The wire attacks of one device (or the grid server) on the step grid, with the proxy that carries them
+    (None when only floods target it) and the floods' clients."""
+
+    name: str
+    proxy: ModbusProxy | None
     attacks: list[tuple[int, int, object]]  # (first step, end step, spec)
     replay_from: dict[int, int]  # attack index -> first step of its recording window
+    labelled: frozenset[int] = frozenset()  # the `wire:` list's attacks, noted each step (events: the schedule labels)
+    flood_at: FloodTarget | None = None
+    floods: dict[int, Flooder] = field(default_factory=dict)
+    ended: set[int] = field(default_factory=set)
 
     def apply(self, k: int) -> tuple[list[tuple[str, float]], list[tuple[str, str]]]:
-        """Set the proxy for step k; returns the rogue writes (point, value) and labels (kind, target) of the step."""
+        """Set the proxy and the floods for step k; returns the rogue writes (point, value) and notes of the step
+        (`wire_<kind>` of the `wire:` list's attacks, flood starts and stops)."""
         p = self.proxy
-        p.clear()
-        writes, labels = [], []
+        if p is not None:
+            p.clear()
+        writes, notes = [], []
         for i, (start, end, a) in enumerate(self.attacks):
+            if isinstance(a, WireFlood):
+                notes += self._flood(i, k, start, end, a)
+                continue
             if isinstance(a, WireReplay) and self.replay_from[i] <= k < start:
                 p.recording = True
             if not start <= k < end:
                 continue
             point = getattr(a, "point", "")
-            labels.append((f"wire_{a.kind}", point))
+            if i in self.labelled:
+                notes.append((f"wire_{a.kind}", f"{self.name}.{point}" if point else self.name))
             if isinstance(a, WireFDI):
                 p.tamper[a.point] = (a.scale, a.bias)
             elif isinstance(a, WireReplay):
                 p.replaying = True
+                p.replay_points = None if a.points is None else {*(p.replay_points or ()), *a.points}
             elif isinstance(a, WireDelay):
                 p.delay_s = a.seconds
             elif isinstance(a, WireDrop):
@@ -65,7 +99,27 @@ class WireSchedule:
                 p.write_tamper[a.point] = (a.scale, a.offset)
             elif isinstance(a, WireInjection):
                 writes.append((a.point, a.value))
-        return writes, labels
+        return writes, notes
+
+    def _flood(self, i: int, k: int, start: int, end: int, a: WireFlood) -> list[Note]:
+        """Start the flood at its first step; stop it at its end step and wait for its client."""
+        t = self.flood_at
+        if start <= k < end and i not in self.floods:
+            f = self.floods[i] = Flooder(t.host, t.port, a.rate_per_s, a.duration * t.stretch, t.unit, *t.request)
+            f.start()
+            return [Note("flood_started", self.name, f"{f.rate:g} requests/s to {t.host}:{t.port}")]
+        if k >= end and i in self.floods and i not in self.ended:
+            self.ended.add(i)
+            f = self.floods[i]
+            f.stop()
+            return [Note("flood_stopped", self.name, f"{f.sent} requests sent, {f.answered} answered, "
+                                                     f"{f.timeouts} timed out")]
+        return []
+
+    def stop_floods(self) -> None:
+        """Stop every flood still sending (the end of the run)."""
+        for f in self.floods.values():
+            f.stop()
 
 
 def _steps(seconds: float, step_s: int) -> int:
@@ -82,10 +136,11 @@ class Bridge:
     def __init__(self, scn: Scenario, couplings: list[Coupling], step_s: float, read_only: bool = False,
                  buses: tuple[int, ...] = (), lines: tuple[int, ...] = (),
                  closed_lines: Callable[[], list[bool]] | None = None, realtime: float | None = None,
-                 clock: WallClock | None = None):
+                 clock: WallClock | None = None, schedule: Schedule | None = None):
         self.scn, self.couplings, self.step_s, self.read_only = scn, couplings, step_s, read_only
         self.realtime = realtime  # wall seconds per simulated second in a paced run; None: not paced
         self.clock = clock  # the schedule of a paced run: the last step stays published for its slot
+        self.schedule = schedule  # the scenario's events: those on a device's wire are its wire attacks
         self.k = -1  # the last step done
         self.buses, self.lines = buses, lines
         self.closed_lines = closed_lines or (lambda: [True] * len(lines))
@@ -94,26 +149,38 @@ class Bridge:
         self.server: GridServer | None = None
         self.server_guard: Guard | None = None
         self.step_ms: list[float] = []
+        self.rtt_ms: dict[str, float] = {}  # device -> the longest round trip of its requests this step
         self.notes: list[tuple[str, str]] = []
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
         """Start proxies and the grid server, and connect every device (one attempt each)."""
+        scheduled = self._scheduled_wire()
         for c in self.couplings:
             spec = c.spec
             host, port = spec.modbus.host, spec.modbus.port
-            if spec.wire:
-                proxy = ModbusProxy((host, port), c.regmap, seed=int(rng_for(self.scn.seed, "wire", c.name).integers(2**31)))
-                host, port = "127.0.0.1", await proxy.start()
-                self.wire[c.name] = self._schedule(proxy, spec.wire)
+            attacks = [*spec.wire, *scheduled.get(c.name, [])]
+            if attacks:
+                proxy = None
+                if any(not isinstance(a, WireFlood) for a in attacks):  # a flood goes to the device itself
+                    seed = int(rng_for(self.scn.seed, "wire", c.name).integers(2**31))
+                    proxy = ModbusProxy((host, port), c.regmap, seed=seed)
+                    host, port = "127.0.0.1", await proxy.start()
+                reads = read_spans(c.regmap, c.reads)[0]
+                target = FloodTarget(spec.modbus.host, spec.modbus.port, spec.modbus.unit, (3, *reads), self._stretch())
+                self.wire[c.name] = self._schedule(c.name, proxy, attacks, len(spec.wire), target)
             guard = Guard(c.name, c.writable, c.rules(), self.read_only, max_dt=self._guard_step())
             client = DeviceClient(c.name, host, port, spec.modbus.unit, spec.modbus.timeout, serial=line_of(spec.modbus))
             hold = spec.watchdog if spec.watchdog is not None else math.inf
             tick = float(c.stub_option("tick")) if spec.emulate else DEFAULT_TICK_S
             self.links.append(DeviceLink(c, guard, client, spec.emulate, hold, tick))
         if self.scn.grid_server is not None:
-            self.server = self._grid_server(self.scn.grid_server)
+            gs = self.scn.grid_server
+            self.server = self._grid_server(gs)
             await self.server.start()
+            if GRID_SERVER in scheduled:  # input registers 0-1: the first bus voltage, always published
+                target = FloodTarget(gs.host, gs.port, gs.unit, (4, 0, 2), self._stretch())
+                self.wire[GRID_SERVER] = self._schedule(GRID_SERVER, None, scheduled[GRID_SERVER], 0, target)
         await asyncio.gather(*(link.start() for link in self.links))
 
     def _guard_step(self) -> float:
@@ -124,14 +191,26 @@ class Bridge:
         """The guards' time of step k: k steps of simulated time, or the wall clock in a paced run."""
         return time.monotonic() if self.realtime else k * self.step_s
 
-    def _schedule(self, proxy: ModbusProxy, attacks: list) -> WireSchedule:
+    def _scheduled_wire(self) -> dict[str, list]:
+        """Device (or grid server) -> the `Wire*` attacks of the scenario's events on its wire."""
+        if self.schedule is None or not any(e.wire for e in self.schedule.events):
+            return {}
+        return wire_attacks(self.schedule, wire_names_of(self.scn, self.couplings), self.step_s)
+
+    def _stretch(self) -> float:
+        """Wall seconds per simulated second at most: a flood's own bound on how long it sends."""
+        return max(1.0, self.realtime or 1.0)
+
+    def _schedule(self, name: str, proxy: ModbusProxy | None, attacks: list, listed: int,
+                  flood_at: FloodTarget) -> WireSchedule:
+        """The attacks on the step grid; the first `listed` are the `wire:` list's (noted each step)."""
         placed, replay_from = [], {}
         for i, a in enumerate(attacks):
-            start = int(a.at // self.step_s)
+            start = steps_in(a.at, self.step_s)
             placed.append((start, start + max(1, _steps(a.duration, self.step_s)), a))
             if isinstance(a, WireReplay):
                 replay_from[i] = max(0, start - max(1, _steps(a.window, self.step_s)))
-        return WireSchedule(proxy, placed, replay_from)
+        return WireSchedule(name, proxy, placed, replay_from, frozenset(range(listed)), flood_at)
 
     def _grid_server(self, spec: GridServerSpec) -> GridServer:
         gens = self.scn.generators
@@ -162,7 +241,9 @@ class Bridge:
         for link in self.links:
             link.close()
         for w in self.wire.values():
-            await w.proxy.stop()
+            w.stop_floods()
+            if w.proxy is not None:
+                await w.proxy.stop()
         if self.server is not None:
             await self.server.stop()
 
@@ -171,7 +252,9 @@ class Bridge:
         for link in self.links:
             link.close()
         for w in self.wire.values():
-            w.proxy.close()
+            w.stop_floods()
+            if w.proxy is not None:
+                w.proxy.close()
         if self.server is not None:
             self.server.close()
 
@@ -189,10 +272,15 @@ class Bridge:
         for name, value in merged.items():
             if not self._route(name, value):
                 passed[name] = value
+        if GRID_SERVER in self.wire:
+            self.notes += self.wire[GRID_SERVER].apply(k)[1]
+        seen = [len(link.client.stats.rtt_ms) for link in self.links]
         await asyncio.gather(*(self._device_step(k, link, grid) for link in self.links))
+        self.rtt_ms = {link.name: max(link.client.stats.rtt_ms[n:], default=math.nan)
+                       for link, n in zip(self.links, seen)}
         delivered = dict(passed)
         for link in self.links:
-            delivered.update(link.grid_setpoints())
+            delivered.update(self._grid_setpoints(link))
             self.notes += link.notes
         if self.server is not None:
             self.server.update(grid, self.closed_lines(), k)
@@ -211,6 +299,15 @@ class Bridge:
         self.server.pending = {n: v for n, v in pending.items() if n not in direct}
         return direct
 
+    def _grid_setpoints(self, link: DeviceLink) -> dict[str, float]:
+        """What the device's output means for the grid: from what it really sent where the wire forged a reading."""
+        held = link.grid_setpoints()
+        schedule = self.wire.get(link.name)
+        truth = schedule.proxy.truth if schedule is not None and schedule.proxy is not None else {}
+        if truth and link.values is not None and held == link.c.grid_setpoints(link.values):
+            return link.c.grid_setpoints({**link.values, **truth})
+        return held
+
     def _route(self, name: str, value: float) -> bool:
         for link in self.links:
             points = link.c.translate(name, value)
@@ -223,8 +320,8 @@ class Bridge:
     async def _device_step(self, k: int, link: DeviceLink, grid: Mapping[str, float]) -> None:
         schedule = self.wire.get(link.name)
         if schedule is not None:
-            writes, labels = schedule.apply(k)
-            self.notes += [(kind, f"{link.name}.{p}" if p else link.name) for kind, p in labels]
+            writes, notes = schedule.apply(k)
+            self.notes += notes
             spec = link.c.spec
             for point, value in writes:
                 if self.read_only:  # --read-only blocks every write the run makes, its wire attacks' too
@@ -236,11 +333,13 @@ class Bridge:
 
     # -- what the run records ---------------------------------------------------------------------
     def signals(self) -> dict[str, float]:
-        """Every device's readings and flags, this step's guard decisions (`guard.blocked`, `guard.clamped`) and the
+        """Every device's readings and flags, the longest round trip of its requests this step (`<name>.rtt_ms`; NaN
+        when none was answered), this step's guard decisions (`guard.blocked`, `guard.clamped`) and the
         alarm on writes from outside (`alarm.device_write_unexpected`: how many this step)."""
         out: dict[str, float] = {}
         for link in self.links:
             out.update(link.signals())
+            out[f"{link.name}.rtt_ms"] = self.rtt_ms.get(link.name, math.nan)
         kinds = [kind for kind, _ in self.notes]
         out["guard.blocked"] = float(kinds.count("guard_blocked"))
         out["guard.clamped"] = float(kinds.count("guard_clamped"))

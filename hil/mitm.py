@@ -9,10 +9,14 @@ can change at any time and apply to the next frame:
 - `delay_s`: every request is held that long before it is relayed;
 - `drop_rate`: each request is lost with that probability (the master times out);
 - `recording` / `replaying`: read responses are taped per (function, address, count) and later
-  played back in a loop instead of the live ones;
+  played back in a loop instead of the live ones (with `replay_points`, only those points'
+  registers come from the tape, the rest of each answer is live);
 - `garbage`: the master gets bytes that are no Modbus answer.
 
-`rogue_write` is an unauthorised master: it writes a point straight to the device.
+`truth` holds, per point the proxy rewrote in a read answer since the last `clear`, the value the
+device really sent (so the co-simulation's physics can take the device's real output while its
+masters see the forgery). `rogue_write` is an unauthorised master: it writes a point straight to
+the device.
 """
 
 from __future__ import annotations
@@ -44,7 +48,9 @@ class ModbusProxy:
         self.drop_rate = 0.0
         self.recording = False
         self.replaying = False
+        self.replay_points: set[str] | None = None
         self.garbage = False
+        self.truth: dict[str, object] = {}
         self.rng = np.random.default_rng(seed)
         self.tape: dict[tuple[int, int, int], list[bytes]] = defaultdict(list)
         self._play: dict[tuple[int, int, int], int] = defaultdict(int)
@@ -84,6 +90,7 @@ class ModbusProxy:
         self.tamper, self.write_tamper = {}, {}
         self.delay_s, self.drop_rate = 0.0, 0.0
         self.recording = self.replaying = self.garbage = False
+        self.replay_points, self.truth = None, {}
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -116,6 +123,8 @@ class ModbusProxy:
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, OSError):
             return
+        except asyncio.CancelledError:  # `stop` ends the relay: a normal end (asyncio's server callback would
+            return  # otherwise log the cancellation as an error)
         finally:
             self._tasks.discard(task)
             for w in (writer, up_writer):
@@ -139,23 +148,40 @@ class ModbusProxy:
         key = (fc, address, count)
         if self.recording:
             self.tape[key].append(answer[7:])
+        n = answer[8] // 2
+        regs = list(struct.unpack(f">{n}H", answer[9:9 + 2 * n]))
+        if self.regmap is not None:
+            self._learn(regs, address)
+        changed = False
         if self.replaying and self.tape.get(key):
             tape = self.tape[key]
             pdu = tape[self._play[key] % len(tape)]
             self._play[key] += 1
             self.stats["replayed"] += 1
-            return answer[:4] + struct.pack(">H", len(pdu) + 1) + answer[6:7] + pdu
-        if self.regmap is None:
-            return answer
-        n = answer[8] // 2
-        regs = list(struct.unpack(f">{n}H", answer[9:9 + 2 * n]))
-        self._learn(regs, address)
-        if not self.tamper or not self._edit(regs, address, self.tamper):
+            if self.replay_points is None or self.regmap is None:
+                if self.regmap is not None:
+                    self.truth.update(decode_registers(self.regmap, address, regs, self.sfs))
+                return answer[:4] + struct.pack(">H", len(pdu) + 1) + answer[6:7] + pdu
+            changed = self._splice(regs, address, list(struct.unpack(f">{n}H", pdu[2:2 + 2 * n])))
+        if self.regmap is not None and self.tamper:
+            changed = self._edit(regs, address, self.tamper) or changed
+        if not changed:
             return answer
         return answer[:9] + struct.pack(f">{n}H", *regs)
 
     def _learn(self, regs: list[int], address: int) -> None:
         self.sfs.update(decode_registers(self.regmap, address, regs, names=self._sf_names))
+
+    def _splice(self, regs: list[int], address: int, taped: list[int]) -> bool:
+        """Put the taped registers of `replay_points` into the live answer `regs` (read at `address`)."""
+        inside = [p for p in map(self.regmap.get, self.replay_points)
+                  if p is not None and p.address >= address and p.end <= address + len(regs)]
+        if not inside or len(taped) != len(regs):
+            return False
+        self.truth.update(decode_registers(self.regmap, address, regs, self.sfs, names=[p.name for p in inside]))
+        for p in inside:
+            regs[p.address - address:p.end - address] = taped[p.address - address:p.end - address]
+        return True
 
     def _edit(self, regs: list[int], address: int, edits: dict[str, tuple[float, float]]) -> bool:
         """Apply value * scale + bias to the points of `edits` inside regs (read at `address`)."""
@@ -172,6 +198,8 @@ class ModbusProxy:
                 new = encode(p, value * scale + bias, sf)
             except ValueError:
                 continue
+            if edits is self.tamper:
+                self.truth.setdefault(name, value)
             regs[p.address - address:p.end - address] = new
             self.stats["tampered"] += 1
             changed = True

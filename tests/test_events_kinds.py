@@ -56,7 +56,9 @@ ROWS = [
      tuple(f"bus.{b}.vm_pu" for b in range(30, 34)), "bus.3?.vm_pu"),
     ("command_injection", {"target": "pv1.q_mvar", "value": -0.5}, "command", ("pv1.q_set_mvar",), "pv1.q_mvar"),
     ("command_tamper", {"target": "pv*.p_mw", "scale": 0.3}, "command", ("pv1.p_limit_mw",), "pv*.p_mw"),
+    ("flood", {"target": "grid_server", "rate_per_s": 100}, "wire", ("grid_server",), "grid_server"),
 ]
+EXTRA = {"fdi_stealthy": "detector: {}\n", "flood": "grid_server: {port: 15020}\n"}  # what the kind needs to act on
 # IEEE 33 has no transformer: trafo_outage is checked on pandapower's four-bus system
 TRAFO_ROW = ("trafo_outage", {"trafo": 0}, "physical", ("trafo.0",), "trafo.0")
 # IEEE 33's default measurement set: V, P and Q at the 33 buses, P and Q on all 37 lines (the open ones read 0)
@@ -94,14 +96,13 @@ def test_kind_lists_and_the_union_are_the_documented_catalogue():
                                         "timestamp_skew")
     assert schema.COMMAND_KINDS == ("command_injection", "command_tamper", "delay", "drop")
     assert schema.EVENT_KINDS == schema.PHYSICAL_KINDS + schema.MEASUREMENT_KINDS[:3] + ("delay", "drop") + (
-        "sensor_stuck", "timestamp_skew", "command_injection", "command_tamper")
-    assert schema.RANDOM_KINDS == schema.EVENT_KINDS  # every shipped kind can be drawn at random
+        "sensor_stuck", "timestamp_skew", "command_injection", "command_tamper", "flood")
+    assert schema.RANDOM_KINDS == schema.EVENT_KINDS[:-1]  # all but flood (it needs a device) can be drawn at random
 
 
 @pytest.mark.parametrize("kind,keys,path,targets,text", ROWS, ids=[f"{r[0]}-{r[2]}" for r in ROWS])
 def test_kind_round_trips_and_resolves(kind, keys, path, targets, text):
-    extra = "detector: {}\n" if kind == "fdi_stealthy" else ""
-    scn, (schedule, problems) = _schedule(kind, keys, extra)
+    scn, (schedule, problems) = _schedule(kind, keys, EXTRA.get(kind, ""))
     assert problems == []
     (event,) = schedule.events
     spec = event.spec

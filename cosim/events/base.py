@@ -8,10 +8,11 @@ from __future__ import annotations
 from typing import Union
 
 from cosim.scenario.base import Window
-from cosim.scenario.units import format_duration
+from cosim.scenario.units import format_duration, is_whole_steps, steps_in
 
 PHYSICAL, MEASUREMENT, COMMAND = "physical", "measurement", "command"
-PATHS = (PHYSICAL, MEASUREMENT, COMMAND)
+WIRE = "wire"  # attacks only a device's (or the grid server's) Modbus connection carries, e.g. a flood
+PATHS = (PHYSICAL, MEASUREMENT, COMMAND, WIRE)
 
 Target = Union[str, list[str]]
 
@@ -40,10 +41,10 @@ def is_command_target(target: Target) -> bool:
 
 def whole_steps(seconds: float, step: float, key: str, what: str) -> int:
     """`seconds` as a number of steps; an EventProblem naming `key` if it is not a whole number."""
-    if seconds % step:
+    if not is_whole_steps(seconds, step):
         raise EventProblem(key, f"{what} {format_duration(seconds)} is not a whole number of steps "
                                 f"(the step is {format_duration(step)})")
-    return int(seconds // step)
+    return steps_in(seconds, step)
 
 
 def span(what: str, labels: list[int]) -> str:

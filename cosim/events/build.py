@@ -6,6 +6,9 @@ Explicit entries are resolved in file order, then `random:` entries and the `fai
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 from cosim.detection.checks import metering_problems
 from cosim.detection.network import MAX_BUSES, plan_for
 from cosim.events.failures import failure_outages
@@ -26,11 +29,13 @@ def metered_signals(scn: Scenario, feeder: Feeder) -> tuple[str, ...]:
     return tuple(m.name for m in plan_for(model, feeder)) if model is not None else ()
 
 
-def build_schedule(scn: Scenario, feeder: Feeder) -> tuple[Schedule, list[tuple[tuple, str]]]:
-    """The schedule of `scn` and the problems found as (path in the scenario, message)."""
+def build_schedule(scn: Scenario, feeder: Feeder,
+                   base_dir: Path | None = None) -> tuple[Schedule, list[tuple[tuple, str]]]:
+    """The schedule of `scn` and the problems found as (path in the scenario, message); `base_dir` (the scenario's
+    folder) finds the register maps of devices whose signals events may target."""
     if not scn.events and scn.failures is None:  # nothing to place: skip naming the grid (RL builds one per day)
         return Schedule((), scn.clock.step), []
-    cat = Catalog.of(scn, feeder)
+    cat = Catalog.of(scn, feeder, base_dir)
     metered = metered_signals(scn, feeder)
     problems: list[tuple[tuple, str]] = []
     placed: list[ScheduledEvent] = []
@@ -60,8 +65,7 @@ def build_schedule(scn: Scenario, feeder: Feeder) -> tuple[Schedule, list[tuple[
         except EventProblem as exc:
             problems.append((("failures", *exc.key.split(".")), exc.message))
     ordered = sorted(placed, key=lambda e: (e.start, e.origin))
-    numbered = tuple(ScheduledEvent(e.spec, e.path, e.start, e.end, e.targets, e.origin, n + 1)
-                     for n, e in enumerate(ordered))
+    numbered = tuple(replace(e, id=n + 1) for n, e in enumerate(ordered))
     return Schedule(numbered, scn.clock.step), problems
 
 
@@ -108,9 +112,9 @@ def _detector_problems(scn: Scenario, feeder: Feeder) -> list[tuple[tuple, str]]
     return problems or metering_problems(scn, feeder, model)
 
 
-def event_problems(scn: Scenario, feeder: Feeder, lines: dict) -> list[Problem]:
+def event_problems(scn: Scenario, feeder: Feeder, lines: dict, base_dir: Path | None = None) -> list[Problem]:
     """Loader check: events and detector settings that cannot run on this feeder, with their lines."""
     found = _detector_problems(scn, feeder)
     if not found:
-        found += build_schedule(scn, feeder)[1]
+        found += build_schedule(scn, feeder, base_dir)[1]
     return [Problem(field_path(path), message, line_for(lines, path)) for path, message in found]

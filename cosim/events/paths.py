@@ -19,7 +19,7 @@ from cosim.seeding import rng_for
 def measurement_path(scn: Scenario, schedule: Schedule, estimator: WLS | None,
                      topology_at: Callable[[int], Topology] | None) -> MeasurementPath | None:
     """Sensor noise (when the detector asks for it) and the measurement attacks; None if neither."""
-    events = schedule.on(MEASUREMENT)
+    events = [e for e in schedule.on(MEASUREMENT) if not e.wire]  # the others travel on a device's wire
     metering = metering_of(scn)
     noisy = metering is not None and metering.noise
     if not events and not noisy:
@@ -32,7 +32,7 @@ def measurement_path(scn: Scenario, schedule: Schedule, estimator: WLS | None,
 
 def command_path(scn: Scenario, schedule: Schedule, feeder: Feeder) -> CommandPath | None:
     """The command attacks over the scenario's setpoints; None without any."""
-    events = schedule.on(COMMAND)
+    events = [e for e in schedule.on(COMMAND) if not e.wire]
     if not events:
         return None
     attacks = [make_command_attack(e, rng_for(scn.seed, "attack", str(e.id))) for e in events]

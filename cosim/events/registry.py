@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable, ClassVar
 import numpy as np
 
 from cosim import signals as sig
-from cosim.events.base import COMMAND, MEASUREMENT, PATHS, PHYSICAL, _Event
+from cosim.events.base import COMMAND, MEASUREMENT, PATHS, PHYSICAL, WIRE, _Event
 
 if TYPE_CHECKING:
     from cosim.detection.network import Topology
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from cosim.events.targets import Catalog
     from cosim.grid.model import DER
     from cosim.scenario.schema import Clock
+    from hil.wire_events import WireNames
 
 _KINDS: dict[str, "Kind"] = {}
 
@@ -85,6 +86,7 @@ class Kind:
     target_key: ClassVar[str] = "target"  # the key a target that matches nothing is reported on
     needs_meters: ClassVar[bool] = False  # the grid must publish the measurement model's signals
     first_random_step: ClassVar[int] = 0  # the earliest step a random event of this kind may start at
+    wire_paths: ClassVar[tuple[str, ...]] = ()  # paths on which targets that are a device's travel on its wire
 
     @property
     def name(self) -> str:
@@ -134,6 +136,11 @@ class Kind:
         """Command-path kinds: the transform of this event."""
         raise ValueError(f"{self.name} is not a command-path attack")
 
+    def wire(self, event: "ScheduledEvent", names: "WireNames", step_s: float) -> list[tuple[str, object]]:
+        """Kinds with `wire_paths`: the event as attacks on device wires, (device, `Wire*` spec of
+        cosim.scenario.devices) pairs; raise EventProblem for a setting the wire cannot carry."""
+        raise ValueError(f"{self.name} cannot travel on a device's wire")
+
 
 class PhysicalKind(Kind):
     """A disruption of the grid itself (outages, trips, load and weather changes)."""
@@ -157,7 +164,7 @@ class CommandKind(Kind):
     paths = (COMMAND,)
 
 
-_TRANSFORMS = {PHYSICAL: "disrupt", MEASUREMENT: "measurement_attack", COMMAND: "command_attack"}
+_TRANSFORMS = {PHYSICAL: "disrupt", MEASUREMENT: "measurement_attack", COMMAND: "command_attack", WIRE: "wire"}
 
 
 def register(cls: type[Kind]) -> type[Kind]:
@@ -172,6 +179,8 @@ def register(cls: type[Kind]) -> type[Kind]:
         method = _TRANSFORMS[path]
         if getattr(cls, method) is getattr(Kind, method):
             raise TypeError(f"event kind {name!r} acts on the {path} path but defines no {method}")
+    if kind.wire_paths and cls.wire is Kind.wire:
+        raise TypeError(f"event kind {name!r} travels on the wire ({kind.wire_paths}) but defines no wire")
     clash = next((k for k in _KINDS.values() if k.rank == kind.rank), None)
     if clash is not None:
         raise TypeError(f"event kinds {clash.name!r} and {name!r} have the same rank {kind.rank}")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cosim.events.base import COMMAND, MEASUREMENT, PHYSICAL, EventProblem, TargetError, _Event, whole_steps
-from cosim.events.registry import kind_of
+from cosim.events.base import COMMAND, MEASUREMENT, PHYSICAL, WIRE, EventProblem, TargetError, _Event, whole_steps
+from cosim.events.registry import Kind, all_kinds, kind_of
 from cosim.events.targets import Catalog
 from cosim.scenario.schema import Clock
 from cosim.scenario.units import format_duration
@@ -27,6 +27,7 @@ class ScheduledEvent:
     targets: tuple[str, ...]
     origin: tuple = ()  # where it came from in the scenario, e.g. ('events', 3)
     id: int = 0
+    wire: tuple[str, ...] = ()  # the devices (or `grid_server`) whose Modbus connection carries it; () = simulated
 
     @property
     def kind(self) -> str:
@@ -70,10 +71,32 @@ def resolve(spec: _Event, cat: Catalog, clock: Clock, metered: tuple[str, ...] =
     kind.check(spec, clock)
     path = kind.path(spec)
     try:
-        targets = kind.targets(spec, path, cat, metered)
+        targets, wire = _route(kind, spec, path, cat, metered)
     except TargetError as exc:
         raise EventProblem(kind.target_key, str(exc)) from None
-    return ScheduledEvent(spec, path, start, end, targets, origin)
+    event = ScheduledEvent(spec, path, start, end, targets, origin, wire=wire)
+    if wire:
+        kind.wire(event, cat.wire, clock.step)  # raises EventProblem for a setting the wire cannot carry
+    return event
+
+
+def _route(kind: Kind, spec: _Event, path: str, cat: Catalog, metered: tuple[str, ...]) -> tuple[tuple, tuple]:
+    """(targets, devices whose wire carries the event): an event whose every target is a device's travels on the
+    device's wire; one whose targets are the grid's on the simulated channel; a mix of both is a TargetError."""
+    if path == WIRE:
+        targets = kind.targets(spec, path, cat, metered)
+        return targets, targets
+    routed = None
+    if cat.wire is not None and hasattr(spec, "target") and (path == MEASUREMENT or path in kind.wire_paths):
+        routed = cat.device_targets(spec.target, path)
+    if routed is None:
+        return kind.targets(spec, path, cat, metered), ()
+    if path not in kind.wire_paths:
+        able = [k.name for k in all_kinds() if path in k.wire_paths]
+        raise TargetError(f"{kind.name} cannot act on a device's Modbus wire ({routed[0][0]} is device "
+                          f"{routed[1][0]}'s); kinds that can: {', '.join(able)}")
+    return routed
+
 
 
 def conflict(a: ScheduledEvent, b: ScheduledEvent) -> str | None:
@@ -88,7 +111,7 @@ def conflict(a: ScheduledEvent, b: ScheduledEvent) -> str | None:
         return None
     more = f" (and {len(shared) - 1} more)" if len(shared) > 1 else ""
     what = {PHYSICAL: f"two {a.kind} events on the same element", MEASUREMENT: "two attacks on the same signal",
-            COMMAND: "two attacks on the same setpoint"}[a.path]
+            COMMAND: "two attacks on the same setpoint", WIRE: f"two {a.kind} events on the same target"}[a.path]
     return f"overlaps {a.describe()} on {shared[0]}{more}: {what} cannot be active at the same time"
 
 

@@ -3,6 +3,11 @@
 Targets are matched with shell wildcards (`bus.*.vm_pu`, `pv*`). Command targets may be written
 as the setpoint (`pv1.q_set_mvar`) or as the quantity it sets (`pv1.q_mvar`, `pv1.p_mw`), with an
 optional `commands.` prefix; `commands` alone means every setpoint.
+
+With devices in the loop, `Catalog.wire` names what their Modbus wires carry (`hil.wire_events`):
+the signals they publish (`inv1.p_mw`, wildcards allowed), their register points by exact name
+(`inv1.W`) and, for commands, the setpoints they act for (`pv1.p_limit_mw`) and their writable
+points (`inv1.VArPct_Ena`). `device_targets` sorts an event's targets between the two.
 """
 
 from __future__ import annotations
@@ -10,14 +15,19 @@ from __future__ import annotations
 import difflib
 import fnmatch
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cosim.detection.models import metering_of
-from cosim.events.base import TargetError
+from cosim.events.base import MEASUREMENT, TargetError
 from cosim.events.models import RandomEvents
 from cosim.events.registry import kind_of
 from cosim.grid.feeders import Feeder
 from cosim.grid.model import DER, signal_names
 from cosim.scenario.schema import Detector, Scenario
+
+if TYPE_CHECKING:
+    from hil.wire_events import WireNames
 
 SETPOINT_ALIASES = {".q_mvar": ".q_set_mvar", ".p_mw": ".p_limit_mw"}
 
@@ -44,10 +54,12 @@ class Catalog:
     load_buses: frozenset[int]
     slack_bus: int
     generators: dict[str, DER]
+    wire: "WireNames | None" = None  # what the devices' Modbus wires carry (None: no devices, or no events)
 
     @classmethod
-    def of(cls, scn: Scenario, feeder: Feeder) -> "Catalog":
-        """Names of `scn` on `feeder` (metering signals included when a measurement model is needed)."""
+    def of(cls, scn: Scenario, feeder: Feeder, base_dir: Path | None = None) -> "Catalog":
+        """Names of `scn` on `feeder` (metering signals included when a measurement model is needed; the devices'
+        wire names when events may target them, their maps found from `base_dir`, default the working folder)."""
         net = feeder.net
         ders = [DER(g.name, g.kind, g.bus, g.p_mw, g.rating_mva) for g in scn.generators]
         setpoints = {}
@@ -64,7 +76,54 @@ class Catalog:
             load_buses=frozenset(label[b] for b in net.load.bus),
             slack_bus=label[net.ext_grid.bus.iloc[0]],
             generators={d.name: d for d in ders},
+            wire=_wire_names(scn, base_dir),
         )
+
+    def device_targets(self, patterns: str | list[str], path: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """(targets, their devices) when every pattern names what a device's wire carries; None when none does;
+        TargetError for a mix of device and grid targets or a device name that matches nothing."""
+        patterns = [patterns] if isinstance(patterns, str) else patterns
+        found: dict[str, str] = {}  # target -> device
+        grid: list[str] = []
+        for p in patterns:
+            hits = self._device_hits(p, path)
+            if hits:
+                found.update(hits)
+            if not hits or self._grid_hits(p, path):
+                grid.append(p)
+        if not found:
+            named = next((p.split(".")[0] for p in patterns if p.split(".")[0] in self.wire.devices), None)
+            if named is not None:
+                raise TargetError(f"{patterns[0]!r} matches nothing device {named}'s wire carries "
+                                  f"({self.wire.describe(named, path)})")
+            return None
+        if grid:
+            raise TargetError(f"the targets mix what a device's Modbus wire carries ({next(iter(found))}) with "
+                              f"{grid[0]!r}, which is not a device's: an event travels either on the wire (every "
+                              "target a device's) or on the simulated channel; split it into two events")
+        return tuple(found), tuple(dict.fromkeys(found.values()))
+
+    def _device_hits(self, p: str, path: str) -> dict[str, str]:
+        w = self.wire
+        if path == MEASUREMENT:
+            names = [*fnmatch.filter(w.signals, p), *([p] if p in w.points else [])]
+            carriers = {**w.signals, **w.points}
+            return {n: carriers[n].device for n in names}
+        if p in w.commands:
+            return {p: w.commands[p][0]}
+        try:
+            setpoints = self.match_setpoints(p)
+        except TargetError:
+            return {}
+        return {n: w.commands[n][0] for n in setpoints if n in w.commands}
+
+    def _grid_hits(self, p: str, path: str) -> bool:
+        if path == MEASUREMENT:
+            return bool(fnmatch.filter(self.signals, p))
+        try:
+            return any(n not in self.wire.commands for n in self.match_setpoints(p))
+        except TargetError:
+            return p not in self.wire.commands
 
     def match_signals(self, patterns: str | list[str]) -> tuple[str, ...]:
         """Measured signals matching any pattern; each pattern must match something."""
@@ -90,6 +149,15 @@ class Catalog:
         names = tuple(self.generators)
         return _match([pattern], names, "generator", f"generators are {_short(names)}" if names else
                       "the scenario has no generators")
+
+
+def _wire_names(scn: Scenario, base_dir: Path | None) -> "WireNames | None":
+    """The devices' wire names, only when there are devices and events that may target them."""
+    if not (scn.devices or scn.grid_server) or all(isinstance(e, RandomEvents) for e in scn.events):
+        return None
+    from hil.wire_events import wire_names  # only scenarios with devices pay for importing hil
+
+    return wire_names(scn, base_dir if base_dir is not None else Path.cwd())
 
 
 def _match(patterns: str | list[str], names: tuple[str, ...], what: str, hint: str) -> tuple[str, ...]:

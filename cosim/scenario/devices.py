@@ -30,7 +30,8 @@ from pydantic import AfterValidator, Field, create_model, field_validator, model
 from cosim.scenario.base import Seconds, Strict, Window
 
 __all__ = ["DEVICE_KINDS", "KINDS", "Device", "DeviceLimits", "GridServer", "KindSchema", "ModbusTarget",
-           "WireAttack", "WireDelay", "WireDrop", "WireFDI", "WireInjection", "WireReplay", "WireTamper"]
+           "FLOOD_MAX_RATE", "FLOOD_MAX_S", "WireAttack", "WireDelay", "WireDrop", "WireFDI", "WireFlood", "WireInjection",
+           "WireReplay", "WireTamper"]
 
 
 # -- the kind registry, read without importing hil ------------------------------------------------
@@ -192,10 +193,12 @@ class WireFDI(_WireAttack):
 
 
 class WireReplay(_WireAttack):
-    """Read responses replaced by the ones recorded over `window` before the attack (looped)."""
+    """Read responses replaced by the ones recorded over `window` before the attack (looped); with `points`, only
+    those points' registers are replayed and the rest of each answer is live."""
 
     kind: Literal["replay"]
     window: Seconds
+    points: list[str] | None = None
 
 
 class WireDelay(_WireAttack):
@@ -227,6 +230,24 @@ class WireTamper(_WireAttack):
     point: str
     scale: float = 1.0
     offset: float = 0.0
+
+
+FLOOD_MAX_RATE = 2000.0  # requests per second a flood may send
+FLOOD_MAX_S = 600.0  # the longest flood
+
+
+class WireFlood(_WireAttack):
+    """A loopback client sends read requests to the device (or the grid server) at `rate_per_s` (scheduled as a
+    `flood` event; not a key of the `wire:` list)."""
+
+    kind: Literal["flood"]
+    rate_per_s: float = Field(gt=0, le=FLOOD_MAX_RATE)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "WireFlood":
+        if self.duration > FLOOD_MAX_S:
+            raise ValueError(f"a flood lasts at most {FLOOD_MAX_S:g} s")
+        return self
 
 
 WireAttack = Annotated[Union[WireFDI, WireReplay, WireDelay, WireDrop, WireInjection, WireTamper],

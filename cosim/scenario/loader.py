@@ -61,7 +61,7 @@ def _feeder_problems(scn: Scenario, feeder: Feeder, base_dir: Path, lines: dict)
             except ProfileError as exc:
                 add(("loads", "profile"), str(exc))
     if not any(p.field.startswith("generators") for p in problems):
-        problems += event_problems(scn, feeder, lines)
+        problems += event_problems(scn, feeder, lines, base_dir)
         if scn.devices:  # the device kinds' checks live with the kinds, under hil
             from hil.checks import device_problems
 

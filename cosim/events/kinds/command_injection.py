@@ -6,13 +6,15 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from cosim.events.base import Target, _Event
+from cosim.events.base import COMMAND, Target, _Event
 from cosim.events.commands import CommandAttack, Overwrite
 from cosim.events.registry import CommandKind, Draw, register
+from cosim.scenario.devices import WireInjection
 
 if TYPE_CHECKING:
     from cosim.events.schedule import ScheduledEvent
     from cosim.events.targets import Catalog
+    from hil.wire_events import WireNames
 
 
 class CommandInjection(_Event):
@@ -37,6 +39,7 @@ class CommandInjectionKind(CommandKind):
 
     model = CommandInjection
     rank = 130
+    wire_paths = (COMMAND,)
 
     def unusable(self, cat: Catalog) -> str | None:
         """Nothing to command without generators."""
@@ -51,3 +54,10 @@ class CommandInjectionKind(CommandKind):
     def command_attack(self, event: ScheduledEvent, rng: np.random.Generator) -> CommandAttack:
         """`Injection`."""
         return Injection(event, rng)
+
+    def wire(self, event: ScheduledEvent, names: WireNames, step_s: float) -> list[tuple[str, object]]:
+        """A rogue client writes every register the setpoint becomes, every step of the event."""
+        s = event.spec
+        return [(device, WireInjection(kind="command_injection", at=s.at, duration=s.duration, point=w.point,
+                                       value=w.value(s.value)))
+                for device, writes in map(names.commands.__getitem__, event.targets) for w in writes]

@@ -7,13 +7,15 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import model_validator
 
-from cosim.events.base import Target, _Event
+from cosim.events.base import COMMAND, Target, _Event
 from cosim.events.commands import CommandAttack, Overwrite
 from cosim.events.registry import CommandKind, Draw, register
+from cosim.scenario.devices import WireTamper
 
 if TYPE_CHECKING:
     from cosim.events.schedule import ScheduledEvent
     from cosim.events.targets import Catalog
+    from hil.wire_events import WireNames
 
 
 class CommandTamper(_Event):
@@ -46,6 +48,7 @@ class CommandTamperKind(CommandKind):
 
     model = CommandTamper
     rank = 140
+    wire_paths = (COMMAND,)
 
     def unusable(self, cat: Catalog) -> str | None:
         """Nothing to command without generators."""
@@ -59,3 +62,10 @@ class CommandTamperKind(CommandKind):
     def command_attack(self, event: ScheduledEvent, rng: np.random.Generator) -> CommandAttack:
         """`Tamper`."""
         return Tamper(event, rng)
+
+    def wire(self, event: ScheduledEvent, names: WireNames, step_s: float) -> list[tuple[str, object]]:
+        """The proxy rewrites the bridge's writes of the registers that carry the setpoint's value."""
+        s = event.spec
+        return [(device, WireTamper(kind="command_tamper", at=s.at, duration=s.duration, point=w.point,
+                                    scale=s.scale, offset=w.bias(s.scale, s.offset)))
+                for device, writes in map(names.commands.__getitem__, event.targets) for w in writes if w.gain]

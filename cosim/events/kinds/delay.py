@@ -12,11 +12,13 @@ from cosim.events.base import COMMAND, MEASUREMENT, Target, _Event, is_command_t
 from cosim.events.commands import CommandAttack
 from cosim.events.measurement import Attack, Late
 from cosim.events.registry import Draw, Kind, register
+from cosim.scenario.devices import WireDelay
 
 if TYPE_CHECKING:
     from cosim.detection.network import Topology
     from cosim.detection.wls import WLS
     from cosim.events.schedule import ScheduledEvent
+    from hil.wire_events import WireNames
 
 
 class Delay(_Event):
@@ -56,6 +58,7 @@ class DelayKind(Kind):
     model = Delay
     rank = 90
     paths = (MEASUREMENT, COMMAND)
+    wire_paths = (MEASUREMENT,)
 
     def path(self, spec: Delay) -> str:
         """Commands when the target says `commands`, else measurements."""
@@ -73,3 +76,9 @@ class DelayKind(Kind):
     def command_attack(self, event: ScheduledEvent, rng: np.random.Generator) -> CommandAttack:
         """`DelayCommands`."""
         return DelayCommands(event, rng)
+
+    def wire(self, event: ScheduledEvent, names: WireNames, step_s: float) -> list[tuple[str, object]]:
+        """The proxy holds every frame of each target's device `steps` steps of seconds (wall clock)."""
+        s = event.spec
+        return [(device, WireDelay(kind="delay", at=s.at, duration=s.duration, seconds=s.steps * step_s))
+                for device in names.by_device(event.targets)]

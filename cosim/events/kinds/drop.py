@@ -8,15 +8,17 @@ from typing import TYPE_CHECKING, Callable, Literal
 import numpy as np
 from pydantic import Field
 
-from cosim.events.base import COMMAND, MEASUREMENT, Target, _Event, is_command_target
+from cosim.events.base import COMMAND, MEASUREMENT, EventProblem, Target, _Event, is_command_target
 from cosim.events.commands import CommandAttack
 from cosim.events.measurement import Attack
 from cosim.events.registry import Draw, Kind, register
+from cosim.scenario.devices import WireDrop
 
 if TYPE_CHECKING:
     from cosim.detection.network import Topology
     from cosim.detection.wls import WLS
     from cosim.events.schedule import ScheduledEvent
+    from hil.wire_events import WireNames
 
 
 class Drop(_Event):
@@ -70,6 +72,7 @@ class DropKind(Kind):
     model = Drop
     rank = 100
     paths = (MEASUREMENT, COMMAND)
+    wire_paths = (MEASUREMENT,)
 
     def path(self, spec: Drop) -> str:
         """Commands when the target says `commands`, else measurements."""
@@ -87,3 +90,13 @@ class DropKind(Kind):
     def command_attack(self, event: ScheduledEvent, rng: np.random.Generator) -> CommandAttack:
         """`DropCommands`."""
         return DropCommands(event, rng)
+
+    def wire(self, event: ScheduledEvent, names: WireNames, step_s: float) -> list[tuple[str, object]]:
+        """The proxy loses each request to the targets' devices with probability `rate` (the bridge holds its
+        last reading)."""
+        s = event.spec
+        if s.fill == "nan":
+            raise EventProblem("fill", "a drop on a device's Modbus wire holds the last reading (the bridge keeps "
+                                       "it while the device is stale); fill: nan acts on the simulated channel")
+        return [(device, WireDrop(kind="drop", at=s.at, duration=s.duration, rate=s.rate))
+                for device in names.by_device(event.targets)]

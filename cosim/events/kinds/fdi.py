@@ -7,14 +7,16 @@ from typing import TYPE_CHECKING, Callable, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from cosim.events.base import Target, _Event
+from cosim.events.base import MEASUREMENT, EventProblem, Target, _Event
 from cosim.events.measurement import Attack
 from cosim.events.registry import Draw, MeasurementKind, register
+from cosim.scenario.devices import WireFDI
 
 if TYPE_CHECKING:
     from cosim.detection.network import Topology
     from cosim.detection.wls import WLS
     from cosim.events.schedule import ScheduledEvent
+    from hil.wire_events import WireNames
 
 
 class FDI(_Event):
@@ -51,6 +53,7 @@ class FDIKind(MeasurementKind):
 
     model = FDI
     rank = 60
+    wire_paths = (MEASUREMENT,)
 
     def random_params(self, draw: Draw) -> dict:
         """A bias of 2-6 % on a random non-slack bus voltage."""
@@ -60,3 +63,13 @@ class FDIKind(MeasurementKind):
                            estimator: WLS | None, topology_at: Callable[[int], Topology] | None) -> Attack:
         """`FalseData`."""
         return FalseData(event, rng)
+
+    def wire(self, event: ScheduledEvent, names: WireNames, step_s: float) -> list[tuple[str, object]]:
+        """The proxy rewrites the read point carrying each target to show target * scale + bias."""
+        s = event.spec
+        if s.ramp or s.random:
+            raise EventProblem("ramp" if s.ramp else "random",
+                               "an fdi on a device's Modbus wire takes scale and bias only (the proxy rewrites each "
+                               "answer to value * scale + bias); ramp and random act on the simulated channel")
+        return [(c.device, WireFDI(kind="fdi", at=s.at, duration=s.duration, point=c.point, scale=s.scale,
+                                   bias=c.bias(s.scale, s.bias))) for c in map(names.carrier, event.targets)]

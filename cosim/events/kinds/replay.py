@@ -7,17 +7,19 @@ from typing import TYPE_CHECKING, Callable, Literal
 import numpy as np
 from pydantic import field_validator
 
-from cosim.events.base import EventProblem, Target, _Event, whole_steps
+from cosim.events.base import MEASUREMENT, EventProblem, Target, _Event, whole_steps
 from cosim.events.measurement import Attack
 from cosim.events.registry import Draw, MeasurementKind, register
 from cosim.scenario.base import Seconds
-from cosim.scenario.units import format_duration
+from cosim.scenario.devices import WireReplay
+from cosim.scenario.units import format_duration, steps_in
 
 if TYPE_CHECKING:
     from cosim.detection.network import Topology
     from cosim.detection.wls import WLS
     from cosim.events.schedule import ScheduledEvent
     from cosim.scenario.schema import Clock
+    from hil.wire_events import WireNames
 
 
 class Replay(_Event):
@@ -40,7 +42,7 @@ class ReplayAttack(Attack):
 
     def __init__(self, event: ScheduledEvent, rng: np.random.Generator, step_s: float):
         super().__init__(event, rng)
-        self.window = int(event.spec.window // step_s)
+        self.window = steps_in(event.spec.window, step_s)
         self.tape: list[dict[str, float]] = []
 
     def observe(self, k: int, sensed: dict[str, float]) -> None:
@@ -57,6 +59,7 @@ class ReplayKind(MeasurementKind):
 
     model = Replay
     rank = 80
+    wire_paths = (MEASUREMENT,)
     first_random_step = 1  # a replay needs something recorded before it
 
     def check(self, spec: Replay, clock: Clock) -> None:
@@ -74,3 +77,10 @@ class ReplayKind(MeasurementKind):
                            estimator: WLS | None, topology_at: Callable[[int], Topology] | None) -> Attack:
         """`ReplayAttack`."""
         return ReplayAttack(event, rng, step_s)
+
+    def wire(self, event: ScheduledEvent, names: WireNames, step_s: float) -> list[tuple[str, object]]:
+        """The proxy tapes the answers over the window and replays the target points' registers from the tape."""
+        s = event.spec
+        return [(device, WireReplay(kind="replay", at=s.at, duration=s.duration, window=s.window,
+                                    points=[c.point for c in carriers]))
+                for device, carriers in names.by_device(event.targets).items()]

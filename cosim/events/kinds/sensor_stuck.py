@@ -6,14 +6,16 @@ from typing import TYPE_CHECKING, Callable, Literal
 
 import numpy as np
 
-from cosim.events.base import Target, _Event
+from cosim.events.base import MEASUREMENT, EventProblem, Target, _Event
 from cosim.events.measurement import Attack
 from cosim.events.registry import Draw, MeasurementKind, register
+from cosim.scenario.devices import WireFDI, WireReplay
 
 if TYPE_CHECKING:
     from cosim.detection.network import Topology
     from cosim.detection.wls import WLS
     from cosim.events.schedule import ScheduledEvent
+    from hil.wire_events import WireNames
 
 
 class SensorStuck(_Event):
@@ -46,6 +48,7 @@ class SensorStuckKind(MeasurementKind):
 
     model = SensorStuck
     rank = 110
+    wire_paths = (MEASUREMENT,)
 
     def random_params(self, draw: Draw) -> dict:
         """One random non-slack bus voltage."""
@@ -55,3 +58,16 @@ class SensorStuckKind(MeasurementKind):
                            estimator: WLS | None, topology_at: Callable[[int], Topology] | None) -> Attack:
         """`Stuck`."""
         return Stuck(event, rng)
+
+    def wire(self, event: ScheduledEvent, names: WireNames, step_s: float) -> list[tuple[str, object]]:
+        """With `value`: the proxy shows the value (scale 0); without: it replays the step before the event."""
+        s = event.spec
+        if s.value is not None:
+            return [(c.device, WireFDI(kind="fdi", at=s.at, duration=s.duration, point=c.point, scale=0.0,
+                                       bias=c.value(s.value))) for c in map(names.carrier, event.targets)]
+        if s.at < step_s:
+            raise EventProblem("at", "a sensor_stuck on a device's Modbus wire replays the step before it; start it "
+                                     "one step into the run or give value:")
+        return [(device, WireReplay(kind="replay", at=s.at, duration=s.duration, window=step_s,
+                                    points=[c.point for c in carriers]))
+                for device, carriers in names.by_device(event.targets).items()]
