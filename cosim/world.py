@@ -7,6 +7,10 @@ one function that starts its simulator and wires it to what exists; the event, c
 detector stages add nothing to a scenario that does not need them. mosaik's time unit is one
 step (`time_resolution` = the step in seconds), so every simulator advances by 1 and its time is
 the step number, whatever the step: 100 ms as well as 15 min.
+
+The scenario's `placement` may put the grid and the controller in their own process or on
+another host (docs/placement.md): those stages then start them with the scenario as plain
+data instead of live objects, and a relay writes back the events and metrics they publish.
 """
 
 from __future__ import annotations
@@ -16,12 +20,16 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import mosaik
+from mosaik.exceptions import SimulationError
 
 from cosim.assembly import Assembly, channels
 from cosim.bridge_stage import add_bridge, add_bridge_feedback
 from cosim.events.schedule import PHYSICAL
 from cosim.realtime import WallClock
 from cosim.recording import Recording
+from cosim.scenario.placement import CONNECT, Placement
+from cosim.sims.controller import build_controller
+from cosim.sims.remote import scenario_spec
 
 SIM_CONFIG = {
     "Inputs": {"python": "cosim.sims.inputs:InputsSim"},
@@ -34,7 +42,27 @@ SIM_CONFIG = {
     "Bridge": {"python": "cosim.sims.bridge:BridgeSim"},
     "Pacer": {"python": "cosim.sims.pacer:PacerSim"},
     "Scada": {"python": "cosim.sims.scada:ScadaSim"},
+    "Relay": {"python": "cosim.sims.relay:RelaySim"},
 }
+PLACEABLE = {"grid": "Grid", "controller": "Controller"}  # placement key -> simulator name (cosim.sims.<key>)
+START_TIMEOUT_S = 120  # a simulator in its own process imports pandapower and rebuilds its part of the run first
+
+
+class PlacementError(RuntimeError):
+    """A simulator placed outside the run's process could not be reached."""
+
+
+def sim_config(placement: Placement) -> dict[str, dict[str, str]]:
+    """SIM_CONFIG with the placed simulators started as `python -m cosim.sims.<key>` (mosaik `cmd`) or
+    reached at their address (mosaik `connect`)."""
+    config = dict(SIM_CONFIG)
+    for key, name in PLACEABLE.items():
+        where = placement.of(key)
+        if where.how == CONNECT:
+            config[name] = {"connect": f"{where.host}:{where.port}"}
+        elif where.remote:
+            config[name] = {"cmd": f"%(python)s -m cosim.sims.{key} %(addr)s"}
+    return config
 
 
 @dataclass
@@ -63,6 +91,30 @@ class Wiring:
         delay = {"time_shifted": True, "initial_data": {attr: {}}} if shifted else {}
         self.world.connect(entity, target, (attr, target_attr), **delay)
 
+    def start_placed(self, key: str, **live: Any) -> Any:
+        """Start the simulator of placement `key`: with the `live` objects in-process, else with the scenario as
+        plain data (an address nothing answers at is a PlacementError saying how to serve it there)."""
+        where = self.asm.loaded.scenario.placement.of(key)
+        if not where.remote:
+            return self.world.start(PLACEABLE[key], **live)
+        try:
+            return self.world.start(PLACEABLE[key], scenario=scenario_spec(self.asm.loaded))
+        except SimulationError as exc:
+            hint = (f"nothing answers at {where.host}:{where.port}; start it there first with "
+                    f"`python -m cosim.sims.{key} --remote {where.host}:{where.port}`") if where.how == CONNECT else exc
+            raise PlacementError(f"placement.{key}: the {key} simulator could not be started: {hint}") from None
+
+    def relay_from(self, entity: Any, *attrs: str) -> None:
+        """Replay what a remote `entity` publishes in `attrs` (log, metrics) into the run's EventLog and metrics."""
+        if "relay" not in self.entities:
+            self.entities["relay"] = self.world.start("Relay", events=self.asm.events,
+                                                      metrics=self.asm.run_metrics).Relay()
+        self.world.connect(entity, self.entities["relay"], *attrs)
+
+    def remote(self, key: str) -> bool:
+        """Whether placement `key` runs outside the run's process."""
+        return self.asm.loaded.scenario.placement.of(key).remote
+
     def splice_command_stage(self, entity: Any) -> None:
         """Put `entity` in front of the current actuator: its `delivered` output goes where setpoints went,
         and it receives the setpoints from now on (`commands`)."""
@@ -80,8 +132,9 @@ def add_inputs(w: Wiring) -> None:
 
 def add_grid(w: Wiring) -> None:
     """The power-flow simulator, fed by the inputs."""
-    grid = w.world.start("Grid", model=w.asm.model, events=w.asm.events,
-                         metrics=w.asm.run_metrics).Grid()
+    grid = w.start_placed("grid", model=w.asm.model, events=w.asm.events, metrics=w.asm.run_metrics).Grid()
+    if w.remote("grid"):
+        w.relay_from(grid, "log", "metrics")
     w.world.connect(w.entities["loads"], grid, "load_scale", "native_pv_pu", "native_wind_pu")
     for der in w.entities["ders"]:
         w.world.connect(der, grid, "p_avail_mw")
@@ -143,14 +196,17 @@ def add_controller(w: Wiring) -> None:
     loaded = w.asm.loaded
     if loaded.scenario.controller.kind == "none":
         return
-    from controllers.base import Truth
-    from controllers.registry import prepare
-
-    model = w.asm.model
-    controller, info = prepare(loaded.scenario, loaded.base_dir, model.signal_names, Truth(model, w.asm.inputs))
-    ctrl = w.world.start("Controller", controller=controller, info=info, start=w.asm.inputs.times[0],
-                         events=w.asm.events,
-                         timeout=loaded.scenario.controller.timeout).Controller()
+    live = {}
+    if not w.remote("controller"):
+        controller, info = build_controller(w.asm)
+        if controller.oracle and w.remote("grid"):
+            raise PlacementError(f"{type(controller).__name__} is an oracle (it reads the run's grid model): "
+                                 "placement.grid must be in-process")
+        live = dict(controller=controller, info=info, start=w.asm.inputs.times[0], events=w.asm.events,
+                    timeout=loaded.scenario.controller.timeout)
+    ctrl = w.start_placed("controller", **live).Controller()
+    if w.remote("controller"):
+        w.relay_from(ctrl, "log")
     w.observe_into(ctrl, "observation")
     w.actuate_from(ctrl, "setpoints")
     w.entities["controller"] = ctrl
@@ -190,16 +246,17 @@ def _cancel_pending(world: mosaik.World) -> None:
 
 def run_world(asm: Assembly, recording: Recording, on_step: Callable[[int], None] | None = None) -> None:
     """Build a fresh mosaik World for one run and run it to the horizon (World.run works once)."""
-    world = mosaik.World(SIM_CONFIG, time_resolution=asm.step_s, skip_greetings=True, configure_logging=False)
+    world = mosaik.World(sim_config(asm.loaded.scenario.placement), mosaik_config={"start_timeout": START_TIMEOUT_S},
+                         time_resolution=asm.step_s, skip_greetings=True, configure_logging=False)
     rt = asm.options.realtime
     asm.clock = WallClock(asm.step_s, rt) if rt else None
     if asm.clock is not None:
         on_step = _timed(asm.clock, on_step)
     wiring = Wiring(world, asm)
-    for stage in STAGES:
-        stage(wiring)
-    add_recorder(wiring, recording, on_step)
     try:
+        for stage in STAGES:
+            stage(wiring)
+        add_recorder(wiring, recording, on_step)
         if asm.clock is not None:
             asm.clock.start()
         world.run(until=asm.n_steps, print_progress=False)

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from controllers.baselines import KINDS as BASELINE_KINDS
 from cosim.grid.engines import ENGINES
 from cosim.scenario.base import Seconds, Strict  # noqa: F401  (re-exported: other modules import them from here)
+from cosim.scenario.placement import Placement, PlacementBlock
 from cosim.scenario.units import format_duration, milliseconds
 
 
@@ -220,6 +221,7 @@ class Scenario(Strict):
     devices: list[Device] = []
     grid_server: GridServer | None = None
     criteria: dict[str, Bound] = Field(default_factory=dict, description="metric name -> thresholds for `cosim regress`")
+    placement: PlacementBlock = Placement()  # where each mosaik simulator runs (cosim/scenario/placement.py)
 
     @model_validator(mode="after")
     def _detectors(self) -> "Scenario":

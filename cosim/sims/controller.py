@@ -9,6 +9,8 @@ included, or a return value that fails when read) is dropped and recorded as a
 over budget is a `controller_timeout` event, the last valid setpoints hold, and while the late
 call is still running the controller is not called again (each further step is another
 `controller_timeout`). `signals` carries the setpoints in force as `ctrl.<action>` for the recorder.
+In its own process or on another host (`python -m cosim.sims.controller`, docs/placement.md) it
+builds the controller from the scenario and publishes its events as the output `log`.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from typing import Any, Callable
 import mosaik_api_v3
 import numpy as np
 
-from controllers.base import Controller, ControllerInfo, time_features
+from controllers.base import Controller, ControllerInfo, Truth, time_features
+from cosim.assembly import Assembly
 from cosim.eventlog import EventLog
 from cosim.kernel import check_actions
+from cosim.sims.remote import Outbox, plain, rebuild
 
 log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = 10.0  # wall seconds one call of `act` (and reading its return value) may take
@@ -34,7 +38,7 @@ MAX_WARNINGS = 20  # targets whose controller errors are printed; events.csv has
 META = {
     "api_version": "3.0",
     "type": "time-based",
-    "models": {"Controller": {"public": True, "params": [], "attrs": ["observation", "setpoints", "signals"]}},
+    "models": {"Controller": {"public": True, "params": [], "attrs": ["observation", "setpoints", "signals", "log"]}},
 }
 
 
@@ -74,7 +78,13 @@ class ControllerSim(mosaik_api_v3.Simulator):
 
     def init(self, sid, time_resolution=1.0, controller: Controller | None = None, info: ControllerInfo | None = None,
              start: np.datetime64 | None = None, events: EventLog | None = None,
-             timeout: float = DEFAULT_TIMEOUT_S):
+             timeout: float = DEFAULT_TIMEOUT_S, scenario: dict | None = None):
+        """In-process: the run's live controller and `events`. Elsewhere: `scenario` (plain data,
+        `cosim.sims.remote.scenario_spec`), from which it builds the controller as the run would."""
+        self.remote = scenario is not None
+        if self.remote:
+            controller, info, start, timeout = _build(scenario)
+            events = Outbox()
         self.controller, self.info, self.events = controller, info, events
         self.timeout = timeout
         self._worker = Worker()
@@ -143,4 +153,32 @@ class ControllerSim(mosaik_api_v3.Simulator):
         self._worker.stop()
 
     def get_data(self, outputs):
-        return {"ctrl": {"setpoints": self.issued, "signals": {f"ctrl.{n}": v for n, v in self.held.items()}}}
+        data = {"setpoints": self.issued, "signals": {f"ctrl.{n}": v for n, v in self.held.items()}}
+        if self.remote:
+            data = {"setpoints": plain(data["setpoints"]), "signals": plain(data["signals"]),
+                    **({"log": self.events.drain()} if "log" in outputs.get("ctrl", []) else {})}
+        return {"ctrl": data}
+
+
+def build_controller(asm: Assembly) -> tuple[Controller, ControllerInfo]:
+    """The run's controller, set up with its info (an oracle is handed the assembly's grid model and inputs)."""
+    from controllers.registry import prepare
+
+    return prepare(asm.loaded.scenario, asm.loaded.base_dir, asm.model.signal_names, Truth(asm.model, asm.inputs))
+
+
+def _build(spec: dict) -> tuple[Controller, ControllerInfo, np.datetime64, float]:
+    """Controller, info, first time and timeout of the run `spec` describes, built as in-process."""
+    asm = rebuild(spec)
+    scn = asm.loaded.scenario
+    controller, info = build_controller(asm)
+    if controller.oracle:
+        raise ValueError(f"{type(controller).__name__} is an oracle (it reads the run's grid model): it cannot run "
+                         "outside the run's process; set placement.controller: in-process")
+    return controller, info, asm.inputs.times[0], scn.controller.timeout
+
+
+if __name__ == "__main__":
+    from cosim.sims.remote import serve
+
+    serve(ControllerSim(), "The cosim controller simulator (mosaik remote API).")

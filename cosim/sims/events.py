@@ -1,4 +1,7 @@
-"""mosaik simulator of the event schedule: disruptions for the grid and ground-truth labels every step."""
+"""mosaik simulator of the event schedule: disruptions for the grid and ground-truth labels every step.
+
+The disruptions travel as plain data (`plain_disruptions`), so the grid may run in another process.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +9,28 @@ import mosaik_api_v3
 
 from cosim.events.physical import DisruptionTimeline
 from cosim.events.schedule import Schedule
+from cosim.grid.model import Disruptions
 
 META = {
     "api_version": "3.0",
     "type": "time-based",
     "models": {"Events": {"public": True, "params": [], "attrs": ["disruptions", "signals"]}},
 }
+
+
+def plain_disruptions(d: Disruptions) -> dict[str, list]:
+    """`Disruptions` as JSON-serialisable lists (sets sorted); `disruptions_from` reads them back equal."""
+    return {"lines_out": sorted(int(i) for i in d.lines_out), "trafos_out": sorted(int(i) for i in d.trafos_out),
+            "ders_tripped": sorted(d.ders_tripped), "load_factor": [[int(b), float(f)] for b, f in d.load_factor],
+            "der_availability": [[n, float(f)] for n, f in d.der_availability]}
+
+
+def disruptions_from(data: dict[str, list]) -> Disruptions:
+    """The `Disruptions` of `plain_disruptions` output."""
+    return Disruptions(lines_out=frozenset(data["lines_out"]), trafos_out=frozenset(data["trafos_out"]),
+                       ders_tripped=frozenset(data["ders_tripped"]),
+                       load_factor=tuple((b, f) for b, f in data["load_factor"]),
+                       der_availability=tuple((n, f) for n, f in data["der_availability"]))
 
 
 class EventsSim(mosaik_api_v3.Simulator):
@@ -31,7 +50,7 @@ class EventsSim(mosaik_api_v3.Simulator):
     def step(self, time, inputs, max_advance):
         k = time
         self.labels = self.schedule.labels(k)
-        self.disruptions = self.timeline.at(k)
+        self.disruptions = plain_disruptions(self.timeline.at(k))
         return time + 1
 
     def get_data(self, outputs):

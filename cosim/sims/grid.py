@@ -1,4 +1,8 @@
-"""mosaik simulator over the step kernel: one entity `grid` that solves a power flow every step."""
+"""mosaik simulator over the step kernel: one entity `grid` that solves a power flow every step.
+
+In-process it steps the run's own `GridModel`; in its own process or on another host
+(`python -m cosim.sims.grid`, see docs/placement.md) it rebuilds the model from the scenario.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ import numpy as np
 from cosim.eventlog import EventLog
 from cosim.grid.model import GridModel
 from cosim.kernel import StepKernel
+from cosim.sims.events import disruptions_from
+from cosim.sims.remote import Outbox, plain, rebuild
 
 META = {
     "api_version": "3.0",
@@ -17,7 +23,7 @@ META = {
             "public": True,
             "params": [],
             "attrs": ["p_avail_mw", "load_scale", "native_pv_pu", "native_wind_pu", "setpoints", "disruptions",
-                      "signals"],
+                      "signals", "log", "metrics"],
         },
     },
 }
@@ -41,7 +47,12 @@ class GridSim(mosaik_api_v3.Simulator):
         self._signals: dict[str, float] = {}
 
     def init(self, sid, time_resolution=1.0, model: GridModel | None = None,
-             events: EventLog | None = None, metrics: dict | None = None):
+             events: EventLog | None = None, metrics: dict | None = None, scenario: dict | None = None):
+        """In-process: the run's live `model`, `events` and `metrics`. Elsewhere: `scenario` (plain data,
+        `cosim.sims.remote.scenario_spec`); events and metrics then leave as the outputs `log` and `metrics`."""
+        self.remote = scenario is not None
+        if self.remote:
+            model, events, metrics = rebuild(scenario).model, Outbox(), {}
         self.kernel = StepKernel(model)
         self.events, self.metrics = events, metrics if metrics is not None else {}
         self.metrics["setpoints_clipped"] = 0
@@ -61,8 +72,8 @@ class GridSim(mosaik_api_v3.Simulator):
         delivered: dict[str, float] = {}
         for setpoints in inp.get("setpoints", {}).values():
             delivered.update(setpoints)
-        disruptions = next(iter(inp["disruptions"].values())) if "disruptions" in inp else None
-        result = self.kernel.step(_one(inp["load_scale"]), p_avail, _one(inp["native_pv_pu"]),
+        disruptions = disruptions_from(_one(inp["disruptions"])) if "disruptions" in inp else None
+        result = self.kernel.step(np.asarray(_one(inp["load_scale"]), dtype=float), p_avail, _one(inp["native_pv_pu"]),
                                   _one(inp["native_wind_pu"]), delivered, disruptions)
         self._signals = m.signals(result)
         clipped = self.kernel.clipped(result)
@@ -73,4 +84,14 @@ class GridSim(mosaik_api_v3.Simulator):
         return time + 1
 
     def get_data(self, outputs):
-        return {"grid": {"signals": self._signals}}
+        if not self.remote:
+            return {"grid": {"signals": self._signals}}
+        wanted = outputs.get("grid", [])
+        return {"grid": {"signals": plain(self._signals), "metrics": dict(self.metrics),
+                         **({"log": self.events.drain()} if "log" in wanted else {})}}
+
+
+if __name__ == "__main__":
+    from cosim.sims.remote import serve
+
+    serve(GridSim(), "The cosim grid simulator (mosaik remote API).")

@@ -1,4 +1,6 @@
-"""mosaik simulator serving the precomputed input series: one entity per DER, one for the loads."""
+"""mosaik simulator serving the precomputed input series: one entity per DER, one for the loads.
+
+Values are plain floats and lists (JSON), so the grid may run in another process."""
 
 from __future__ import annotations
 
@@ -49,6 +51,6 @@ class InputsSim(mosaik_api_v3.Simulator):
             if model == "DER":
                 data[eid] = {"p_avail_mw": float(inp.der_p_avail_mw[k, index])}
             else:
-                data[eid] = {"load_scale": inp.load_scale[k], "native_pv_pu": float(inp.native_pv_pu[k]),
+                data[eid] = {"load_scale": inp.load_scale[k].tolist(), "native_pv_pu": float(inp.native_pv_pu[k]),
                              "native_wind_pu": float(inp.native_wind_pu[k])}
         return data
