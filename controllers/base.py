@@ -18,6 +18,7 @@ import numpy as np
 if TYPE_CHECKING:
     from cosim.grid.model import GridModel
     from cosim.inputs import Inputs
+    from cosim.scenario.loader import LoadedScenario
 
 TIME_FEATURES = ("time.hour_sin", "time.hour_cos", "time.step")
 
@@ -66,6 +67,9 @@ class ControllerInfo:
     truth: Truth | None = None  # only for controllers with `oracle = True`, and only inside a run
     # discrete setpoints where the feeder has them: (name, lowest, highest), e.g. ("trafo.1.tap", -9, 9)
     discrete: tuple[tuple[str, int, int], ...] = ()
+    # the scenario itself, only for controllers with `uses_scenario = True`: a baseline tuned on the
+    # scenario's other days, agents whose messages travel through its channels and events
+    scenario: LoadedScenario | None = None
 
     @property
     def action_names(self) -> tuple[str, ...]:
@@ -80,6 +84,7 @@ class Controller(ABC):
     # An oracle is handed `info.truth` (the true grid and future inputs) instead of seeing only
     # measurements; only reference baselines such as `opf` set this.
     oracle: ClassVar[bool] = False
+    uses_scenario: ClassVar[bool] = False  # handed `info.scenario` (never the run's grid state or future inputs)
     _event_sink: Callable[[str, str], None] | None = None
 
     def setup(self, info: ControllerInfo) -> None:

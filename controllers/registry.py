@@ -19,7 +19,9 @@ from controllers.base import Controller, ControllerError, ControllerInfo, DERInf
 from controllers.baselines import KINDS, baseline_class
 from controllers.plugin import load_class, split_target
 from cosim.files import resolve_path
+from cosim.grid.feeders import load_feeder
 from cosim.kernel import check_actions
+from cosim.scenario.loader import LoadedScenario
 from cosim.scenario.schema import Controller as ControllerBlock
 from cosim.scenario.schema import Scenario
 from cosim.scenario.schema_errors import schema_problems
@@ -124,24 +126,27 @@ def _explain(block: ControllerBlock, exc: Exception, call: str) -> str:
 
 
 def controller_info(scn: Scenario, measurements: Sequence[str], truth: Truth | None = None,
-                    discrete: Sequence[tuple[str, int, int]] = ()) -> ControllerInfo:
-    """The static facts a scenario gives its controller."""
+                    discrete: Sequence[tuple[str, int, int]] = (), loaded: LoadedScenario | None = None) -> ControllerInfo:
+    """The static facts a scenario gives its controller (`loaded`: for one with `uses_scenario`)."""
     ders = tuple(DERInfo(g.name, g.kind, g.bus, g.p_mw, g.rating_mva) for g in scn.generators)
     return ControllerInfo(feeder=scn.grid.feeder, step_s=scn.clock.step, voltage_limits=tuple(scn.grid.voltage_limits),
                           ders=ders, measurements=tuple(measurements), params=dict(scn.controller.params), truth=truth,
-                          discrete=tuple(discrete))
+                          discrete=tuple(discrete), scenario=loaded)
 
 
 def prepare(scn: Scenario, base_dir: Path, measurements: Sequence[str],
             truth: Truth | None = None) -> tuple[Controller, ControllerInfo]:
     """Build the scenario's controller and set it up with its info; raise BlockError naming the field to fix.
 
-    Only an oracle (`Controller.oracle`) is handed `truth`.
+    Only an oracle (`Controller.oracle`) is handed `truth`, only a `Controller.uses_scenario` one the scenario.
     """
     block = scn.controller
     controller = instantiate(controller_class(block, base_dir), block, base_dir)
     discrete = [(d.name, d.low, d.high) for d in truth.model.discrete.values()] if truth is not None else []
-    info = controller_info(scn, measurements, truth if controller.oracle else None, discrete)
+    loaded = None
+    if controller.uses_scenario:  # the scenario as the loader gave it (its file's path is not needed)
+        loaded = LoadedScenario(scn, base_dir, base_dir, {}, load_feeder(scn.grid.feeder, base_dir))
+    info = controller_info(scn, measurements, truth if controller.oracle else None, discrete, loaded)
     try:
         controller.setup(info)
     except Exception as exc:

@@ -44,7 +44,7 @@ def rollout(asm: Assembly, controller: Controller | None) -> Rollout:
     if controller is not None:
         truth = Truth(model, inputs) if controller.oracle else None
         discrete = [(d.name, d.low, d.high) for d in model.discrete.values()]
-        info = controller_info(scn, names, truth, discrete)
+        info = controller_info(scn, names, truth, discrete, asm.loaded if controller.uses_scenario else None)
         controller._event_sink = lambda kind, target: events.append((k, kind, target))
         controller.setup(info)
         allowed = frozenset(info.action_names)
