@@ -21,7 +21,7 @@ CASES = {
     "negative_step": ("step: 5min", "step: -5min", 3, "clock.step", "cannot be negative"),
     "zero_step": ("step: 5min", "step: 0s", 3, "clock.step", "positive duration"),
     "step_not_dividing": ("step: 5min", "step: 7min", 3, "clock", "does not divide duration"),
-    "bad_unit": ("duration: 2h", "duration: 2 hours", 3, "clock.duration", "units s, min, h, d"),
+    "bad_unit": ("duration: 2h", "duration: 2 hours", 3, "clock.duration", "units ms, s, min, h, d"),
     "missing_csv": ("profile: residential", "profile: csv:missing.csv", 5, "loads.profile", "does not exist"),
     "unknown_feeder": ("feeder: ieee33", "feeder: ieee34", 4, "grid.feeder", "unknown feeder 'ieee34'"),
     "unknown_simbench": ("feeder: ieee33", "feeder: simbench:no-such-code", 4, "grid.feeder", "unknown SimBench code"),
