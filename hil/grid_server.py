@@ -110,7 +110,7 @@ class GridServer(DataModel):
     def __init__(self, table: list[Entry], guard: Guard, host: str = "127.0.0.1", port: int = 0, unit: int = 1,
                  commands: bool = True):
         self.table, self.guard, self.host, self.port, self.unit = table, guard, host, port, unit
-        self.accepts_commands = commands  # grid_server.commands: false refuses every setpoint write
+        self.accepts_commands = commands  # grid_server.commands: false refuses every command write, breakers too
         self.inputs = [e for e in table if e.table == "input"]
         self.coils = [e for e in table if e.table == "coil"]
         self.commands = {e.address: e for e in table if e.table == "holding"}
@@ -174,11 +174,12 @@ class GridServer(DataModel):
         """Commands and breaker commands through the guard; nothing at all in read-only mode."""
         if self.guard.read_only:  # no write function code gets through
             self._blocked(f"scada.fc{fc}.{address}", ILLEGAL_FUNCTION, "read-only mode")
+        if not self.accepts_commands:  # breaker commands are commands too, as over IEC 104
+            what = "coil" if table == "coil" else "register"
+            self._blocked(f"scada.{what}.{address}", ILLEGAL_FUNCTION, "this grid server takes no commands "
+                                                                       "(grid_server.commands: false)")
         if table == "coil":
             self._breakers(address, values)
-        elif not self.accepts_commands:
-            self._blocked(f"scada.register.{address}", ILLEGAL_FUNCTION, "this grid server takes no commands "
-                                                                          "(grid_server.commands: false)")
         else:
             self._command(address, values)
 

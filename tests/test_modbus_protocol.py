@@ -80,7 +80,7 @@ class Raw:
 def grid_server(closed: list[bool] | None = None, commands: bool = True) -> Iterator[tuple[int, GridServer]]:
     """The grid server of an IEEE 33 run with one generator, on its own event loop in a thread."""
     table = entries(load_layout(), list(range(1, 34)), LINES, ["pv1"])
-    rules = {"pv1.p_limit_mw": Rule(0, 1.0), "pv1.q_set_mvar": Rule(-1.1, 1.1)}
+    rules = {"pv1.p_limit_mw": Rule(0, 1.0), "pv1.q_set_mvar": Rule(-1.1, 1.1), "line.6.closed": Rule(0, 1)}
     server = GridServer(table, Guard("scada", rules.keys(), rules), port=0, commands=commands)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
@@ -176,17 +176,20 @@ def test_grid_server_coil_i_is_line_i_and_other_coils_are_illegal_addresses():
         assert ("guard_blocked", "scada.line.7.closed") in server.notes
 
 
-def test_grid_server_without_commands_refuses_every_setpoint_write():
+def test_grid_server_without_commands_refuses_every_setpoint_and_breaker_write():
     for commands, expected in ((True, None), (False, bytes([0x90, 0x01]))):
         with grid_server(commands=commands) as (port, server):
             raw = Raw(port)
             try:
                 address = min(server.commands)  # the first command register (a float32 setpoint)
                 answer = raw.ask(bytes([16]) + struct.pack(">HHB", address, 2, 4) + struct.pack(">f", 0.5))
+                breaker = raw.ask(pdu(5, 6, 0x0000))  # open line 6, which is on the breakers allow-list
                 if expected is None:
-                    assert answer[:1] == bytes([0x10])  # written
+                    assert answer[:1] == bytes([0x10]) and breaker == pdu(5, 6, 0x0000)  # written
+                    assert server.take_commands() == {"pv1.p_limit_mw": 0.5, "line.6.closed": 0.0}
                 else:
-                    assert answer == expected  # illegal function: nothing is taken
+                    assert answer == expected and breaker == bytes([0x85, 0x01])  # illegal function: nothing taken
                     assert server.take_commands() == {} and ("guard_blocked", f"scada.register.{address}") in server.notes
+                    assert ("guard_blocked", "scada.coil.6") in server.notes
             finally:
                 raw.close()
