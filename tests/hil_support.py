@@ -129,3 +129,18 @@ async def register_bank(regs: dict[int, int], writable: set[int] | None = None) 
     finally:
         client.close()
         await server.stop()
+
+
+def run_alongside(scenario, out: Path, client, realtime: float = 0.1, join_s: float = 20.0):
+    """Run `scenario` (a path or a loaded scenario) paced by `realtime` while `client()` (a SCADA, an attacker)
+    runs in a thread; returns the run's outcome once both are done."""
+    from cosim.assembly import RunOptions
+    from cosim.runner import run_scenario
+    from cosim.scenario.loader import load_scenario
+
+    thread = threading.Thread(target=client, daemon=True)
+    thread.start()
+    loaded = load_scenario(scenario) if isinstance(scenario, Path) else scenario
+    outcome = run_scenario(loaded, out, options=RunOptions(realtime=realtime))
+    thread.join(timeout=join_s)
+    return outcome

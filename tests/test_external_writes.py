@@ -16,7 +16,6 @@ import asyncio
 import json
 import socket
 import struct
-import threading
 import time
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from hil.devices import coupling
 from hil.guard import Guard
 from hil.link import DeviceLink
 from hil.mitm import rogue_write
-from hil_support import REPO, Stub, free_port, inverter_scenario, wait_for
+from hil_support import REPO, Stub, free_port, inverter_scenario, run_alongside, wait_for
 
 CONN = 40126  # SunSpec model 123 Conn (1 connect, 0 disconnect) in hil/maps/inverter.yaml
 
@@ -65,10 +64,7 @@ def test_a_rogue_write_to_a_stub_during_a_run_is_an_event_a_metric_an_alarm_and_
         finally:
             client.close()
 
-    thread = threading.Thread(target=attacker, daemon=True)
-    thread.start()
-    outcome = run_scenario(load_scenario(path), tmp_path / "out", options=RunOptions(realtime=0.1))
-    thread.join(timeout=20)
+    outcome = run_alongside(path, tmp_path / "out", attacker)
     assert outcome.status == "ok", outcome.message
     assert not rogue["reply"].isError()  # the device took it: nothing on the wire stops a master on loopback
     ts, events, metrics = _results(tmp_path / "out")
@@ -167,10 +163,7 @@ def test_the_grid_server_records_accepted_commands_with_the_client_and_refuses_s
                 raw.sendall(struct.pack(">HHHB", i, 0, 3, 1) + bytes([0x03, 0x00]))
             time.sleep(0.3)
 
-    thread = threading.Thread(target=scada, daemon=True)
-    thread.start()
-    outcome = run_scenario(load_scenario(path), tmp_path / "out", options=RunOptions(realtime=0.1))
-    thread.join(timeout=20)
+    outcome = run_alongside(path, tmp_path / "out", scada)
     assert outcome.status == "ok", outcome.message
     assert not polled["p"].isError() and polled["q"].isError() and polled["q"].exception_code == 0x03
     ts, events, _ = _results(tmp_path / "out")

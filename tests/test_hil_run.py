@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import textwrap
-import threading
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from pymodbus.client import ModbusTcpClient
 from cosim.runner import run_scenario
 from cosim.scenario.loader import load_scenario
 from cosim.assembly import RunOptions
-from hil_support import Stub, free_port, inverter_scenario
+from hil_support import Stub, free_port, inverter_scenario, run_alongside
 
 CURTAIL = """\
 from controllers.base import Controller
@@ -163,10 +162,7 @@ def test_the_grid_server_is_polled_and_commanded_by_a_pymodbus_client(tmp_path):
         finally:
             client.close()
 
-    thread = threading.Thread(target=scada, daemon=True)
-    thread.start()
-    outcome = run_scenario(load_scenario(path), tmp_path / "out", options=RunOptions(realtime=0.1))
-    thread.join(timeout=20)
+    outcome = run_alongside(path, tmp_path / "out", scada)
     assert outcome.status == "ok", outcome.message
     ts, events, metrics, _ = results(tmp_path / "out")
     assert polled["vm"] == pytest.approx(1.0, abs=1e-6)  # bus 1 is the slack bus

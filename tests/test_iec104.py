@@ -22,13 +22,11 @@ import pandas as pd
 import pytest
 from pymodbus.client import ModbusTcpClient
 
-from cosim.assembly import RunOptions
-from cosim.runner import run_scenario
 from cosim.scenario.loader import load_scenario
 from hil.grid_server import GridServer, entries, load_layout
 from hil.guard import Guard, Rule
 from hil.iec104_server import Iec104GridServer, load_objects, objects
-from hil_support import REPO, Stub, free_port
+from hil_support import REPO, Stub, free_port, run_alongside
 
 MONITORING = {c104.Type.M_ME_NC_1, c104.Type.M_DP_NA_1, c104.Type.M_SP_NA_1}
 BUSES, LINES = range(1, 34), range(1, 38)  # IEEE 33: buses 1..33, branches 1..37 (33..37 the open tie lines)
@@ -264,11 +262,8 @@ def test_a_breaker_command_over_iec104_opens_the_line_at_the_next_step_of_a_run(
         finally:
             master.close()
 
-    thread = threading.Thread(target=scada, daemon=True)
-    thread.start()
     out = tmp_path / "out"
-    outcome = run_scenario(scenario(tmp_path, port, 12), out, options=RunOptions(realtime=0.2))
-    thread.join(timeout=30)
+    outcome = run_alongside(scenario(tmp_path, port, 12), out, scada, realtime=0.2, join_s=30)
     assert outcome.status == "ok", outcome.message
     ts, ev = pd.read_parquet(out / "timeseries.parquet"), pd.read_csv(out / "events.csv")
     assert seen["vm"] == pytest.approx(case33().res_bus.vm_pu.tolist(), abs=1e-6)  # pandapower at nominal load
