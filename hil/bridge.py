@@ -34,7 +34,7 @@ from cosim.seeding import rng_for
 from hil.client import DeviceClient
 from hil.coupling import Coupling
 from hil.flood import Flooder
-from hil.grid_server import GridServer, entries, load_layout, scada_setpoints
+from hil.grid_server import GridServer, entries, load_layout, scada_rules
 from hil.guard import Guard, Rule
 from hil.link import DEFAULT_TICK_S, DeviceLink
 from hil.mitm import ModbusProxy, rogue_write
@@ -215,13 +215,9 @@ class Bridge:
     def _grid_server(self, spec: GridServerSpec) -> GridServer:
         gens = self.scn.generators
         names = [g.name for g in gens]
-        allowed = set(scada_setpoints(gens) if spec.setpoints is None else spec.setpoints)
-        rules = {}
-        for g in gens:  # the allow-list of setpoints a SCADA may write, with their capability clamps
-            for name, rule in ((f"{g.name}.p_limit_mw", Rule(0.0, g.p_mw)),
-                               (f"{g.name}.q_set_mvar", Rule(-g.rating_mva, g.rating_mva))):
-                if name in allowed:
-                    rules[name] = rule
+        rules = scada_rules(gens)  # the allow-list of setpoints a SCADA may write, with their capability clamps
+        if spec.setpoints is not None:
+            rules = {name: rule for name, rule in rules.items() if name in spec.setpoints}
         for line in spec.breakers:  # the allow-list of breakers a SCADA may operate
             rules[f"line.{line}.closed"] = Rule(0.0, 1.0)
         self.server_guard = Guard("scada", rules.keys(), rules, self.read_only)

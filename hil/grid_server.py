@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cosim.eventlog import Note
 from hil import MAPS_DIR
 from hil.codec import raw_to_registers, registers_to_raw
-from hil.guard import Guard
+from hil.guard import Guard, Rule
 from hil.modbus_server import ILLEGAL_ADDRESS, ILLEGAL_FUNCTION, ILLEGAL_VALUE, DataModel, Refused, Table, TcpServer
 
 LAYOUT = MAPS_DIR / "grid_server.yaml"
@@ -90,9 +90,19 @@ def entries(layout: Layout, buses: Sequence[int], lines: Sequence[int], generato
     return out
 
 
+def scada_rules(generators: Sequence) -> dict[str, Rule]:
+    """Every generator setpoint a SCADA could write (`<gen>.p_limit_mw`, `<gen>.q_set_mvar`, in scenario order)
+    with its capability clamp."""
+    rules = {}
+    for g in generators:
+        rules[f"{g.name}.p_limit_mw"] = Rule(0.0, g.p_mw)
+        rules[f"{g.name}.q_set_mvar"] = Rule(-g.rating_mva, g.rating_mva)
+    return rules
+
+
 def scada_setpoints(generators: Sequence) -> list[str]:
-    """Every generator setpoint a SCADA could write (`<gen>.p_limit_mw`, `<gen>.q_set_mvar`), in scenario order."""
-    return [f"{g.name}.{q}" for g in generators for q in ("p_limit_mw", "q_set_mvar")]
+    """The names of `scada_rules`: what a scenario's `grid_server.setpoints` may list."""
+    return list(scada_rules(generators))
 
 
 def _f32(value: float) -> list[int]:
