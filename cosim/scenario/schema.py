@@ -11,6 +11,7 @@ from controllers.baselines import KINDS as BASELINE_KINDS
 from cosim.grid.engines import ENGINES
 from cosim.scenario.base import Seconds, Strict  # noqa: F401  (re-exported: other modules import them from here)
 from cosim.scenario.placement import Placement, PlacementBlock
+from cosim.scenario.storage import Storage
 from cosim.scenario.units import format_duration, milliseconds
 
 
@@ -211,6 +212,7 @@ class Scenario(Strict):
     site: Site = Site()
     loads: Loads = Loads()
     generators: list[Generator] = []
+    storage: list[Storage] = []  # batteries (cosim/scenario/storage.py)
     controller: Controller = Controller()
     events: list[Event] = []
     failures: Failures | None = None
