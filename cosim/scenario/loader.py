@@ -49,6 +49,15 @@ def _feeder_problems(scn: Scenario, feeder: Feeder, base_dir: Path, lines: dict)
         names.setdefault(g.name, i)
         if g.bus not in feeder.bus_labels:
             add(("generators", i, "bus"), f"bus {g.bus} does not exist on feeder {scn.grid.feeder} ({feeder.describe('bus')})")
+    stored: dict[str, int] = {}
+    for i, b in enumerate(scn.storage):
+        if b.name in names:
+            add(("storage", i, "name"), f"storage name {b.name!r} is also the name of generators[{names[b.name]}]")
+        elif b.name in stored:
+            add(("storage", i, "name"), f"duplicate storage name {b.name!r} (first used by storage[{stored[b.name]}])")
+        stored.setdefault(b.name, i)
+        if b.bus not in feeder.bus_labels:
+            add(("storage", i, "bus"), f"bus {b.bus} does not exist on feeder {scn.grid.feeder} ({feeder.describe('bus')})")
     if scn.loads.profile.startswith("csv:"):
         from cosim.inputs import time_grid
 
@@ -60,7 +69,7 @@ def _feeder_problems(scn: Scenario, feeder: Feeder, base_dir: Path, lines: dict)
                 csv_profile(path, time_grid(scn))
             except ProfileError as exc:
                 add(("loads", "profile"), str(exc))
-    if not any(p.field.startswith("generators") for p in problems):
+    if not any(p.field.startswith(("generators", "storage")) for p in problems):
         problems += event_problems(scn, feeder, lines, base_dir)
         if scn.devices:  # the device kinds' checks live with the kinds, under hil
             from hil.checks import device_problems
