@@ -2,8 +2,9 @@
 
 Observation: the measurements as the controller sees them (after the channel), by signal
 name (`bus.18.vm_pu`, `pv1.p_avail_mw`, ...), plus time features `time.hour_sin`,
-`time.hour_cos`, `time.step`. Actions: `<der>.p_limit_mw` and `<der>.q_set_mvar` per DER
-(later `cap.<n>.step`, `trafo.<n>.tap` where the feeder has them). Unknown names and NaN
+`time.hour_cos`, `time.step`. Actions: `<der>.p_limit_mw` and `<der>.q_set_mvar` per DER,
+`<battery>.p_set_mw` and `<battery>.q_set_mvar` per battery (load convention; observed as
+`<battery>.p_mw`, `.q_mvar`, `.soc`), `cap.<n>.step`, `trafo.<n>.tap` where the feeder has them. Unknown names and NaN
 are rejected (`cosim.kernel.check_actions`); the grid model clips every setpoint to device capability.
 """
 
@@ -47,6 +48,20 @@ class DERInfo:
 
 
 @dataclass(frozen=True)
+class StorageInfo:
+    """What a controller may know about a battery it drives (load convention: charging P > 0)."""
+
+    name: str
+    bus: int
+    p_mw: float
+    e_mwh: float
+    soc_min: float
+    soc_max: float
+    efficiency: float  # one-way, charge and discharge
+    s_mva: float
+
+
+@dataclass(frozen=True)
 class Truth:
     """Perfect knowledge for an oracle: the run's own grid model and its whole input series."""
 
@@ -70,12 +85,18 @@ class ControllerInfo:
     # the scenario itself, only for controllers with `uses_scenario = True`: a baseline tuned on the
     # scenario's other days, agents whose messages travel through its channels and events
     scenario: LoadedScenario | None = None
+    storage: tuple[StorageInfo, ...] = ()  # batteries: setpoints <name>.p_set_mw, <name>.q_set_mvar
+
+    @property
+    def storage_actions(self) -> tuple[str, ...]:
+        """The batteries' setpoint names."""
+        return tuple(f"{s.name}.{a}" for s in self.storage for a in ("p_set_mw", "q_set_mvar"))
 
     @property
     def action_names(self) -> tuple[str, ...]:
         """Every setpoint name a controller may return."""
         continuous = tuple(f"{d.name}.{a}" for d in self.ders for a in ("p_limit_mw", "q_set_mvar"))
-        return continuous + tuple(name for name, _, _ in self.discrete)
+        return continuous + self.storage_actions + tuple(name for name, _, _ in self.discrete)
 
 
 class Controller(ABC):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import yaml
 from pydantic import ValidationError
 
-from controllers.base import Controller, ControllerError, ControllerInfo, DERInfo, Truth, time_features
+from controllers.base import Controller, ControllerError, ControllerInfo, DERInfo, StorageInfo, Truth, time_features
 from controllers.baselines import KINDS, baseline_class
 from controllers.plugin import load_class, split_target
 from cosim.files import resolve_path
@@ -129,9 +129,11 @@ def controller_info(scn: Scenario, measurements: Sequence[str], truth: Truth | N
                     discrete: Sequence[tuple[str, int, int]] = (), loaded: LoadedScenario | None = None) -> ControllerInfo:
     """The static facts a scenario gives its controller (`loaded`: for one with `uses_scenario`)."""
     ders = tuple(DERInfo(g.name, g.kind, g.bus, g.p_mw, g.rating_mva) for g in scn.generators)
+    storage = tuple(StorageInfo(b.name, b.bus, b.p_mw, b.e_mwh, b.soc_min, b.soc_max, b.efficiency, b.rating_mva)
+                    for b in scn.storage)
     return ControllerInfo(feeder=scn.grid.feeder, step_s=scn.clock.step, voltage_limits=tuple(scn.grid.voltage_limits),
                           ders=ders, measurements=tuple(measurements), params=dict(scn.controller.params), truth=truth,
-                          discrete=tuple(discrete), scenario=loaded)
+                          discrete=tuple(discrete), scenario=loaded, storage=storage)
 
 
 def prepare(scn: Scenario, base_dir: Path, measurements: Sequence[str],

@@ -24,6 +24,7 @@ from cosim.inputs import Inputs, build_inputs
 from cosim.kernel import ControlLoop
 from cosim.realtime import WallClock
 from cosim.scenario.loader import LoadedScenario
+from cosim.scenario.storage import storage_units
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def assemble(loaded: LoadedScenario) -> Assembly:
     estimator = estimator_for(metering, loaded.feeder) if metering is not None else None
     metered = metering is not None or scn.grid_server is not None  # the grid server publishes line flows
     model = GridModel(loaded.feeder, ders, scn.grid.engine, scn.grid.line_max_i_ka, metering=metered,
-                      shunts=shunts)
+                      shunts=shunts, storage=storage_units(scn), step_s=scn.clock.step)
     inputs = build_inputs(scn, len(model.load_p_nom), loaded.base_dir)
     asm = Assembly(loaded, model, inputs, scn.clock.step, scn.clock.n_steps, schedule=schedule,
                    estimator=estimator)

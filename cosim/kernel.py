@@ -61,6 +61,11 @@ class Setpoints:
         for i, d in enumerate(model.ders):
             self._slot[sig.der(d.name, "p_limit_mw")] = (self.p_limit, i)
             self._slot[sig.der(d.name, "q_set_mvar")] = (self.q_set, i)
+        m = len(model.storage)
+        self.storage_p, self.storage_q = np.zeros(m), np.zeros(m)  # batteries idle until told
+        for i, unit in enumerate(model.storage.units):
+            self._slot[sig.der(unit.name, "p_set_mw")] = (self.storage_p, i)
+            self._slot[sig.der(unit.name, "q_set_mvar")] = (self.storage_q, i)
         self.names: tuple[str, ...] = tuple(self._slot) + tuple(model.discrete)
         self.allowed = frozenset(self.names)
 
@@ -99,14 +104,18 @@ class Setpoints:
         """A fast writer of a fixed list of continuous setpoints from a vector (for the RL environment)."""
         unknown = [n for n in names if n not in self._slot]
         if unknown:
-            raise UnknownSetpoint(f"setpoints {', '.join(unknown)} are not continuous DER setpoints of this grid")
-        is_p = np.array([self._slot[n][0] is self.p_limit for n in names], bool)
-        index = np.array([self._slot[n][1] for n in names], np.int64)
-        p_at, p_from, q_at, q_from = index[is_p], np.flatnonzero(is_p), index[~is_p], np.flatnonzero(~is_p)
+            raise UnknownSetpoint(f"setpoints {', '.join(unknown)} are not continuous DER or battery setpoints "
+                                  "of this grid")
+        groups = []  # (target array, its positions, positions in the vector)
+        for target in (self.p_limit, self.q_set, self.storage_p, self.storage_q):
+            mine = [j for j, n in enumerate(names) if self._slot[n][0] is target]
+            if mine:
+                groups.append((target, np.array([self._slot[names[j]][1] for j in mine], np.int64),
+                               np.array(mine, np.int64)))
 
         def write(values: np.ndarray) -> None:
-            self.p_limit[p_at] = values[p_from]
-            self.q_set[q_at] = values[q_from]
+            for target, at, frm in groups:
+                target[at] = values[frm]
         return write
 
 
@@ -125,7 +134,10 @@ class StepKernel:
         if disruptions is not None:
             self.model.apply_disruptions(disruptions)
         sp = self.setpoints
-        return self.model.step(load_scale, p_avail, sp.p_limit, sp.q_set, native_pv_pu, native_wind_pu)
+        r = self.model.step(load_scale, p_avail, sp.p_limit, sp.q_set, native_pv_pu, native_wind_pu,
+                            sp.storage_p, sp.storage_q)
+        self.model.commit_storage(r)
+        return r
 
     def clipped(self, r: StepResult) -> list[str]:
         """The setpoints in force that DER capability cut in step `r`: a Q beyond what the rating leaves beside
@@ -133,9 +145,16 @@ class StepKernel:
         sp, on = self.setpoints, self.model.der_online > 0
         q_cut = on & (np.abs(sp.q_set - r.der_q_mvar) > 1e-9)
         p_cut = on & (sp.p_limit < 0.0)
-        ders = self.model.ders
-        return ([sig.der(ders[i].name, "p_limit_mw") for i in np.flatnonzero(p_cut)]
-                + [sig.der(ders[i].name, "q_set_mvar") for i in np.flatnonzero(q_cut)])
+        ders, units = self.model.ders, self.model.storage.units
+        out = ([sig.der(ders[i].name, "p_limit_mw") for i in np.flatnonzero(p_cut)]
+               + [sig.der(ders[i].name, "q_set_mvar") for i in np.flatnonzero(q_cut)])
+        if units:  # a battery's P beyond its rating or SoC room, its Q beyond what the rating leaves
+            live = self.model.storage_online
+            sp_cut = live & (np.abs(sp.storage_p - r.storage_p_mw) > 1e-9)
+            sq_cut = live & (np.abs(sp.storage_q - r.storage_q_mvar) > 1e-9)
+            out += ([sig.der(units[i].name, "p_set_mw") for i in np.flatnonzero(sp_cut)]
+                    + [sig.der(units[i].name, "q_set_mvar") for i in np.flatnonzero(sq_cut)])
+        return out
 
 
 class ControlLoop:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 NUMBERED = ("bus", "line", "trafo", "cap")  # elements named `<kind>.<number>`
 DER_SIGNALS = ("p_mw", "q_mvar", "p_avail_mw")  # what each DER publishes, in this order
 DER_SETPOINTS = ("p_limit_mw", "q_set_mvar")  # what a controller may set on each DER
+STORAGE_SIGNALS = ("p_mw", "q_mvar", "soc")  # what each battery publishes (load convention: charging P > 0)
+STORAGE_SETPOINTS = ("p_set_mw", "q_set_mvar")  # what a controller may set on each battery
 SEEN, COMMAND, IN_FORCE = "seen.", "cmd.", "ctrl."
 SOURCE_RATIO = "grid.source_ratio"  # the feeder-head regulator's setpoint: source voltage / its base value
 

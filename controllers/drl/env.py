@@ -14,6 +14,8 @@ Observation: `Layout.obs_names` (DER-bus voltages, DER available and delivered p
 of day), the same names and units as the co-simulation (after its measurement channel),
 normalised by the layout. Action: per DER, a reactive setpoint (and optionally a P limit) in
 [-1, 1]; the DER capability (P <= available, |S| <= rating) clips it, as in the co-simulation.
+A scenario's batteries (`storage:`) are simulated with their state of charge, and idle (P = Q = 0,
+each day from soc0): the layout has no battery actions.
 
 Reward per step, all terms >= 0 and subtracted:
     violation_count * (buses outside the voltage limits)
@@ -198,6 +200,7 @@ class GridEnv(gym.Env):
         self.loop = loop = control_loop(day_asm)
         sp = loop.setpoints
         sp.p_limit[:], sp.q_set[:] = np.inf, 0.0
+        sp.storage_p[:], sp.storage_q[:] = 0.0, 0.0  # batteries idle: the layout has no battery actions
         self._write = sp.binder(self.layout.action_names)
         self._named = loop.measurement is not None or loop.command is not None  # channels act on names
         self.inputs, self.schedule = loop.inputs, loop.schedule

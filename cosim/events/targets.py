@@ -25,6 +25,7 @@ from cosim.events.registry import kind_of
 from cosim.grid.feeders import Feeder
 from cosim.grid.model import DER, signal_names
 from cosim.scenario.schema import Detector, Scenario
+from cosim.scenario.storage import storage_units
 
 if TYPE_CHECKING:
     from hil.wire_events import WireNames
@@ -66,9 +67,11 @@ class Catalog:
         for d in ders:
             setpoints[f"{d.name}.p_limit_mw"] = d.p_mw  # a limit at nameplate changes nothing
             setpoints[f"{d.name}.q_set_mvar"] = 0.0
+        for b in scn.storage:  # batteries idle until told
+            setpoints[f"{b.name}.p_set_mw"] = setpoints[f"{b.name}.q_set_mvar"] = 0.0
         label = dict(zip(net.bus.index, feeder.bus_labels.tolist()))
         return cls(
-            signals=tuple(signal_names(feeder, ders, measurement_model(scn) is not None)),
+            signals=tuple(signal_names(feeder, ders, measurement_model(scn) is not None, storage_units(scn))),
             setpoints=setpoints,
             lines=dict(zip(feeder.line_labels.tolist(), net.line.in_service.astype(bool).tolist())),
             trafos=tuple(feeder.trafo_labels.tolist()),

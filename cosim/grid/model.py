@@ -21,6 +21,7 @@ from scipy.sparse.csgraph import connected_components
 from cosim import signals as sig
 from cosim.grid.engines import InService, PowerFlowResult, build_engine
 from cosim.grid.feeders import Feeder
+from cosim.grid.storage import StorageBank, StorageUnit
 
 
 @numba.njit(cache=True)
@@ -89,6 +90,9 @@ class StepResult:
     unserved_p_mw: float = 0.0
     bus_p_mw: np.ndarray | None = None  # net injection per bus (generation positive), when metering
     bus_q_mvar: np.ndarray | None = None
+    storage_p_mw: np.ndarray | None = None  # per battery, load convention (charging > 0)
+    storage_q_mvar: np.ndarray | None = None
+    storage_soc: np.ndarray | None = None  # SoC at the end of the step
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,8 @@ GRID_SIGNALS = ("loss_kw", "ext_p_mw", "ext_q_mvar", "load_p_mw", "load_q_mvar",
                 "unserved_p_mw")
 
 
-def signal_names(feeder: Feeder, ders: list[DER], metering: bool = False) -> list[str]:
+def signal_names(feeder: Feeder, ders: list[DER], metering: bool = False,
+                 storage: Sequence[StorageUnit] = ()) -> list[str]:
     """Names of the values a grid model publishes, in order (metering adds bus injections and line flows)."""
     names = [sig.bus(b) for b in feeder.bus_labels]
     names += [sig.line(k, "loading_pct") for k in feeder.line_labels]
@@ -154,6 +159,7 @@ def signal_names(feeder: Feeder, ders: list[DER], metering: bool = False) -> lis
     names += [sig.trafo(k, "loading_pct") for k in feeder.trafo_labels]
     names += [sig.grid(q) for q in GRID_SIGNALS]
     names += [sig.der(d.name, q) for d in ders for q in sig.DER_SIGNALS]
+    names += [sig.der(s.name, q) for s in storage for q in sig.STORAGE_SIGNALS]
     if metering:
         names += [sig.bus(b, "p_mw") for b in feeder.bus_labels] + [sig.bus(b, "q_mvar") for b in feeder.bus_labels]
         names += [sig.line(k, "p_mw") for k in feeder.line_labels] + [sig.line(k, "q_mvar") for k in feeder.line_labels]
@@ -207,7 +213,8 @@ class GridModel:
     (outages, trips, load steps, clouds) change what the next steps solve."""
 
     def __init__(self, feeder: Feeder, ders: list[DER], engine: str = "lightsim2grid",
-                 line_max_i_ka: float | None = None, metering: bool = False, shunts: Sequence[Shunt] = ()):
+                 line_max_i_ka: float | None = None, metering: bool = False, shunts: Sequence[Shunt] = (),
+                 storage: Sequence[StorageUnit] = (), step_s: float | None = None):
         # the model adds its DERs to the net and moves taps: it works on its own copy
         self.feeder = feeder = replace(feeder, net=copy.deepcopy(feeder.net))
         net = feeder.net
@@ -225,6 +232,14 @@ class GridModel:
             pp.create_sgen(net, feeder.bus_index(der.bus), p_mw=0.0, q_mvar=0.0, sn_mva=der.s_mva,
                            name=der.name, type=der.kind)
         self.der_rating = np.array([d.s_mva for d in self.ders], float)
+        if storage and step_s is None:
+            raise ValueError("a grid model with storage needs step_s to integrate the state of charge")
+        self.storage = StorageBank(storage, step_s or 3600.0)
+        self._storage_at = len(net.sgen)  # batteries are static generators (sign flipped) after the DERs
+        for unit in storage:
+            pp.create_sgen(net, feeder.bus_index(unit.bus), p_mw=0.0, q_mvar=0.0, sn_mva=unit.s_mva,
+                           name=unit.name, type="storage")
+        self._no_storage = np.zeros(len(storage))
         self.shunt_setpoint: dict[str, str] = {}  # added bank's name -> its step setpoint `cap.<n>.step`
         for s in shunts:  # constant-impedance banks: Q = steps x mvar_per_step x V^2, as pandapower's shunt
             idx = pp.create_shunt(net, feeder.bus_index(s.bus), q_mvar=-s.mvar_per_step, p_mw=0.0, step=0,
@@ -254,13 +269,14 @@ class GridModel:
         _prepare(np.ones(len(net.load)), self.load_factor, self.load_on, self.load_p_nom, self.load_q_nom,
                  self.native_p_nom, self.native_q_nom, self._native_kind, 1.0, 1.0, zeros, self.der_avail_factor,
                  zeros, zeros, self.der_rating, self.der_online, self.sgen_on, *self._inj)
+        self._inj[2][self._storage_at:] = self._inj[3][self._storage_at:] = 0.0
         self.engine, self.engine_note = build_engine(net, engine, tuple(a.copy() for a in self._inj))
         self.discrete = {d.name: d for d in discrete_setpoints(feeder)}
         self._discrete_base = {name: int(net[d.table].at[d.index, d.column]) for name, d in self.discrete.items()}
         self._positions = np.array(list(self._discrete_base.values()), float)  # published with every step
         self._position_of = {name: i for i, name in enumerate(self.discrete)}
         self.metering = metering
-        self._names = signal_names(feeder, self.ders, metering)
+        self._names = signal_names(feeder, self.ders, metering, self.storage.units)
         self._blocks, self._grid_at = self._layout()
 
     # -- stepping ---------------------------------------------------------------------------
@@ -270,8 +286,11 @@ class GridModel:
                            self.der_rating)
 
     def step(self, load_scale: np.ndarray, der_p_avail: np.ndarray, der_p_limit: np.ndarray | None = None,
-             der_q_set: np.ndarray | None = None, native_pv_pu: float = 1.0, native_wind_pu: float = 1.0) -> StepResult:
-        """Apply per-load multipliers of nominal load and DER setpoints, solve, return the result."""
+             der_q_set: np.ndarray | None = None, native_pv_pu: float = 1.0, native_wind_pu: float = 1.0,
+             storage_p_set: np.ndarray | None = None, storage_q_set: np.ndarray | None = None) -> StepResult:
+        """Apply per-load multipliers of nominal load, DER and battery setpoints, solve, return the result.
+
+        Batteries do what their SoC allows (`cosim.grid.storage`); the SoC moves only by `commit_storage`."""
         limit = self._no_limit if der_p_limit is None else np.asarray(der_p_limit, float)
         q_set = self._no_q if der_q_set is None else np.asarray(der_q_set, float)
         load_scale = np.asarray(load_scale, float)
@@ -283,13 +302,29 @@ class GridModel:
             np.asarray(der_p_avail, float), self.der_avail_factor, limit, q_set, self.der_rating, self.der_online,
             self.sgen_on, *self._inj)
         load_p, load_q, sgen_p, sgen_q = self._inj
+        at = self._storage_at
+        st_p, st_q, soc = self.storage.dispatch(self._no_storage if storage_p_set is None else storage_p_set,
+                                                self._no_storage if storage_q_set is None else storage_q_set,
+                                                self.sgen_on[at:])
+        sgen_p[at:], sgen_q[at:] = -st_p, -st_q
         pf = self.engine.solve(load_p, load_q, sgen_p, sgen_q)
-        result = StepResult(pf, load_p_sum, load_q_sum, der_p, der_q, avail, native_p)
+        result = StepResult(pf, load_p_sum, load_q_sum, der_p, der_q, avail, native_p,
+                            storage_p_mw=st_p, storage_q_mvar=st_q, storage_soc=soc)
         if self.load_dead.any():
             result.unserved_p_mw = float((self.load_p_nom * load_scale * self.load_factor)[self.load_dead].sum())
         if self.metering:
             result.bus_p_mw, result.bus_q_mvar = self._bus_injections(load_p, load_q, sgen_p, sgen_q, pf)
         return result
+
+    @property
+    def storage_online(self) -> np.ndarray:
+        """Which batteries are energised (a de-energised island takes them out)."""
+        return self.sgen_on[self._storage_at:] > 0
+
+    def commit_storage(self, r: StepResult) -> None:
+        """Make the state of charge the one step `r` leaves (the step kernel calls it for every real step)."""
+        if r.storage_soc is not None:
+            self.storage.commit(r.storage_soc)
 
     def _bus_injections(self, load_p, load_q, sgen_p, sgen_q, pf: PowerFlowResult) -> tuple[np.ndarray, np.ndarray]:
         """Net injection per bus in MW / Mvar, generation positive; the slack bus gets the external grid."""
@@ -335,7 +370,7 @@ class GridModel:
 
     def _update_der_online(self) -> None:
         tripped = np.array([d.name in self.disruptions.ders_tripped for d in self.ders], bool)
-        self.der_online = (~tripped & (self.sgen_on[self.native_sgens:] > 0)).astype(float)
+        self.der_online = (~tripped & (self.sgen_on[self.native_sgens:self._storage_at] > 0)).astype(float)
 
     def set_line_closed(self, line: int, closed: bool) -> None:
         """Open or reclose line `line` (published number) by a breaker; an outage in force keeps it open."""
@@ -366,6 +401,7 @@ class GridModel:
         self.apply_disruptions(Disruptions())
         for name, position in self._discrete_base.items():
             self.set_discrete(name, position)
+        self.storage.reset()
         self.engine.restart()
 
     def set_discrete(self, name: str, value: float) -> int:
@@ -387,7 +423,8 @@ class GridModel:
         nb, nl, nt = len(f.bus_labels), len(f.line_labels), len(f.trafo_labels)
         sizes = [nb, nl, nl, nt]
         head = sum(sizes)
-        tail = head + len(GRID_SIGNALS) + len(sig.DER_SIGNALS) * len(self.ders)
+        tail = (head + len(GRID_SIGNALS) + len(sig.DER_SIGNALS) * len(self.ders)
+                + len(sig.STORAGE_SIGNALS) * len(self.storage))
         meter = [nb, nb, nl, nl] if self.metering else []
         starts = np.cumsum([0] + sizes[:-1]).tolist() + (tail + np.cumsum([0] + meter[:-1])).tolist()
         return [(a, a + n) for a, n in zip(starts, sizes + meter)], head
@@ -414,6 +451,12 @@ class GridModel:
         else:  # available power is still known
             der[0::3] = der[1::3] = np.nan
         der[2::3] = r.der_p_avail_mw
+        if len(self.storage):
+            at = g + 8 + 3 * len(self.ders)
+            bank = row[at:at + 3 * len(self.storage)]
+            bank[0::3] = r.storage_p_mw if pf.converged else np.nan
+            bank[1::3] = r.storage_q_mvar if pf.converged else np.nan
+            bank[2::3] = r.storage_soc
         row[len(row) - len(self._positions):] = self._positions
         return row
 

@@ -1,7 +1,8 @@
 """The one table of metric metadata: unit, which direction is worse, description, regression use.
 
 Every key that metrics.json can contain has an entry: the KPIs of `compute_metrics` (group
-"core"), the detector scores of `cosim.events.impact.detection_metrics` ("detection"), the
+"core"), the detector scores of `cosim.events.impact.detection_metrics` ("detection"), the battery KPIs of `compute_metrics` when a scenario
+has storage ("storage"), the
 reliability indices of `cosim.metrics.reliability` ("reliability"), the capability clipping of
 `cosim.sims.grid` ("control"), the
 counts and timings of the Modbus bridge (`hil.bridge.Bridge.metrics`, "hil") and of a
@@ -29,7 +30,7 @@ class MetricInfo:
     unit: str
     worse: int  # +1 higher is worse, -1 lower is worse, 0 neither
     description: str
-    group: str  # core | reliability | control | detection | hil | realtime
+    group: str  # core | storage | reliability | control | detection | hil | realtime
     baseline: bool = False  # kept (and compared) by regression baselines
     tolerance: tuple[float, float] | None = None  # (rel, abs) for baseline comparison, else the default
 
@@ -63,14 +64,20 @@ _TABLE: tuple[MetricInfo, ...] = (
     _m("unserved_energy_kwh", "kWh", +1, "load energy not served (de-energised islands)"),
     _m("import_energy_kwh", "kWh", 0, "energy from the upstream grid (converged steps)"),
     _m("export_energy_kwh", "kWh", 0, "energy to the upstream grid (converged steps)"),
-    _m("efficiency", RATIO, -1, "energy delivered (loads + export) / energy supplied (import + generation)",
-       baseline=True),
+    _m("efficiency", RATIO, -1, "energy delivered (loads + export + battery charging) / energy supplied "
+       "(import + generation + battery discharging)", baseline=True),
     _m("efficiency_incl_curtailment", RATIO, -1,
        "energy delivered / (import + generation + curtailed): curtailed energy counts as supplied"),
     _m("stability_index", "pu", +1, "mean over buses and converged steps of |V - 1|", baseline=True),
     _m("renewable_share", RATIO, -1, "renewable energy / load energy (above 1 when the feeder exports)"),
     _m("local_supply_share", RATIO, -1,
        "load energy served by local generation: sum of min(generation, load) per step / load energy"),
+    _m("storage_charged_kwh", "kWh", 0, "energy into the scenario's batteries at their terminals (converged steps; "
+       "only with storage)", "storage"),
+    _m("storage_discharged_kwh", "kWh", 0, "energy out of the scenario's batteries at their terminals (converged "
+       "steps; only with storage)", "storage"),
+    _m("storage_soc_min", RATIO, 0, "lowest state of charge of any battery at the end of a step", "storage"),
+    _m("storage_soc_max", RATIO, 0, "highest state of charge of any battery at the end of a step", "storage"),
     # -- reliability: cosim.metrics.reliability.reliability_indices ----------------------------------
     _m("saifi", "int/cust", +1, "interruptions per customer over the run (SAIFI; one customer per load by default)",
        "reliability"),

@@ -43,6 +43,8 @@ class ColumnPlan:
     p: Index
     p_avail: Index
     q: Index | None  # None when a generator has no `<gen>.q_mvar` column
+    storage_p: Index | None = None  # batteries (found by their `<name>.soc` column): P, load convention
+    storage_soc: Index | None = None
 
 
 def _index(positions: Sequence[int]) -> Index:
@@ -70,12 +72,20 @@ def column_plan(names: tuple[str, ...], generators: tuple[str, ...]) -> ColumnPl
     vm = [i for i, n in enumerate(names) if n.startswith("bus.") and n.endswith(".vm_pu")]
     loading = [i for i, n in enumerate(names) if n.startswith("line.") and n.endswith(".loading_pct")]
     q_names = [f"{g}.q_mvar" for g in generators]
+    batteries = [n[:-4] for n in names if is_storage_soc(n)]
     return ColumnPlan(
         width=len(names), vm=_index(vm), loading=_index(loading), converged=where.get("grid.converged"),
         loss=need("grid.loss_kw"), load=need("grid.load_p_mw"), ext=need("grid.ext_p_mw"), gen=need("grid.gen_p_mw"),
         unserved=where.get("grid.unserved_p_mw"),
         p=_index([need(f"{g}.p_mw") for g in generators]), p_avail=_index([need(f"{g}.p_avail_mw") for g in generators]),
-        q=_index([where[q] for q in q_names]) if all(q in where for q in q_names) else None)
+        q=_index([where[q] for q in q_names]) if all(q in where for q in q_names) else None,
+        storage_p=_index([need(f"{b}.p_mw") for b in batteries]) if batteries else None,
+        storage_soc=_index([where[f"{b}.soc"] for b in batteries]) if batteries else None)
+
+
+def is_storage_soc(name: str) -> bool:
+    """Whether `name` is a battery's state of charge, `<battery>.soc` (what marks a battery in a series)."""
+    return name.endswith(".soc") and name.count(".") == 1
 
 
 def _max(values: np.ndarray) -> float:
@@ -156,6 +166,12 @@ def metrics_from_array(values: np.ndarray, names: Sequence[str], step_s: float,
         reactive = float(np.nan_to_num(np.abs(values[:, plan.q])).sum() * 1000.0 * h)
     unserved = (float(np.nan_to_num(values[:, plan.unserved]).sum() * 1000.0 * h)
                 if plan.unserved is not None else 0.0)
+    charged = discharged = 0.0
+    if plan.storage_p is not None:  # batteries: charging is delivered energy, discharging supplied energy
+        st_kw = pick(np.nan_to_num(values[:, plan.storage_p])) * 1000.0
+        charged = float(np.clip(st_kw, 0.0, None).sum() * h)
+        discharged = float(np.clip(-st_kw, 0.0, None).sum() * h)
+        supplied += discharged
     n_converged = int(converged.sum())
     kpis = {
         "steps": int(n),
@@ -175,12 +191,16 @@ def metrics_from_array(values: np.ndarray, names: Sequence[str], step_s: float,
         "unserved_energy_kwh": unserved,
         "import_energy_kwh": imported,
         "export_energy_kwh": exported,
-        "efficiency": _ratio(load_energy + exported, supplied),
-        "efficiency_incl_curtailment": _ratio(load_energy + exported, supplied + curtailed_conv),
+        "efficiency": _ratio(load_energy + exported + charged, supplied),
+        "efficiency_incl_curtailment": _ratio(load_energy + exported + charged, supplied + curtailed_conv),
         "stability_index": _mean_abs_deviation(vm),
         "renewable_share": _ratio(renewable, load_energy),
         "local_supply_share": _ratio(local, load_energy),
     }
+    if plan.storage_p is not None:
+        soc = values[:, plan.storage_soc]
+        kpis.update({"storage_charged_kwh": charged, "storage_discharged_kwh": discharged,
+                     "storage_soc_min": _min(soc), "storage_soc_max": _max(soc)})
     if not n_converged:  # nothing about the network is known: every KPI but the step counts cannot be computed
         kpis.update({k: float("nan") for k in kpis if k not in STEP_COUNTS})
     return kpis
@@ -188,7 +208,7 @@ def metrics_from_array(values: np.ndarray, names: Sequence[str], step_s: float,
 
 def _wanted(name: str, generator_columns: frozenset[str]) -> bool:
     """The columns the KPIs read (everything else, e.g. `time` or labels, stays in the DataFrame)."""
-    return (name.startswith("grid.") or name in generator_columns
+    return (name.startswith("grid.") or name in generator_columns or is_storage_soc(name)
             or (name.startswith("bus.") and name.endswith(".vm_pu"))
             or (name.startswith("line.") and name.endswith(".loading_pct")))
 
@@ -197,6 +217,7 @@ def compute_metrics(ts: pd.DataFrame, step_s: float, voltage_limits: tuple[float
                     generators: Sequence[str]) -> dict[str, float]:
     """`metrics_from_array` on a recorded time series (one column per signal), so any results folder can be re-scored."""
     gen_cols = frozenset(f"{g}.{a}" for g in generators for a in ("p_mw", "p_avail_mw", "q_mvar"))
+    gen_cols |= frozenset(f"{c[:-4]}.p_mw" for c in ts.columns if isinstance(c, str) and is_storage_soc(c))
     cols = [c for c in ts.columns if isinstance(c, str) and _wanted(c, gen_cols)]
     values = ts[cols].to_numpy(dtype=float, na_value=np.nan) if cols else np.empty((len(ts), 0))
     return metrics_from_array(values, cols, step_s, voltage_limits, generators)

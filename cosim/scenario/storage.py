@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from cosim.grid.storage import StorageUnit
 from cosim.scenario.base import Strict
 
 
@@ -37,3 +38,9 @@ class Storage(Strict):
     @property
     def rating_mva(self) -> float:
         return self.s_mva if self.s_mva is not None else self.p_mw
+
+
+def storage_units(scn) -> list[StorageUnit]:
+    """A scenario's batteries as the grid model takes them."""
+    return [StorageUnit(b.name, b.bus, b.p_mw, b.e_mwh, b.soc0, b.efficiency, b.soc_min, b.soc_max, b.rating_mva)
+            for b in scn.storage]
