@@ -51,7 +51,7 @@ CASES = {
                    "Crashes.act raised ZeroDivisionError: division by zero on the first step"),
     "python_without_path": ("{kind: python}", "controller", "kind python needs path"),
     "path_on_baseline": ("{kind: droop, path: ok.py:Good}", "controller", "path is only for kind python"),
-    "unknown_kind": ("{kind: pid}", "controller.kind", "'none', 'droop', 'droop_tuned', 'opf', 'volt_watt', 'python' or 'drl'"),
+    "unknown_kind": ("{kind: pid}", "controller.kind", "'none', 'droop', 'droop_tuned', 'mpc', 'opf', 'volt_watt', 'python' or 'drl'"),
     "baseline_param": ("{kind: droop, params: {v: [0.9, 1.1], q: [0.4]}}", "controller.params", "droop: a curve needs"),
     "baseline_unknown_param": ("{kind: volt_watt, params: {q: [1, 0]}}", "controller.params",
                                "unknown parameter 'q' for VoltWatt (accepted: v, p, gain)"),
