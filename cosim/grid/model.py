@@ -302,11 +302,13 @@ class GridModel:
             np.asarray(der_p_avail, float), self.der_avail_factor, limit, q_set, self.der_rating, self.der_online,
             self.sgen_on, *self._inj)
         load_p, load_q, sgen_p, sgen_q = self._inj
-        at = self._storage_at
-        st_p, st_q, soc = self.storage.dispatch(self._no_storage if storage_p_set is None else storage_p_set,
-                                                self._no_storage if storage_q_set is None else storage_q_set,
-                                                self.sgen_on[at:])
-        sgen_p[at:], sgen_q[at:] = -st_p, -st_q
+        at, st_p = self._storage_at, self._no_storage
+        st_q = soc = st_p
+        if len(self.storage):  # skipped without batteries: the RL loop runs at tens of thousands of steps/s
+            st_p, st_q, soc = self.storage.dispatch(st_p if storage_p_set is None else storage_p_set,
+                                                    st_p if storage_q_set is None else storage_q_set,
+                                                    self.sgen_on[at:])
+            sgen_p[at:], sgen_q[at:] = -st_p, -st_q
         pf = self.engine.solve(load_p, load_q, sgen_p, sgen_q)
         result = StepResult(pf, load_p_sum, load_q_sum, der_p, der_q, avail, native_p,
                             storage_p_mw=st_p, storage_q_mvar=st_q, storage_soc=soc)
