@@ -89,9 +89,9 @@ def battery_row(scenario: Path, run: Path) -> tuple[str, ...]:
     """Throughput, conversion losses and change of stored energy of a run's batteries."""
     import pandas as pd
 
-    units = load_scenario(scenario).scenario.storage
+    scn = load_scenario(scenario).scenario
+    units, h = scn.storage, scn.clock.step / 3600.0
     ts = pd.read_parquet(run / "timeseries.parquet")
-    h = load_scenario(scenario).scenario.clock.step / 3600.0
     charged = discharged = lost = stored = 0.0
     for b in units:
         p = ts[f"{b.name}.p_mw"].fillna(0.0).to_numpy() * 1000.0
