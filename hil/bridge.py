@@ -33,6 +33,7 @@ from cosim.scenario.units import steps_in
 from cosim.seeding import rng_for
 from hil.client import DeviceClient
 from hil.coupling import Coupling
+from hil.devices import map_path
 from hil.flood import Flooder
 from hil.grid_server import GridServer, entries, load_layout, scada_rules
 from hil.guard import Guard, Rule
@@ -170,7 +171,7 @@ class Bridge:
                 target = FloodTarget(spec.modbus.host, spec.modbus.port, spec.modbus.unit, (3, *reads), self._stretch())
                 self.wire[c.name] = self._schedule(c.name, proxy, attacks, len(spec.wire), target)
             guard = Guard(c.name, c.writable, c.rules(), self.read_only, max_dt=self._guard_step())
-            client = DeviceClient(c.name, host, port, spec.modbus.unit, spec.modbus.timeout, serial=line_of(spec.modbus))
+            client = self._client(c, host, port)
             hold = spec.watchdog if spec.watchdog is not None else math.inf
             tick = float(c.stub_option("tick")) if spec.emulate else DEFAULT_TICK_S
             self.links.append(DeviceLink(c, guard, client, spec.emulate, hold, tick))
@@ -182,6 +183,14 @@ class Bridge:
                 target = FloodTarget(gs.host, gs.port, gs.unit, (4, 0, 2), self._stretch())
                 self.wire[GRID_SERVER] = self._schedule(GRID_SERVER, None, scheduled[GRID_SERVER], 0, target)
         await asyncio.gather(*(link.start() for link in self.links))
+
+    def _client(self, c: Coupling, host: str, port: int | None) -> DeviceClient:
+        """The device's client: Modbus-TCP, Modbus RTU on its serial line, or IEC 104 (the same contract)."""
+        m = c.spec.modbus
+        if m.transport == "iec104":  # the optional c104 extra: imported only when a scenario asks for it
+            from hil.iec104_client import client_for
+            return client_for(c.name, c.regmap, map_path(c.spec, c.base_dir), host, port, m.common_address, m.timeout)
+        return DeviceClient(c.name, host, port, m.unit, m.timeout, serial=line_of(m))
 
     def _guard_step(self) -> float:
         """One step on the guards' clock: simulated seconds, or wall seconds in a paced run."""

@@ -102,6 +102,9 @@ class Stats:
 class DeviceClient:
     """One device: `read` / `write` raise `DeviceError`; `connected`, `ensure_reconnect` keep the link alive."""
 
+    ticks = 1  # heartbeat moves the link waits for after a write: a read shows the firmware's state at once
+    points: frozenset[str] | None = None  # the points a read carries: None, every point of the registers read
+
     def __init__(self, name: str, host: str = "127.0.0.1", port: int | None = None, unit: int = 1,
                  timeout: float = 0.5, backoff: tuple[float, float] = (0.2, 5.0), serial: SerialLine | None = None):
         """Modbus-TCP to host:port, or Modbus RTU on the `serial` line when one is given (host and port unused)."""

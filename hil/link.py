@@ -7,8 +7,9 @@ read-back check of this cycle's writes. The timing rule: what the read shows mus
 be the device's answer to this step's writes, since it is what the grid takes at the next
 step. A device whose map has a `Heartbeat` point (a counter its firmware bumps every tick,
 as every firmware stub does) is read only after the heartbeat has moved past its value read
-once the writes were acknowledged, i.e. after a whole firmware tick that saw them (`device_no_tick`
-when it does not move within three ticks plus the request timeout); a device without one is
+once the writes were acknowledged, i.e. after a whole firmware tick that saw them (by `client.ticks`
+over a protocol whose values arrive up to a tick late, IEC 104: two; `device_no_tick` when it does
+not move within two ticks more plus the request timeout); a device without one is
 taken to act on a write before acknowledging it and is read right away. The physics inputs
 ride on the first heartbeat read, or on the first read when there is no heartbeat (FC23,
 write then read in one transaction). The reads are planned and
@@ -77,10 +78,12 @@ class DeviceLink:
         regmap = coupling.regmap
         self.beat = regmap["Heartbeat"] if "Heartbeat" in regmap else None
         self.poll_s = min(max(tick_s / 10.0, 0.001), 0.01)  # heartbeat polls: a tenth of a tick, 1..10 ms
-        self.tick_wait_s = 3.0 * tick_s + client.timeout
+        self.tick_wait_s = (2.0 + client.ticks) * tick_s + client.timeout
         writable = {p for p in coupling.writable if p in regmap} - coupling.pulse
         spans = read_spans(regmap, set(coupling.reads) | writable)
         self.watched = _control_points(regmap, spans, coupling.pulse | coupling.fed) | writable
+        if client.points is not None:  # a protocol whose reads carry named points only (IEC 104)
+            self.watched &= client.points
         self.plan = ReadPlan(regmap, set(coupling.reads) | self.watched, spans=spans)
         self.values: dict[str, Any] | None = None  # last good reading (engineering units)
         self.raw: dict[str, list[int]] = {}
@@ -209,7 +212,7 @@ class DeviceLink:
         deadline = time.monotonic() + self.tick_wait_s
         while True:
             await asyncio.sleep(self.poll_s)
-            if (await self.client.read(beat, 1))[0] != first:
+            if ((await self.client.read(beat, 1))[0] - first) % 65536 >= self.client.ticks:
                 return
             if time.monotonic() > deadline:
                 self._note("device_no_tick")

@@ -3,7 +3,8 @@
 Given a register map, every point is read (in as few requests as the map allows) and decoded;
 with SunSpec, the model chain is discovered and its known models decoded. Both read through
 `hil.reading` with one `DeviceClient`, like the bridge, over Modbus-TCP or, given a serial
-line, Modbus RTU. A refused
+line, Modbus RTU; or over IEC 60870-5-104 (`hil.iec104_client`: the points of the device's
+object list, through the same plan and decoding). A refused
 connection, a timeout or a Modbus exception code ends in a `ProbeError` whose message names
 the device, what was asked and what to check.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pymodbus.constants import ExcCodes
@@ -121,10 +123,37 @@ async def read_sunspec(host: str, port: int | None, unit: int, timeout: float = 
         client.close()
 
 
+async def read_iec104(host: str, port: int, common_address: int, regmap: RegisterMap, map_file: Path,
+                      timeout: float = 1.0) -> list[Reading]:
+    """Every point the IEC 104 station carries (its object list, `hil.iec104_client`), decoded like a map read."""
+    from hil.iec104_client import client_for  # the optional c104 extra, only on this path
+
+    if (why := await reachable(host, port, timeout)) is not None:
+        raise ProbeError(f"{why}; is the device up and the port right?")
+    try:
+        client = client_for("probe", regmap, map_file, host, port, common_address, timeout)
+    except ValueError as exc:
+        raise ProbeError(str(exc)) from None
+    try:
+        if not await client.connect():
+            raise ProbeError(f"{client.where}: no IEC 104 connection or no answer to the station interrogation "
+                             f"within {timeout:g} s: check --unit (the common address)")
+        names = [p.name for p in regmap.points if p.name in client.points]
+        plan = ReadPlan(regmap, names)
+        values = plan.decode([await client.read(a, n) for a, n in plan.spans]).values
+        return [Reading(regmap.device, n, regmap[n].address, values.get(n), regmap[n].unit, regmap[n].access)
+                for n in names]
+    finally:
+        client.close()
+
+
 def probe(host: str, port: int | None, unit: int = 1, regmap: RegisterMap | None = None, timeout: float = 1.0,
-          serial: SerialLine | None = None) -> list[Reading]:
+          serial: SerialLine | None = None, iec104_map: Path | None = None) -> list[Reading]:
     """Synchronous entry point: read with `regmap`, or by SunSpec discovery when it is None; Modbus-TCP at host:port,
-    or RTU on the `serial` line when given."""
+    or RTU on the `serial` line when given; with `iec104_map` (the file `regmap` came from), IEC 104 at host:port
+    with common address `unit`."""
+    if iec104_map is not None and regmap is not None:
+        return asyncio.run(read_iec104(host, port or 2404, unit, regmap, iec104_map, timeout))
     if regmap is not None:
         return asyncio.run(read_map(host, port, unit, regmap, timeout, serial))
     return asyncio.run(read_sunspec(host, port, unit, timeout, serial))

@@ -57,7 +57,10 @@ def stub_command(c: Coupling, line: SerialLine | None = None) -> list[str]:
     Modbus-TCP or, given its end of the serial `line`, on Modbus RTU."""
     s = c.spec
     # -P: the working directory is not put on sys.path, so a folder named `hil` there cannot shadow ours
-    cmd = [sys.executable, "-P", "-m", KINDS[s.kind].stub, "--unit", str(s.modbus.unit)]
+    iec104 = s.modbus.transport == "iec104"  # the stub's unit is then the station's common address
+    cmd = [sys.executable, "-P", "-m", KINDS[s.kind].stub, "--unit", str(s.modbus.common_address if iec104 else s.modbus.unit)]
+    if iec104:
+        cmd += ["--protocol", "iec104"]
     if line is None:
         cmd += ["--host", s.modbus.host, "--port", str(s.modbus.port or 0)]  # 0: any free port
     else:
@@ -174,9 +177,9 @@ def unreachable(targets: dict[str, tuple[str, int, float]]) -> dict[str, str]:
 
 
 def _targets(cs: list[Coupling]) -> dict[str, tuple[str, int, float]]:
-    """Where the Modbus-TCP devices with a port answer (an emulated device without one has no stub yet)."""
+    """Where the TCP devices (Modbus-TCP, IEC 104) with a port answer (an emulated device without one has no stub yet)."""
     return {c.name: (c.spec.modbus.host, c.spec.modbus.port, c.spec.modbus.timeout) for c in cs
-            if c.spec.modbus.transport == "tcp" and c.spec.modbus.port is not None}
+            if c.spec.modbus.transport != "rtu" and c.spec.modbus.port is not None}
 
 
 def _closed_lines(cs: list[Coupling]) -> dict[str, str]:

@@ -308,7 +308,9 @@ def test_the_inverter_stub_over_iec104_answers_and_checks_set_points_like_its_mo
         master.close()
     finally:
         code = stub.stop()
-    assert set(first) == {40084, 40090, 40126, 40127, 40131, 40137, 40144}  # W, VAr, Conn and the controls
+    assert set(first) == {40084, 40090, 40126, 40127, 40131, 40137, 40144,  # W, VAr, Conn and the controls
+                          40108, 40110, 40143, 41000,  # St, Evt1, VArPct_Mod, Heartbeat: what a bridge reads
+                          40085, 40091, 40145, 40147}  # the scale factors W_SF, VAr_SF, WMaxLimPct_SF, VArPct_SF
     assert first[40126] is True and first[40127] == 100.0 and first[40131] is False  # the map's defaults
     assert accepted == {"WMaxLim_Ena on": True, "WMaxLimPct 50": True, "WMaxLimPct 150": False,
                         "VArWMaxPct -30": True, "W (no command object)": False}

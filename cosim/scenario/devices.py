@@ -140,7 +140,8 @@ class ModbusTarget(Strict):
     """Where a device answers: Modbus-TCP at host:port (loopback unless the device allows remote hosts), or Modbus RTU
     on a serial line (`transport: rtu`)."""
 
-    transport: Literal["tcp", "rtu"] = "tcp"
+    transport: Literal["tcp", "rtu", "iec104"] = Field(default="tcp", description="tcp (Modbus-TCP), rtu (Modbus RTU "
+                                                       "on a serial line) or iec104 (IEC 60870-5-104 at host:port)")
     host: str = "127.0.0.1"
     port: int | None = Field(default=None, ge=1, le=65535,
                              description="required for a real device; an emulated one without it gets a free port per run")
@@ -150,6 +151,7 @@ class ModbusTarget(Strict):
     parity: Literal["N", "E", "O"] = Field(default="N", description="rtu: none, even or odd")
     stopbits: Literal[1, 2] = Field(default=1, description="rtu: stop bits (8 data bits always)")
     unit: int = Field(default=1, ge=0, le=247)
+    common_address: int = Field(default=1, ge=1, le=65534, description="iec104: the station's common address")
     timeout: Seconds = 0.5
 
     @field_validator("timeout")
@@ -161,6 +163,16 @@ class ModbusTarget(Strict):
 
     @model_validator(mode="after")
     def _transport_keys(self) -> "ModbusTarget":
+        if self.transport == "iec104":
+            given = [k for k in (*_RTU_KEYS, "unit") if k in self.model_fields_set]
+            if given:
+                raise ValueError(f"modbus.{given[0]} is not a key of transport: iec104 (it has host, port, "
+                                 "common_address and timeout)")
+            if importlib.util.find_spec("c104") is None:
+                raise ValueError("transport: iec104 needs the c104 package: pip install -e '.[iec104]'")
+            return self
+        if "common_address" in self.model_fields_set:
+            raise ValueError("modbus.common_address is only for transport: iec104; a Modbus device has unit")
         alien = _TCP_KEYS if self.transport == "rtu" else _RTU_KEYS
         given = [k for k in alien if k in self.model_fields_set]
         if given and self.transport == "rtu":
@@ -279,15 +291,16 @@ class _DeviceKeys(Strict):
             raise ValueError(f"kind {self.kind} needs map: <register map YAML>")
         if k.stub is None and self.emulate:
             raise ValueError(f"kind {self.kind} has no firmware stub to emulate it; set emulate: false")
-        if self.modbus.transport == "tcp" and self.modbus.port is None and not self.emulate:
+        if self.modbus.transport != "rtu" and self.modbus.port is None and not self.emulate:
             raise ValueError("modbus.port is required for a real device (emulate: false); only an emulated device "
                              "may leave it out (its stub then gets a free port for each run)")
         if self.modbus.transport == "rtu" and self.modbus.serial is None and not self.emulate:
             raise ValueError("modbus.serial is required for a real device on Modbus RTU (emulate: false), e.g. "
                              "serial: /dev/ttyUSB0; only an emulated device may leave it out (it then gets a "
                              "pseudo-terminal pair for each run)")
-        if self.modbus.transport == "rtu" and self.wire:
-            raise ValueError("wire attacks need Modbus-TCP (a proxy in the path); this device has transport: rtu")
+        if self.modbus.transport != "tcp" and self.wire:
+            raise ValueError(f"wire attacks need Modbus-TCP (a proxy in the path); this device has transport: "
+                             f"{self.modbus.transport}")
         for key, (_, owners) in KIND_KEYS.items():
             if getattr(self, key) is not None and self.kind not in owners:
                 raise ValueError(f"{key} is only for kind {owners_text(owners)}, not {self.kind}")
