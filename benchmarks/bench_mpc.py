@@ -24,7 +24,8 @@ from cosim.scenario.loader import load_scenario  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = ["none", "droop", "droop_tuned", "opf", "drl:policies/ieee33-voltvar.pt", "mpc",
-           "{kind: mpc, params: {forecast: oracle}}"]
+           "{kind: mpc, params: {forecast: oracle}}",
+           "{kind: mpc, params: {soc_target: 0.3, soc_weight: 0.2}}"]  # ends the day near the start's SoC (0.3)
 
 
 def main() -> None:
