@@ -159,3 +159,23 @@ def test_cosim_run_records_battery_signals(write_scenario, tmp_path, cli):
     import json
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["storage_charged_kwh"] == pytest.approx(23 * 100 / 12)
+
+
+def test_environment_drives_batteries_when_asked(write_scenario):
+    from controllers.drl.env import GridEnv
+
+    path = write_scenario(BASE + BATTERY)
+    idle = GridEnv(path)
+    assert "bat1.p_set_mw" not in idle.layout.action_names
+    env = GridEnv(path, batteries=True)
+    assert env.layout.action_names[-1] == "bat1.p_set_mw" and "bat1.soc" in env.layout.obs_names
+    env.reset(options={"day": 1})
+    action = np.zeros(env.action_space.shape, np.float32)
+    action[-1] = 1.0  # full charge: 0.5 MW
+    for _ in range(3):  # the first action acts at the next step
+        env.step(action)
+    s = env.signals()
+    assert s["bat1.p_mw"] == pytest.approx(0.5)
+    assert s["bat1.soc"] == pytest.approx(0.5 + 3 * 0.5 * 0.9 / 12 / 1.0)
+    env.reset(options={"day": 1})
+    assert env.signals()["bat1.soc"] == pytest.approx(0.5)

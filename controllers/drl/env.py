@@ -14,8 +14,9 @@ Observation: `Layout.obs_names` (DER-bus voltages, DER available and delivered p
 of day), the same names and units as the co-simulation (after its measurement channel),
 normalised by the layout. Action: per DER, a reactive setpoint (and optionally a P limit) in
 [-1, 1]; the DER capability (P <= available, |S| <= rating) clips it, as in the co-simulation.
-A scenario's batteries (`storage:`) are simulated with their state of charge, and idle (P = Q = 0,
-each day from soc0): the layout has no battery actions.
+A scenario's batteries (`storage:`) are simulated with their state of charge (each day from soc0);
+with `batteries=True` the policy observes each one's SoC and P and sets its P (`<battery>.p_set_mw`
+in [-p_mw, p_mw], charging > 0), otherwise they idle (P = Q = 0).
 
 Reward per step, all terms >= 0 and subtracted:
     violation_count * (buses outside the voltage limits)
@@ -37,7 +38,7 @@ import gymnasium as gym
 import numba
 import numpy as np
 
-from controllers.base import DERInfo
+from controllers.base import DERInfo, StorageInfo
 from controllers.drl.layout import OBS_BOUND, Layout, voltvar_layout
 from cosim.assembly import Assembly, assemble, control_loop
 from cosim.events.build import build_schedule
@@ -157,7 +158,7 @@ class GridEnv(gym.Env):
 
     def __init__(self, scenario: str | Path | LoadedScenario, curtail: bool = False, events_per_day: float = 0.0,
                  days: Sequence[int] | None = None, weights: RewardWeights = RewardWeights(),
-                 engine: str | None = FAST_ENGINE):
+                 engine: str | None = FAST_ENGINE, batteries: bool = False):
         loaded = scenario if isinstance(scenario, LoadedScenario) else load_scenario(scenario)
         scn = loaded.scenario
         if not scn.generators:
@@ -166,7 +167,9 @@ class GridEnv(gym.Env):
         self.asm, self.engine_note = env_assembly(loaded, engine)
         self.model = self.asm.model
         self.ders = der_infos(loaded)
-        self.layout: Layout = voltvar_layout(self.ders, curtail)
+        storage = tuple(StorageInfo(b.name, b.bus, b.p_mw, b.e_mwh, b.soc_min, b.soc_max, b.efficiency, b.rating_mva)
+                        for b in scn.storage) if batteries else ()
+        self.layout: Layout = voltvar_layout(self.ders, curtail, storage)
         self.curtail, self.events_per_day, self.weights = curtail, events_per_day, weights
         self.days = None if days is None else [int(d) for d in days]
         self.step_s, self.n_steps = float(scn.clock.step), scn.clock.n_steps
@@ -200,7 +203,7 @@ class GridEnv(gym.Env):
         self.loop = loop = control_loop(day_asm)
         sp = loop.setpoints
         sp.p_limit[:], sp.q_set[:] = np.inf, 0.0
-        sp.storage_p[:], sp.storage_q[:] = 0.0, 0.0  # batteries idle: the layout has no battery actions
+        sp.storage_p[:], sp.storage_q[:] = 0.0, 0.0  # idle unless the layout has battery actions
         self._write = sp.binder(self.layout.action_names)
         self._named = loop.measurement is not None or loop.command is not None  # channels act on names
         self.inputs, self.schedule = loop.inputs, loop.schedule

@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from controllers.base import DERInfo
+from controllers.base import DERInfo, StorageInfo
 from cosim import signals as sig
 
 VOLTAGE_SCALE_PU = 0.05  # a voltage observation is (V - 1) / 0.05: +-1 at the usual limits
@@ -59,12 +59,14 @@ class Layout:
         return cls(**{k: tuple(data[k]) for k in cls.__dataclass_fields__})
 
 
-def voltvar_layout(ders: Sequence[DERInfo], curtail: bool = False) -> Layout:
+def voltvar_layout(ders: Sequence[DERInfo], curtail: bool = False, storage: Sequence[StorageInfo] = ()) -> Layout:
     """The standard layout: DER-bus voltages, available and delivered power, time of day -> Q (and P limits).
 
     Observations: `bus.<b>.vm_pu` for each DER bus, `<der>.p_avail_mw`, `<der>.q_mvar` (and
     `<der>.p_mw` when curtailing), `time.hour_sin`, `time.hour_cos`. Actions: `<der>.q_set_mvar`
     in [-S, S] of the inverter rating, and `<der>.p_limit_mw` in [0, P nameplate] when curtailing.
+    Batteries in `storage` add `<battery>.soc` and `<battery>.p_mw` to the observations (before the time
+    features) and `<battery>.p_set_mw` in [-p_mw, p_mw] (charging > 0) to the actions.
     """
     buses = list(dict.fromkeys(d.bus for d in ders))
     obs: list[tuple[str, float, float]] = [(sig.bus(b), 1.0, VOLTAGE_SCALE_PU) for b in buses]
@@ -72,10 +74,12 @@ def voltvar_layout(ders: Sequence[DERInfo], curtail: bool = False) -> Layout:
     obs += [(f"{d.name}.q_mvar", 0.0, d.s_mva) for d in ders]
     if curtail:
         obs += [(f"{d.name}.p_mw", 0.0, d.p_mw) for d in ders]
+    obs += [(f"{b.name}.soc", 0.5, 0.5) for b in storage] + [(f"{b.name}.p_mw", 0.0, b.p_mw) for b in storage]
     obs += [("time.hour_sin", 0.0, 1.0), ("time.hour_cos", 0.0, 1.0)]
     act = [(f"{d.name}.q_set_mvar", -d.s_mva, d.s_mva) for d in ders]
     if curtail:
         act += [(f"{d.name}.p_limit_mw", 0.0, d.p_mw) for d in ders]
+    act += [(f"{b.name}.p_set_mw", -b.p_mw, b.p_mw) for b in storage]
     names, offsets, scales = zip(*obs)
     a_names, lows, highs = zip(*act)
     return Layout(names, offsets, scales, a_names, lows, highs)
