@@ -87,6 +87,21 @@ def test_bad_mpc_params_exit_2(params, words, write_scenario, cli):
     assert "Traceback" not in output
 
 
+@pytest.mark.parametrize("block, words", [
+    ("{kind: mpc, horizon: 50min, step: 15min}", "horizon 50min is not a multiple of step 15min"),
+    ("{kind: mpc, bogus: 1}", "unknown parameter 'bogus'"),
+    ("{kind: mpc, step: 15min, params: {step: 5min}}", "given both at the top of the block and under params"),
+])
+def test_mpc_keys_at_the_top_of_the_block_are_its_params(block, words, write_scenario, cli):
+    text = (SCENARIOS / "ieee33-pv-battery.yaml").read_text().replace("controller: {kind: none}", f"controller: {block}")
+    code, output, _ = cli("validate", write_scenario(text))
+    flat = " ".join(output.split())
+    assert code == 2 and "field controller" in flat and words in flat, output
+    assert "Traceback" not in output
+    good = text.replace(f"controller: {block}", "controller: {kind: mpc, horizon: 2h, step: 30min}")
+    assert cli("validate", write_scenario(good))[0] == 0
+
+
 def test_mpc_alone_validates(write_scenario, cli):
     text = (SCENARIOS / "ieee33-pv-battery.yaml").read_text().replace("controller: {kind: none}", "controller: {kind: mpc}")
     code, output, _ = cli("validate", write_scenario(text))

@@ -141,6 +141,24 @@ class Controller(Strict):
     timeout: float = Field(default=10.0, gt=0, le=3600,
                            description="wall seconds one call of act may take; then the last setpoints hold")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _params_at_top(cls, data: Any) -> Any:
+        """`{kind: mpc, horizon: 1h}` is `{kind: mpc, params: {horizon: 1h}}`: keys that are not the block's own
+        are the controller's constructor parameters (checked against its signature when it is built)."""
+        if not isinstance(data, dict):
+            return data
+        extra = {k: v for k, v in data.items() if k not in cls.model_fields}
+        if not extra:
+            return data
+        params = data.get("params") or {}
+        if not isinstance(params, dict):
+            return data  # the params field reports it
+        twice = sorted(set(extra) & set(params))
+        if twice:
+            raise ValueError(f"{', '.join(twice)} given both at the top of the block and under params: give it once")
+        return {**{k: v for k, v in data.items() if k not in extra}, "params": {**params, **extra}}
+
     @model_validator(mode="after")
     def _kind_keys(self) -> "Controller":
         for key, owner, example in (("path", "python", "my_ctrl.py:MyController"), ("policy", "drl", "policies/x.pt")):
