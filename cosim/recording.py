@@ -5,8 +5,9 @@ per chunk of rows, each written to a hidden temporary name and renamed into plac
 only ever holds complete files. A chunk is written when it fills, and the chunk being filled is
 rewritten every `flush_s` seconds of wall time, so after a SIGKILL everything up to the last
 write (at most a few seconds of rows) is readable with `read_timeseries`, `pandas.read_parquet`
-or `pyarrow.dataset`. Files are compressed and written by one background thread (pyarrow
-releases the GIL), so a real-time step does not wait for a chunk of thousands of rows.
+or `pyarrow.dataset`. Tables are built, compressed and written by one background thread (pyarrow
+releases the GIL); the step only copies its rows, so a real-time step does not wait for a chunk of
+thousands of rows.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class Recording:
         self.rows = 0
         self._text: dict[str, np.ndarray] = {}  # text columns (e.g. label.kind): their chunk buffers
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recording")
-        self._pending: Future | None = None
+        self._pending: list[Future] = []
         _fresh_folder(self.path)
         pa.array(np.zeros(1))  # pyarrow's one-time set-up (~0.4 s) now, not in the middle of a run
 
@@ -97,36 +98,53 @@ class Recording:
         self.rows += 1
         if self._fill == self.chunk_rows:
             self._flush(final=True)
-        elif time.monotonic() - self._last_flush >= self.flush_s and (self._pending is None or self._pending.done()):
+        elif time.monotonic() - self._last_flush >= self.flush_s and self._idle():
             self._flush(final=False)  # the partial chunk, so a kill loses at most flush_s of rows
 
-    def _table(self) -> pa.Table:
-        """The rows of the chunk being filled as an Arrow table (copies: the buffers are reused)."""
-        n = self._fill
-        times = self.start + self._steps[:n] * np.timedelta64(self.step_ms, "ms")
-        block = self._buf[:n].copy()
+    def _table(self, steps: np.ndarray, block: np.ndarray, text: dict[str, np.ndarray]) -> pa.Table:
+        """Rows of a chunk as an Arrow table (in the writer thread, from copies: the buffers are reused)."""
+        times = self.start + steps * np.timedelta64(self.step_ms, "ms")
         arrays = [pa.array(times, pa.timestamp("ms"))] + [
-            pa.array(self._text[c][:n], pa.string()) if c in self._text else pa.array(block[:, i])
+            pa.array(text[c], pa.string()) if c in text else pa.array(block[:, i])
             for i, c in enumerate(self.columns)]
         return pa.Table.from_arrays(arrays, names=["time", *self.columns])
 
+    def _write(self, rows: tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]], path: Path) -> None:
+        write_parquet(self._table(*rows), path)
+
     def _flush(self, final: bool) -> None:
-        """Write the chunk being filled to its file; a final (full) chunk moves on to the next file."""
+        """Write the chunk being filled to its file; a final (full) chunk moves on to the next file.
+
+        The step's thread only copies the rows (a memcpy); the Arrow table is built, compressed and
+        written by the one writer thread, in submission order, so a real-time step never waits for a
+        file (at most a partial rewrite and a full chunk are in flight: partial rewrites wait for an idle
+        writer)."""
         if not self._fill or self.columns is None:
             return
-        table = self._table()
-        self._wait()  # one file in flight at a time: memory bounded, a chunk's rewrites in order
-        self._pending = self._pool.submit(write_parquet, table, self.path / PART.format(self._chunk))
+        n = self._fill
+        rows = (self._steps[:n].copy(), self._buf[:n].copy(), {c: b[:n].copy() for c, b in self._text.items()})
+        self._reap()
+        self._pending.append(self._pool.submit(self._write, rows, self.path / PART.format(self._chunk)))
         self._last_flush = time.monotonic()
         if final:
             self._fill = 0
             self._chunk += 1
 
+    def _idle(self) -> bool:
+        return all(f.done() for f in self._pending)
+
+    def _reap(self) -> None:
+        """Forget the files written (and raise the error of one that failed, if any)."""
+        done = [f for f in self._pending if f.done()]
+        self._pending = [f for f in self._pending if not f.done()]
+        for f in done:
+            f.result()
+
     def _wait(self) -> None:
-        """Wait for the file being written (and raise its error, if any)."""
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()
+        """Wait for every file in flight (and raise its error, if any)."""
+        pending, self._pending = self._pending, []
+        for f in pending:
+            f.result()
 
     def close(self) -> None:
         """Write what is buffered (an empty run still gets a file with a `time` column)."""

@@ -339,13 +339,14 @@ class Bridge:
     # -- what the run records ---------------------------------------------------------------------
     def signals(self) -> dict[str, float]:
         """Every device's readings and flags, the longest round trip of its requests this step (`<name>.rtt_ms`; NaN
-        when none was answered), this step's guard decisions (`guard.blocked`, `guard.clamped`) and the
+        when none was answered), the wall time of this step's I/O (`bridge.step_ms`), this step's guard decisions (`guard.blocked`, `guard.clamped`) and the
         alarm on writes from outside (`alarm.device_write_unexpected`: how many this step)."""
         out: dict[str, float] = {}
         for link in self.links:
             out.update(link.signals())
             out[f"{link.name}.rtt_ms"] = self.rtt_ms.get(link.name, math.nan)
         kinds = [kind for kind, _ in self.notes]
+        out["bridge.step_ms"] = self.step_ms[-1] if self.step_ms else math.nan
         out["guard.blocked"] = float(kinds.count("guard_blocked"))
         out["guard.clamped"] = float(kinds.count("guard_clamped"))
         out["alarm.device_write_unexpected"] = float(kinds.count("device_write_unexpected"))

@@ -128,6 +128,14 @@ _TABLE: tuple[MetricInfo, ...] = (
     _m("rt_lateness_p99_ms", "ms", +1, "99th-percentile step lateness (negative = slack)", "realtime"),
     _m("rt_lateness_max_ms", "ms", +1, "largest step lateness (negative = slack)", "realtime"),
     _m("rt_deadline_misses", "steps", +1, "steps completed after their deadline", "realtime"),
+    _m("rt_gc_pause_max_ms", "ms", +1, "longest garbage-collection pause during the run (heap frozen at start)",
+       "realtime"),
+    _m("rt_gc_full_collections", "collections", +1, "full (generation 2) garbage collections during the run",
+       "realtime"),
+    _m("rt_wake_lag_max_ms", "ms", +1, "latest release of a step by the pacer behind its release time", "realtime"),
+    _m("rt_worst_step", "step", 0, "the step with the largest lateness", "realtime"),
+    _m("rt_worst_step_gc_ms", "ms", +1, "garbage-collection time within the latest step", "realtime"),
+    _m("rt_worst_step_wake_lag_ms", "ms", +1, "how late the pacer released the latest step", "realtime"),
 )
 
 METRICS: dict[str, MetricInfo] = {m.key: m for m in _TABLE}

@@ -5,7 +5,8 @@ grid's step k — and so everything after it — wait for the pacer's step k, wh
 t0 + k * period on mosaik's event loop (other simulators' I/O goes on meanwhile). The
 schedule is absolute, so a slow step does not shift the ones after it. mosaik's own
 `rt_factor` is not used: mosaik 3.6 releases a step one time unit early or, after a slow step,
-late, and its error adds up over a run.
+late, and its error adds up over a run. At the end it unfreezes the heap the clock froze
+(`cosim.realtime`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,11 @@ class PacerSim(mosaik_api_v3.Simulator):
         wait = self.clock.release(time_) - time.perf_counter()
         if wait > 0:
             yield asyncio.sleep(wait)
+        self.clock.woke(time_)
         return time_ + 1
+
+    def finalize(self):
+        self.clock.stop()  # the heap frozen for the run is collectable again
 
     def get_data(self, outputs):
         return {"pacer": {"setpoints": {}}}
