@@ -44,6 +44,9 @@ from hil.wire_events import GRID_SERVER, wire_attacks, wire_names_of
 from hil.serial_line import line_of
 
 
+TICK_BUDGET = 0.7  # share of a paced step's slot by which every device's firmware-tick wait ends
+
+
 @dataclass
 class FloodTarget:
     """Where a flood of one device or the grid server goes: its own host and port (no proxy) and what it reads."""
@@ -334,7 +337,14 @@ class Bridge:
                     continue
                 await rogue_write(spec.modbus.host, spec.modbus.port, link.c.regmap, point, value, spec.modbus.unit,
                                   spec.modbus.timeout)
-        await link.cycle(grid, self._guard_now(k))
+        await link.cycle(grid, self._guard_now(k), self._tick_budget(k))
+
+    def _tick_budget(self, k: int) -> float | None:
+        """How long a device may wait for its firmware tick in step k: in a paced run until 70 % of the step's slot
+        (then it is read anyway and noted `device_no_tick`), so one stalled device does not make the step late."""
+        if self.clock is None:
+            return None
+        return max(0.0, self.clock.release(k) + TICK_BUDGET * self.clock.period - time.perf_counter())
 
     # -- what the run records ---------------------------------------------------------------------
     def signals(self) -> dict[str, float]:

@@ -13,7 +13,8 @@ IOA = the point's Modbus address, its command at 100000 + that address.
   its scale factor; C_SC_NA_1 for a 0..1 point, else C_SE_NC_1), sent in a worker thread: a
   negative activation confirmation is a `DeviceError` `exception`, none within `timeout` a
   `timeout`; a write no command object takes is an `exception` (ILLEGAL_ADDRESS, 0x02).
-- Not open, or open but not yet interrogated, is `connection`. c104 reconnects by itself;
+- Not open, or open but not yet interrogated (every object of the list received again), is
+  `connection`. c104 reconnects by itself;
   `ensure_reconnect` interrogates a connection that came back before it counts as connected,
   so the first read after a reconnection is the device's state, not the last one seen.
 - A value reaches the client when the station publishes, up to one publishing interval after
@@ -67,8 +68,11 @@ class Iec104Client:
         self._client.on_new_point(callable=self._new_point)
         self._con = self._client.add_connection(ip=host, port=port, init=c104.Init.NONE)
         self._station = self._con.add_station(common_address=common_address)
+        self._seen: set[int] = set()  # monitoring objects received since the last (re)connection
         for p in self._monitor:
-            self._station.add_point(io_address=p.address, type=c104.Type.M_SP_NA_1 if _binary(p) else c104.Type.M_ME_NC_1)
+            obj = self._station.add_point(io_address=p.address,
+                                          type=c104.Type.M_SP_NA_1 if _binary(p) else c104.Type.M_ME_NC_1)
+            obj.on_receive(callable=self._received)
         for p in self._commands.values():
             self._station.add_point(io_address=COMMAND_BASE + p.address,
                                     type=c104.Type.C_SC_NA_1 if _binary(p) else c104.Type.C_SE_NC_1)
@@ -77,6 +81,12 @@ class Iec104Client:
     @staticmethod
     def _new_point(client: c104.Client, station: c104.Station, io_address: int, point_type: c104.Type) -> None:
         station.add_point(io_address=io_address, type=point_type)  # objects the list does not name: kept, unused
+
+    def _received(self, point: c104.Point, previous_info: c104.Information,
+                  message: c104.IncomingMessage) -> c104.ResponseState:
+        """c104's thread: a monitoring object arrived (its value is the point's own)."""
+        self._seen.add(point.io_address)
+        return c104.ResponseState.NONE
 
     @property
     def where(self) -> str:
@@ -101,11 +111,17 @@ class Iec104Client:
             if time.monotonic() > deadline:
                 return False
             await asyncio.sleep(0.005)
-        ok = await asyncio.to_thread(self._con.interrogation, common_address=self.unit, wait_for_response=True)
-        if ok:
-            self._synced = True
-            self.delay = 0.2
-        return bool(ok)
+        self._seen = set()
+        if not await asyncio.to_thread(self._con.interrogation, common_address=self.unit, wait_for_response=False):
+            return False
+        wanted = {p.address for p in self._monitor}
+        while not wanted <= self._seen:  # every object of the list answered: the image is the device's state
+            if time.monotonic() > deadline + self.timeout:
+                return False  # e.g. a wrong common address: the station sends nothing
+            await asyncio.sleep(0.005)
+        self._synced = True
+        self.delay = 0.2
+        return True
 
     def ensure_reconnect(self, now: float) -> None:
         """Interrogate a connection c104 has opened again (c104 itself retries closed ones)."""

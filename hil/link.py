@@ -9,7 +9,8 @@ step. A device whose map has a `Heartbeat` point (a counter its firmware bumps e
 as every firmware stub does) is read only after the heartbeat has moved past its value read
 once the writes were acknowledged, i.e. after a whole firmware tick that saw them (by `client.ticks`
 over a protocol whose values arrive up to a tick late, IEC 104: two; `device_no_tick` when it does
-not move within two ticks more plus the request timeout); a device without one is
+not move within two ticks more plus the request timeout, or in a paced run by 70 % of the step's
+slot, so that one stalled device does not make the step miss its deadline); a device without one is
 taken to act on a write before acknowledging it and is read right away. The physics inputs
 ride on the first heartbeat read, or on the first read when there is no heartbeat (FC23,
 write then read in one transaction). The reads are planned and
@@ -116,11 +117,12 @@ class DeviceLink:
         if not await self.client.connect():
             self.client.next_attempt = time.monotonic() + self.client.delay
 
-    async def cycle(self, grid: Mapping[str, float], now: float | None = None) -> None:
+    async def cycle(self, grid: Mapping[str, float], now: float | None = None, wait_s: float | None = None) -> None:
         """One step of I/O with the device (see the module docstring); never raises for device trouble.
 
         `now` is the step's time on the guard's clock (the bridge's: simulated seconds in a run
-        that is not paced, wall seconds in a real-time one); default the monotonic wall clock."""
+        that is not paced, wall seconds in a real-time one); default the monotonic wall clock.
+        `wait_s` caps the wait for the firmware tick (a paced run: what is left of the step's budget)."""
         t0 = time.perf_counter()
         now = time.monotonic() if now is None else now
         self.notes = []
@@ -140,7 +142,7 @@ class DeviceLink:
             moving = self.c.self_changing(self.values)
             written = await self._write(now)
             if self.beat is not None and (feed or written):
-                await self._await_tick(feed)
+                await self._await_tick(feed, self.tick_wait_s if wait_s is None else min(self.tick_wait_s, wait_s))
                 feed = []
             await self._read(now, feed)
             self._verify(written, now, moving | self.c.self_changing(self.values))
@@ -203,13 +205,14 @@ class DeviceLink:
             sent[point] = (regs, d.value)
         return sent
 
-    async def _await_tick(self, feed: Sequence[tuple[int, list[int]]]) -> None:
-        """Write the physics inputs, then wait until a whole firmware tick has run since this step's writes."""
+    async def _await_tick(self, feed: Sequence[tuple[int, list[int]]], wait_s: float) -> None:
+        """Write the physics inputs, then wait (at most `wait_s`) until a whole firmware tick has run since this
+        step's writes."""
         for address, regs in feed[1:]:
             await self.client.write(address, regs)
         beat = self.beat.address
         first = (await self.client.read(beat, 1, feed[0] if feed else None))[0]
-        deadline = time.monotonic() + self.tick_wait_s
+        deadline = time.monotonic() + wait_s
         while True:
             await asyncio.sleep(self.poll_s)
             if ((await self.client.read(beat, 1))[0] - first) % 65536 >= self.client.ticks:

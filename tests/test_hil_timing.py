@@ -10,6 +10,8 @@ scenario without the device (where the setpoint reaches the grid model directly 
 from __future__ import annotations
 
 import asyncio
+import gc
+import json
 import textwrap
 from pathlib import Path
 
@@ -123,3 +125,7 @@ def test_the_droop_loop_through_the_device_moves_like_the_loop_without_it(tmp_pa
     assert q_dev == pytest.approx(q_direct, abs=2 * Q_LSB)  # step for step, to the register resolution
     assert abs(settled_at(q_dev, 4 * Q_LSB) - settled_at(q_direct, 4 * Q_LSB)) <= 1
     assert through["bus.18.vm_pu"].to_numpy() == pytest.approx(direct["bus.18.vm_pu"].to_numpy(), abs=2e-4)
+    if realtime is not None:  # the paced run froze its heap for the run (docs/hil.md, Real time) and unfroze it
+        metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+        assert {"rt_gc_pause_max_ms", "rt_gc_full_collections", "rt_worst_step_gc_ms"} <= set(metrics)
+        assert gc.get_freeze_count() == 0 and (through["bridge.step_ms"] > 0).all()
