@@ -7,12 +7,18 @@
    with 10 emulated inverters in the loop and with none; the difference per step.
 3. Real-time soak: 10 steps per second in real time (100 ms steps, --realtime 1) with the 10
    emulated inverters for --soak-minutes (default 0.5; the issue's goal is 10): lateness p50 /
-   p99 / max and deadline misses, from metrics.json.
+   p99 / max and deadline misses, from metrics.json, with the run's phase figures (longest GC
+   pause and full collections during the run, the pacer's latest wake-up, the worst step's GC
+   time) and the device_no_tick events (a tick wait cut at 70 % of the slot).
 
 The stubs tick every --tick seconds (default 0.01): the bridge reads a device one firmware tick
 after writing to it (docs/hil.md, Timing), so a 100 ms period needs a tick well below it.
 
-Usage: python benchmarks/bench_hil.py [--soak-minutes 10] [--steps 600] [--reads 2000] [--tick 0.01] [--out FILE]
+With --trace-soak the soak's steps are traced phase by phase (`PhaseTrace`): per phase p50 / p99 /
+max, and the five latest steps with every phase over 4 ms that overlapped them.
+
+Usage: python benchmarks/bench_hil.py [--soak-minutes 10] [--steps 600] [--reads 2000] [--tick 0.01] [--trace-soak]
+       [--out FILE]
 """
 
 from __future__ import annotations
@@ -104,6 +110,93 @@ def timed_run(path: Path, out: Path, options: RunOptions | None = None) -> tuple
             json.loads((out / "metrics.json").read_text()))
 
 
+class PhaseTrace:
+    """Wall-clock intervals of the phases of every step (--trace-soak): bridge step, each device's write, tick wait
+    and read, grid and controller steps, recorder appends, GC pauses, the pacer's wake-ups. Instruments the classes
+    in this process only (a diagnosis, never part of a run)."""
+
+    def __init__(self) -> None:
+        import gc
+
+        import cosim.recording as rec
+        import cosim.sims.controller as ctl
+        import cosim.sims.grid as grid
+        import cosim.sims.pacer as pacer
+        import hil.bridge as bridge
+        import hil.link as link
+
+        self.ev: list[tuple[float, float, str]] = []
+        self._sync(rec.Recording, "append", "recorder.append")
+        self._sync(grid.GridSim, "step", "grid.step")
+        self._sync(ctl.ControllerSim, "step", "controller.step")
+        self._async(bridge.Bridge, "step", "bridge.step", named=False)
+        for phase in ("_write", "_await_tick", "_read"):
+            self._async(link.DeviceLink, phase, phase.strip("_"), named=True)
+        step, ev = pacer.PacerSim.step, self.ev
+
+        def paced(sim, time_, inputs, max_advance):
+            res = yield from step(sim, time_, inputs, max_advance)
+            ev.append((sim.clock.release(time_), time.perf_counter(), "pacer.wake"))
+            return res
+
+        pacer.PacerSim.step = paced
+        gc_at = [0.0]
+
+        def on_gc(phase: str, info: dict) -> None:
+            if phase == "start":
+                gc_at[0] = time.perf_counter()
+            else:
+                ev.append((gc_at[0], time.perf_counter(), f"gc{info['generation']}"))
+
+        gc.callbacks.append(on_gc)
+
+    def _sync(self, cls, name: str, label: str) -> None:
+        f, ev = getattr(cls, name), self.ev
+
+        def timed(obj, *a, **k):
+            t0 = time.perf_counter()
+            out = f(obj, *a, **k)
+            ev.append((t0, time.perf_counter(), label))
+            return out
+
+        setattr(cls, name, timed)
+
+    def _async(self, cls, name: str, label: str, named: bool) -> None:
+        f, ev = getattr(cls, name), self.ev
+
+        async def timed(obj, *a, **k):
+            t0 = time.perf_counter()
+            out = await f(obj, *a, **k)
+            ev.append((t0, time.perf_counter(), f"{label}:{obj.name}" if named else label))
+            return out
+
+        setattr(cls, name, timed)
+
+    def report(self, period: float, worst: int = 5) -> dict:
+        """Per phase p50/p99/max (ms), and the latest steps with every phase over 4 ms that overlapped them."""
+        wake = sorted(e for e in self.ev if e[2] == "pacer.wake")
+        done = sorted(e[1] for e in self.ev if e[2] == "recorder.append")
+        phases: dict[str, list[float]] = {}
+        for a, b, what in self.ev:
+            phases.setdefault(what.split(":")[0], []).append(1000 * (b - a))
+        late = sorted(((d - (w[0] + period), k) for k, (w, d) in enumerate(zip(wake, done))), reverse=True)[:worst]
+        steps = []
+        for lateness, k in late:
+            t0 = wake[k][0]
+            steps.append({"step": k, "lateness_ms": 1000 * lateness, "phases": [
+                (what, round(1000 * (a - t0), 1), round(1000 * (b - a), 1)) for a, b, what in sorted(self.ev)
+                if b > t0 and a < done[k] and b - a > 0.004 and what != "pacer.wake"]})
+        return {"phases_ms": {p: {"n": len(v), "p50": float(np.median(v)), "p99": float(np.percentile(v, 99)),
+                                  "max": max(v)} for p, v in sorted(phases.items())},
+                "latest_steps": steps}
+
+
+def no_tick(out: Path) -> int:
+    """Steps x devices whose firmware-tick wait ended before the tick (in a paced run: at 70 % of the slot)."""
+    events = out / "events.csv"
+    return sum(1 for line in events.read_text().splitlines() if ",device_no_tick," in line) if events.exists() else 0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--soak-minutes", type=float, default=0.5)
@@ -112,6 +205,8 @@ def main() -> None:
     ap.add_argument("--base-port", type=int, default=15120)
     ap.add_argument("--tick", type=float, default=0.01, help="firmware tick of the stubs, s")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_hil.json")
+    ap.add_argument("--trace-soak", action="store_true",
+                    help="also time every phase of every soak step (results: soak_trace; adds a little overhead)")
     args = ap.parse_args()
     results: dict[str, object] = {"load_average_at_start": os.getloadavg(), "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
@@ -134,10 +229,14 @@ def main() -> None:
             print("step time:", results["step_time"], flush=True)
             soak_steps = int(round(args.soak_minutes * 600))
             soak = scenario(folder, soak_steps, True, args.base_port, args.tick, step_ms=100)
+            trace = PhaseTrace() if args.trace_soak else None
             step_s, _, m = timed_run(soak, folder / "soak", RunOptions(realtime=1.0))
+            if trace is not None:
+                results["soak_trace"] = trace.report(0.1)
             results["soak"] = {"minutes": args.soak_minutes, "steps": soak_steps, "step": "100ms", "realtime": 1.0,
                                "wall_ms_per_step": 1000 * step_s,
-                               **{k: v for k, v in m.items() if k.startswith(("rt_", "bridge_", "device_stale"))}}
+                               **{k: v for k, v in m.items() if k.startswith(("rt_", "bridge_", "device_stale"))},
+                               "device_no_tick_events": no_tick(folder / "soak")}
             print("soak:", results["soak"], flush=True)
     out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
