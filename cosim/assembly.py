@@ -86,7 +86,7 @@ def topology_at(asm: Assembly) -> Callable[[int], Topology] | None:
 def channels(asm: Assembly) -> tuple[MeasurementPath | None, CommandPath | None]:
     """The measurement and command channels of a run (None where the scenario needs none)."""
     scn = asm.loaded.scenario
-    return (measurement_path(scn, asm.schedule, asm.estimator, topology_at(asm)),
+    return (measurement_path(scn, asm.schedule, asm.estimator, topology_at(asm), asm.loaded.feeder),
             command_path(scn, asm.schedule, asm.loaded.feeder))
 
 

@@ -134,6 +134,8 @@ def test_unobservable_meter_set_is_refused_with_exit_2(tmp_path):
     ("metering: {voltage: [1, 40]}\n", "metering.voltage"),
     ("metering: sparse\ndetector: {measurements: {vm_pu: {sigma: 0.01}}}\n", "metering"),
     ("metering: {preset: sparse, noise: {voltage: -1}}\n", "metering.noise.voltage"),
+    ("metering: {preset: sparse, pseudo_loads: {correlation_time: 0s}}\n", "metering.pseudo_loads"),
+    ("metering: {model_error: {line_r: -0.1}}\n", "metering.model_error.line_r"),
 ])
 def test_bad_metering_names_the_field(tmp_path, body, field):
     with pytest.raises(ScenarioError) as exc:
@@ -230,3 +232,107 @@ def test_attacker_on_the_real_meters_only_has_no_stealthy_attack_under_sparse_me
     sparse = network.meters(_sparse(feeder))
     V = WLS(network, sparse).estimate(_truth(feeder, net, _sparse(feeder)), network.topology()).V
     assert _attack(network, sparse, V, ["bus.*.vm_pu", "bus.1.*"])[1] is None
+
+
+def _assembled_wls(tmp_path: Path, body: str):
+    """The WLS detector a scenario's assembly runs, and the meter plan of its metering block."""
+    from cosim.assembly import assemble
+    from cosim.scenario.metering import run_metering
+
+    loaded = load_scenario(_write(tmp_path, body + "detector: {}\n"))
+    wls = assemble(loaded).detectors[0].detector.estimator
+    plan = metering_plan(run_metering(loaded.scenario), loaded.feeder)
+    assert [m.name for m in plan] == list(wls.meters.names)
+    return wls, plan
+
+
+def _pandapower_J(net, feeder, plan, z, use) -> float:
+    """J of pandapower's own state estimation on `net` with measurements z: sum of squared weighted residuals
+    between z and what pandapower's estimated state gives on that net."""
+    from pandapower.estimation import estimate
+
+    bus = dict(zip(feeder.bus_labels.tolist(), net.bus.index))
+    line = dict(zip(feeder.line_labels.tolist(), net.line.index))
+    kept = [(m, v) for m, v, u in zip(plan, z, use) if u]
+    for m, value in kept:
+        if m.kind == VM:
+            pp.create_measurement(net, "v", "bus", value, m.sigma, bus[m.label])
+        elif m.kind in (P, Q):
+            pp.create_measurement(net, "p" if m.kind == P else "q", "bus", -value, m.sigma, bus[m.label])
+        else:
+            pp.create_measurement(net, "p" if m.kind == PF else "q", "line", value, m.sigma, line[m.label],
+                                  side="from")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert estimate(net, init="flat", tolerance=1e-10, maximum_iterations=50, zero_injection=None)["success"]
+    read = {VM: lambda m: net.res_bus_est.vm_pu[bus[m.label]], P: lambda m: -net.res_bus_est.p_mw[bus[m.label]],
+            Q: lambda m: -net.res_bus_est.q_mvar[bus[m.label]],
+            PF: lambda m: net.res_line_est.p_from_mw[line[m.label]],
+            QF: lambda m: net.res_line_est.q_from_mvar[line[m.label]]}
+    return float(sum(((v - read[m.kind](m)) / m.sigma) ** 2 for m, v in kept))
+
+
+def test_model_error_zero_leaves_the_detector_unchanged(tmp_path, grid):
+    feeder, net, _ = grid
+    plain, plan = _assembled_wls(tmp_path, "metering: full\n")
+    zero, _ = _assembled_wls(tmp_path, "metering: {preset: full, model_error: 0}\n")
+    z = _truth(feeder, net, plan) + np.random.default_rng(5).normal(0, 1, len(plan)) * plain.meters.sigma
+    a, b = plain.estimate(z, plain.network.topology()), zero.estimate(z, zero.network.topology())
+    assert a.J == b.J and np.array_equal(a.V, b.V)
+
+
+def test_model_error_raises_the_clean_chi2_as_pandapower_estimation_on_the_perturbed_net_predicts(tmp_path, grid):
+    """The detector's model carries 20 % line impedance error, the grid (pandapower's solution) none.
+    Noise-free, J is the misfit of the true measurements to the wrong model: pandapower's own estimator on
+    the perturbed net finds the same J. With noise, J ~ noncentral chi2(dof, J0) (linear model), whose tail
+    beyond the threshold is the false-alarm rate the noisy snapshots must show."""
+    from scipy.stats import ncx2
+
+    from cosim.scenario.metering import ModelError, perturbed_feeder
+
+    feeder, net, _ = grid
+    wls, plan = _assembled_wls(tmp_path, "metering: {preset: full, model_error: {line_r: 0.2, line_x: 0.2, seed: 4}}\n")
+    topo = wls.network.topology()
+    truth = _truth(feeder, net, plan)
+    clean = wls.estimate(truth, topo)
+    use = np.isfinite(clean.residual)
+    wrong = perturbed_feeder(feeder, ModelError(line_r=0.2, line_x=0.2, seed=4)).net
+    assert not np.allclose(wrong.line.r_ohm_per_km, feeder.net.line.r_ohm_per_km)
+    assert clean.J == pytest.approx(_pandapower_J(copy.deepcopy(wrong), feeder, plan, truth, use), rel=1e-4)
+    assert clean.J > 5.0  # far from the ~1e-10 of the exact model
+    steps, rng = 600, np.random.default_rng(8)
+    alarms = np.mean([wls.alarm(wls.estimate(truth + rng.normal(0, 1, len(plan)) * wls.meters.sigma, topo))
+                      for _ in range(steps)])
+    expected = float(ncx2.sf(clean.threshold, clean.dof, clean.J))
+    lo, hi = binom.ppf([0.0005, 0.9995], steps, expected) / steps
+    assert expected > 0.03 and lo <= alarms <= hi
+
+
+def test_pseudo_errors_with_a_correlation_time_are_ar1_with_the_stated_marginal_std(tmp_path):
+    """correlation_time 10min at 1-min steps: lag-k autocorrelation exp(-k/10) and std `error` x nominal on the
+    pseudo-measurements (numpy on a long series of the channel's draws); the real meters stay white."""
+    from cosim.assembly import assemble, channels
+
+    loaded = load_scenario(_write(tmp_path, "metering: {preset: sparse, pseudo_loads: {error: 0.3, "
+                                            "correlation_time: 10min}}\ndetector: {}\n"))
+    asm = assemble(loaded)
+    noise = channels(asm)[0].noise
+    e = np.array([noise.draw() for _ in range(20_000)])
+    names = asm.estimator.meters.names
+    pseudo = np.array([n.startswith("bus.") and n.split(".")[1] != "1" and not n.endswith("vm_pu") for n in names])
+    assert pseudo.sum() == 64
+    x = e[:, pseudo] / asm.estimator.meters.noise[pseudo]
+    assert x.std(axis=0).mean() == pytest.approx(1.0, abs=0.03)
+    for k in (1, 5, 10, 20):
+        lagged = np.mean([np.corrcoef(x[:-k, j], x[k:, j])[0, 1] for j in range(x.shape[1])])
+        assert lagged == pytest.approx(np.exp(-k / 10), abs=0.03)
+    real = e[:, ~pseudo] / asm.estimator.meters.noise[~pseudo]
+    assert np.mean([np.corrcoef(real[:-1, j], real[1:, j])[0, 1] for j in range(real.shape[1])]) == \
+        pytest.approx(0.0, abs=0.02)
+
+
+def test_pseudo_errors_stay_white_by_default(tmp_path):
+    from cosim.assembly import assemble, channels
+
+    asm = assemble(load_scenario(_write(tmp_path, "metering: sparse\ndetector: {}\n")))
+    assert channels(asm)[0].noise.memory is None

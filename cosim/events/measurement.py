@@ -65,13 +65,25 @@ def make_attack(event: ScheduledEvent, rng: np.random.Generator, step_s: float,
 
 
 class SensorNoise:
-    """Gaussian noise of each meter's standard deviation, added before any attack."""
+    """Gaussian noise of each meter's standard deviation, added before any attack; with `memory` (AR(1)
+    coefficient per meter, 0 = white) e_k = rho e_(k-1) + sqrt(1 - rho^2) sigma xi_k, same marginal sigma."""
 
-    def __init__(self, names: tuple[str, ...], sigma: np.ndarray, rng: np.random.Generator):
-        self.names, self.sigma, self.rng = names, sigma, rng
+    def __init__(self, names: tuple[str, ...], sigma: np.ndarray, rng: np.random.Generator,
+                 memory: np.ndarray | None = None):
+        self.names, self.sigma, self.rng, self.memory = names, sigma, rng, memory
+        self.last: np.ndarray | None = None
+
+    def draw(self) -> np.ndarray:
+        """This step's noise per meter."""
+        noise = self.rng.normal(0.0, 1.0, len(self.names)) * self.sigma
+        if self.memory is not None:
+            if self.last is not None:
+                noise = self.memory * self.last + np.sqrt(1.0 - self.memory**2) * noise
+            self.last = noise
+        return noise
 
     def apply(self, values: dict[str, float]) -> None:
-        noise = self.rng.normal(0.0, 1.0, len(self.names)) * self.sigma
+        noise = self.draw()
         for name, eps in zip(self.names, noise.tolist()):
             values[name] += eps
 

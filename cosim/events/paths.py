@@ -12,12 +12,13 @@ from cosim.events.measurement import MeasurementPath, SensorNoise, make_attack
 from cosim.events.schedule import COMMAND, MEASUREMENT, Schedule
 from cosim.events.targets import Catalog
 from cosim.grid.feeders import Feeder
+from cosim.scenario.metering import noise_memory
 from cosim.scenario.schema import Scenario
 from cosim.seeding import rng_for
 
 
 def measurement_path(scn: Scenario, schedule: Schedule, estimator: WLS | None,
-                     topology_at: Callable[[int], Topology] | None) -> MeasurementPath | None:
+                     topology_at: Callable[[int], Topology] | None, feeder: Feeder) -> MeasurementPath | None:
     """Sensor noise (when the detector asks for it) and the measurement attacks; None if neither."""
     events = [e for e in schedule.on(MEASUREMENT) if not e.wire]  # the others travel on a device's wire
     metering = metering_of(scn)
@@ -26,7 +27,10 @@ def measurement_path(scn: Scenario, schedule: Schedule, estimator: WLS | None,
         return None
     attacks = [make_attack(e, rng_for(scn.seed, "attack", str(e.id)), schedule.step_s, estimator, topology_at)
                for e in events]
-    noise = SensorNoise(estimator.meters.names, estimator.meters.noise, rng_for(scn.seed, "sensors")) if noisy else None
+    noise = None
+    if noisy:
+        memory = noise_memory(metering.run_metering, feeder, estimator.meters.names, schedule.step_s)
+        noise = SensorNoise(estimator.meters.names, estimator.meters.noise, rng_for(scn.seed, "sensors"), memory)
     return MeasurementPath(attacks, noise)
 
 

@@ -6,16 +6,25 @@ each class of meter, and the noise the channel actually draws (model error when 
 a mapping starts from `preset` (default full) and replaces the placements it names. Places are bus
 numbers (line numbers for `flows`), `substation` (the slack bus) or `ends` (the last bus of every
 lateral). The block is the run's: every detector and a stealthy attacker see the same meters.
+`model_error` perturbs the line impedances of the WLS detectors' own grid model (the true grid and
+the stealthy attacker's model stay exact); `pseudo_loads.correlation_time` makes the pseudo-measurement
+errors an AR(1) process in time.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal, Union
+import copy
+import math
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal, Union
 
+import numpy as np
 from pydantic import Field, model_validator
 
-from cosim.scenario.base import Strict
+from cosim.scenario.base import Seconds, Strict
+
+if TYPE_CHECKING:
+    from cosim.grid.feeders import Feeder
 
 Place = Union[int, Literal["substation", "ends"]]
 Placement = Union[Literal["all"], list[Place]]
@@ -44,6 +53,32 @@ class PseudoLoads(Strict):
     profile's forecast, with a relative error (standard deviation over the bus's nominal power)."""
 
     error: float = Field(default=0.3, gt=0, le=1, description="0.1-0.5 is typical of load forecasts")
+    correlation_time: Seconds | None = Field(default=None, description="AR(1) time constant of the drawn "
+                                                                       "error (e.g. 2h); default white per step")
+
+    @model_validator(mode="after")
+    def _positive_time(self) -> "PseudoLoads":
+        if self.correlation_time is not None and self.correlation_time <= 0:
+            raise ValueError("correlation_time must be a positive duration such as 2h")
+        return self
+
+
+class ModelError(Strict):
+    """Relative standard deviation of seeded multiplicative errors on every line's resistance and reactance
+    in the detector's grid model: r' = r (1 + line_r N(0, 1)), floored at 5 % of r (x likewise)."""
+
+    line_r: float = Field(default=0.0, ge=0, le=1)
+    line_x: float = Field(default=0.0, ge=0, le=1)
+    seed: int = Field(default=0, ge=0, description="the model's error is fixed per feeder, not per run")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scalar(cls, value: Any) -> Any:
+        return {"line_r": value, "line_x": value} if isinstance(value, (int, float)) else value
+
+    @property
+    def active(self) -> bool:
+        return self.line_r > 0 or self.line_x > 0
 
 
 class Metering(Strict):
@@ -57,6 +92,8 @@ class Metering(Strict):
     pseudo_loads: PseudoLoads | None = None
     sigma: Sigma = Sigma()
     noise: Noise = Noise()
+    model_error: ModelError = Field(default=ModelError(), description="error of the detector's line impedances "
+                                                                      "(a number: line_r = line_x)")
 
     @model_validator(mode="before")
     @classmethod
@@ -99,3 +136,27 @@ def run_metering(scn: Any) -> RunMetering | None:
         return None
     gens = tuple((g.bus, g.p_mw, (g.rating_mva**2 - g.p_mw**2) ** 0.5) for g in scn.generators)
     return RunMetering(scn.metering.resolved(), scn.loads.scale, gens)
+
+
+def perturbed_feeder(feeder: "Feeder", error: ModelError) -> "Feeder":
+    """A copy of `feeder` whose lines carry the block's seeded impedance errors (the detector's belief)."""
+    rng = np.random.default_rng(np.random.SeedSequence(entropy=error.seed, spawn_key=[0x6D65]))
+    net = copy.deepcopy(feeder.net)
+    n = len(net.line)
+    r, x = rng.normal(0.0, 1.0, n), rng.normal(0.0, 1.0, n)
+    net.line["r_ohm_per_km"] = net.line.r_ohm_per_km * np.maximum(1 + error.line_r * r, 0.05)
+    net.line["x_ohm_per_km"] = net.line.x_ohm_per_km * np.maximum(1 + error.line_x * x, 0.05)
+    return replace(feeder, net=net)
+
+
+def noise_memory(run: RunMetering | None, feeder: "Feeder", names: tuple[str, ...], step_s: float) -> np.ndarray | None:
+    """Per meter (ordered like `names`) the AR(1) coefficient exp(-step / correlation_time) of the channel's
+    noise: the pseudo-measurements' with a correlation time, 0 for the rest; None when every meter is white."""
+    if run is None or run.metering.pseudo_loads is None or run.metering.pseudo_loads.correlation_time is None:
+        return None
+    from cosim.detection.network import metering_plan
+
+    real = replace(run, metering=run.metering.model_copy(update={"pseudo_loads": None}))
+    pseudo = {m.name for m in metering_plan(run, feeder)} - {m.name for m in metering_plan(real, feeder)}
+    rho = math.exp(-step_s / run.metering.pseudo_loads.correlation_time)
+    return np.array([rho if n in pseudo else 0.0 for n in names])

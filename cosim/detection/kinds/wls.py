@@ -49,10 +49,18 @@ class WLSRun:
 
 @register(WLSDetector)
 def build(spec: WLSDetector, asm: "Assembly", base_dir: Path) -> WLSRun:
-    """The block's tests on the run's estimator (same network and meters, the block's significance)."""
+    """The block's tests on the run's meters; on the run's network, or with the `metering:` block's
+    `model_error` on the detector's own copy whose line impedances carry that error."""
     from cosim.assembly import topology_at
+    from cosim.detection.network import Network
     from cosim.detection.wls import WLS
+    from cosim.events.physical import topology_timeline
+    from cosim.events.schedule import PHYSICAL
+    from cosim.scenario.metering import perturbed_feeder, run_metering
 
-    shared = asm.estimator
-    return WLSRun(WLS(shared.network, shared.meters, spec.significance, spec.lnr_threshold, spec.alarm),
-                  topology_at(asm))
+    shared, run = asm.estimator, run_metering(asm.loaded.scenario)
+    network, timeline = shared.network, topology_at(asm)
+    if run is not None and run.metering.model_error.active:
+        network = Network(perturbed_feeder(asm.loaded.feeder, run.metering.model_error))
+        timeline = topology_timeline(network, asm.schedule.on(PHYSICAL))
+    return WLSRun(WLS(network, shared.meters, spec.significance, spec.lnr_threshold, spec.alarm), timeline)
