@@ -10,6 +10,8 @@ finishes, and `cosim probe --protocol iec104` reads the stub. Real c104 on 127.0
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -23,7 +25,7 @@ from cosim.assembly import RunOptions  # noqa: E402
 from cosim.runner import run_scenario  # noqa: E402
 from cosim.scenario.loader import load_scenario  # noqa: E402
 from hil import MAPS_DIR  # noqa: E402
-from hil_support import Stub, free_port, run_alongside  # noqa: E402
+from hil_support import REPO, Stub, run_alongside  # noqa: E402
 from test_hil_timing import Q_LSB, TICK, droop_scenario, settled_at  # noqa: E402
 
 
@@ -85,7 +87,10 @@ def test_a_stub_killed_mid_run_is_recorded_and_the_run_finishes(tmp_path):
     path = iec104_scenario(tmp_path, f"port: {stub.port}, timeout: 0.3", steps=12, emulate=False)
 
     def killer() -> None:
-        time.sleep(0.6)  # a few steps of 0.1 s wall time in
+        deadline = time.monotonic() + 60
+        while "write applied" not in stub.log and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the bridge's first commands arrived: the run is under way
+        time.sleep(0.3)  # a few steps of 0.1 s wall time in
         stub.proc.kill()
 
     try:
@@ -114,3 +119,11 @@ def test_cosim_probe_reads_the_stub_over_iec104(cli):
             if line.count("│") >= 6 and "WMaxLimPct" in line.split("│")[2] or "Conn " in line}
     assert rows.get("WMaxLimPct") == "100" and rows.get("Conn") == "1"  # the map's defaults
     assert wrong == 2 and "common address" in why and "Traceback" not in why
+
+
+def test_the_iec104_probe_path_imports_neither_the_grid_nor_plotting():
+    code = ("import sys, cosim.commands.probe, hil.probe, hil.iec104_client; "
+            "print(sorted(m for m in ('pandapower', 'scipy', 'matplotlib', 'mosaik', 'torch') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
