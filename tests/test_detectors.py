@@ -120,6 +120,15 @@ def test_learned_detector_trained_briefly_beats_chance_on_a_held_out_day(tmp_pat
     assert metrics["detector_roc_auc"] > 0.8
     assert metrics["detector_roc_auc"] == pytest.approx(
         roc_auc(ts["detector.score"].to_numpy(), ts["label.attack"].to_numpy() >= 0.5))
+    # trained on full metering, it cannot score the realistic meter set (the unmetered signals carry no noise)
+    from cosim.scenario.errors import ScenarioError
+
+    sparse = held.with_name("sparse.yaml")
+    sparse.write_text(held.read_text() + "metering: sparse\n", encoding="utf-8")
+    with pytest.raises(ScenarioError) as exc:
+        assemble(load_scenario(sparse))
+    text = " ".join(str(exc.value).split())
+    assert "detector.model" in text and "another measurement set" in text and "bus.2.vm_pu" in text
 
 
 @pytest.mark.parametrize("block, field, words", [

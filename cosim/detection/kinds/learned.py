@@ -56,4 +56,11 @@ def build(spec: LearnedDetector, asm: "Assembly", base_dir: Path) -> LearnedRun:
     if missing:
         raise DetectorError(f"{path} reads {len(missing)} signal(s) this run does not publish, e.g. "
                             f"{', '.join(missing[:3])}", "model")
+    metered = set(asm.estimator.meters.names) if asm.estimator is not None else set(trained.layout.names)
+    unmetered = [n for n in trained.layout.names if n not in metered]
+    if unmetered:  # an unmetered signal carries no meter noise: scoring it would read the ground truth
+        raise DetectorError(f"{path} was trained on another measurement set: {len(unmetered)} of its "
+                            f"{len(trained.layout.names)} signals are not metered in this run (e.g. "
+                            f"{', '.join(unmetered[:3])}); train it on a dataset made with this run's metering",
+                            "model")
     return LearnedRun(trained, trained.threshold if spec.threshold is None else spec.threshold)
