@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from cosim.evaluate.report import comparison_table, units
+from cosim.evaluate.report import box_data, comparison_table, report_html, units
 from cosim.evaluate.stats import bootstrap_interval, paired, summarize, t_interval
 
 NOON = """\
@@ -82,7 +82,8 @@ def test_evaluate_detects_droop_against_none_and_not_droop_against_itself(cli, n
     x = runs[runs.controller == "none"]["loss_energy_kwh"].to_numpy()
     assert row["mean"] == pytest.approx(x.mean())
     assert (row["t_low"], row["t_high"]) == pytest.approx(stats.t.interval(0.95, 5, loc=x.mean(), scale=stats.sem(x)))
-    assert "<table>" in (out / "report.html").read_text()
+    page = (out / "report.html").read_text()
+    assert "<table>" in page and page.count("<figure class='box'") == len(doc["metrics"])
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -139,3 +140,30 @@ def test_no_oracle_and_an_oracle_that_is_skipped(cli, noon, tmp_path, monkeypatc
     doc = json.loads((tmp_path / "b" / "evaluation.json").read_text())
     assert doc["controllers"] == ["droop"] and doc["oracle_note"].startswith("OPF oracle skipped")
     assert "OPF oracle skipped" in (tmp_path / "b" / "report.html").read_text()
+
+
+def test_report_has_one_box_plot_per_metric_with_numpys_quartiles():
+    rng = np.random.default_rng(3)
+    metrics = ["loss_energy_kwh", "voltage_violation_bus_minutes"]
+    rows = [{"controller": c, "seed": s, "day": 0, "status": "ok", "loss_energy_kwh": rng.gamma(3.0, 10.0),
+             "voltage_violation_bus_minutes": rng.exponential(50.0)} for c in ("droop", "none") for s in range(11)]
+    rows.append({"controller": "none", "seed": 99, "day": 0, "status": "failed", "loss_energy_kwh": 1e9,
+                 "voltage_violation_bus_minutes": 1e9})  # a failed run is not plotted
+    runs = pd.DataFrame(rows)
+    data = box_data(runs, metrics)
+    for m in metrics:
+        assert [b["label"] for b in data[m]] == ["droop", "none"]
+        for b in data[m]:
+            x = runs[(runs.controller == b["label"]) & (runs.status == "ok")][m].to_numpy()
+            assert b["n"] == 11
+            assert (b["q1"], b["med"], b["q3"]) == pytest.approx(tuple(np.percentile(x, [25, 50, 75])))
+            iqr = b["q3"] - b["q1"]
+            assert b["whishi"] == pytest.approx(x[x <= b["q3"] + 1.5 * iqr].max())
+            assert b["whislo"] == pytest.approx(x[x >= b["q1"] - 1.5 * iqr].min())
+    meta = {"source": "s.yaml", "seeds": 11, "days": 1, "unit": "held-out day", "level": 0.95, "metrics": metrics,
+            "oracle": None}
+    empty = pd.DataFrame()
+    page = report_html(meta, empty, empty, empty, runs)
+    assert page.count("<figure class='box'") == 2 and page.count("data:image/png;base64,") == 2
+    for m in metrics:
+        assert f"data-metric='{m}'" in page

@@ -1,5 +1,5 @@
 """Tables and files of an evaluation: evaluation.json, runs, summary, comparison and gap tables (CSV and Parquet),
-report.html.
+report.html (with one box plot per metric over the per-run rows, by controller).
 
 The unit of the statistics is the held-out day for a scenario file (every run is an independent
 day). For a distribution with two seeds or more it is the seed: days of one seed share a feeder
@@ -15,7 +15,10 @@ import math
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
+from matplotlib import cbook
+from matplotlib.figure import Figure
 
 from cosim.evaluate.runner import Run
 from cosim.evaluate.stats import LEVEL, adjust, paired, summarize
@@ -107,14 +110,62 @@ def _html_table(df: pd.DataFrame, columns: Sequence[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def report_html(meta: dict, summary: pd.DataFrame, comparison: pd.DataFrame, gap: pd.DataFrame) -> str:
-    """A self-contained page: the summary, the gap to the OPF oracle and the paired comparison."""
+def box_data(runs: pd.DataFrame, metrics: Sequence[str]) -> dict[str, list[dict]]:
+    """Per metric, per controller (in table order): matplotlib's box statistics of the ok per-run values.
+
+    Quartiles are numpy's linear percentiles; whiskers reach the furthest value within 1.5 IQR.
+    Controllers with no finite value for a metric are left out of its plot.
+    """
+    ok = runs[runs["status"] == "ok"]
+    out: dict[str, list[dict]] = {}
+    for m in metrics:
+        boxes = []
+        for c, g in ok.groupby("controller", sort=False):
+            x = g[m].to_numpy(float)
+            x = x[np.isfinite(x)]
+            if len(x):
+                boxes.append({**cbook.boxplot_stats(x)[0], "label": c, "n": len(x), "values": x})
+        out[m] = boxes
+    return out
+
+
+def box_plot_uri(metric: str, boxes: Sequence[dict]) -> str:
+    """One metric's box plot (a box per controller, every run as a dot) as a PNG data URI."""
+    from cosim.report.plots.figures import figure_to_data_uri  # the report package pulls in plotting only here
+
+    fig = Figure(figsize=(max(4.0, 1.2 * len(boxes) + 2.0), 3.2), dpi=100, layout="constrained")
+    ax = fig.subplots()
+    ax.bxp([{k: v for k, v in b.items() if k not in ("values", "n")} for b in boxes], showfliers=False)
+    for i, b in enumerate(boxes, start=1):
+        ax.plot(np.full(len(b["values"]), i), b["values"], "o", ms=3, alpha=0.5, color="tab:blue")
+    ax.set_xticks(range(1, len(boxes) + 1), [f"{b['label']}\n(n={b['n']})" for b in boxes])
+    ax.set_ylabel(metric)
+    ax.grid(axis="y", alpha=0.3)
+    return figure_to_data_uri(fig)
+
+
+def _box_section(runs: pd.DataFrame, metrics: Sequence[str]) -> list[str]:
+    parts = ["<h2>Per-run distributions</h2>",
+             "<p>One box per controller over its per-run rows: median, quartiles, whiskers to the furthest run "
+             "within 1.5 IQR; dots are the runs.</p>"]
+    for m, boxes in box_data(runs, metrics).items():
+        if boxes:
+            parts.append(f"<figure class='box' data-metric='{html.escape(m)}'><img alt='{html.escape(m)}' "
+                         f"src='{box_plot_uri(m, boxes)}'></figure>")
+    return parts
+
+
+def report_html(meta: dict, summary: pd.DataFrame, comparison: pd.DataFrame, gap: pd.DataFrame,
+                runs: pd.DataFrame | None = None) -> str:
+    """A self-contained page: the summary, box plots of the per-run rows, the gap to the oracle, the comparison."""
     cols = ["controller", "metric", "n", "mean", "t_low", "t_high", "boot_low", "boot_high", "median", "q05", "q95",
             "gap", "gap_rel"]
     parts = [f"<h1>Evaluation of {html.escape(meta['source'])}</h1>",
              f"<p>{meta['seeds']} seeds × {meta['days']} held-out days; unit of the statistics: "
              f"{html.escape(meta['unit'])}; {100 * meta['level']:.0f} % intervals of the mean.</p>",
              "<h2>Summary</h2>", _html_table(summary, [c for c in cols if c in summary])]
+    if runs is not None:
+        parts += _box_section(runs, meta["metrics"])
     if len(gap):
         parts += [f"<h2>Gap to the OPF oracle ({html.escape(meta['oracle'])})</h2>",
                   "<p>Paired gap = controller − oracle on the same units, with its t interval; relative gap = gap / "
@@ -145,4 +196,4 @@ def write_outputs(out_dir: Path, meta: dict, runs: pd.DataFrame, summary: pd.Dat
     for name, df in tables.items():
         df.to_csv(out_dir / f"{name}.csv", index=False)
         df.to_parquet(out_dir / f"{name}.parquet", index=False)
-    write_atomic(out_dir / "report.html", report_html(meta, summary, comparison, gap))
+    write_atomic(out_dir / "report.html", report_html(meta, summary, comparison, gap, runs))
