@@ -22,7 +22,7 @@ socat:
 demo: $(STAMP)
 	$(BIN)/cosim run scenarios/ieee33-pv-wind.yaml --out runs/demo
 
-test: $(STAMP)
+test: socat $(STAMP)
 	$(BIN)/python -m pytest -q
 
 # System package of the live view's browser test (tests/test_live_view.py): headless Chromium (Debian).
