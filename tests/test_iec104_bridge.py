@@ -3,8 +3,9 @@
 The same timing rule, guard, stale handling and probe as over Modbus (docs/hil.md, "Devices over
 IEC 104"): the droop loop through the device moves step for step like the loop without it (the
 setpoint of step k reaches the grid at k+1, as tests/test_hil_timing.py shows for Modbus), a
-setpoint outside the device's limits is clamped, a stub killed mid-run is recorded and the run
-finishes, and `cosim probe --protocol iec104` reads the stub. Real c104 on 127.0.0.1, free ports.
+setpoint outside the device's limits is clamped, a command from another IEC 104 master is a write
+from outside (`device_write_unexpected`), a stub killed mid-run is recorded and the run finishes,
+and `cosim probe --protocol iec104` reads the stub. Real c104 on 127.0.0.1, free ports.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-pytest.importorskip("c104")
+c104 = pytest.importorskip("c104")
 
 from cosim.assembly import RunOptions  # noqa: E402
 from cosim.runner import run_scenario  # noqa: E402
@@ -27,6 +28,9 @@ from cosim.scenario.loader import load_scenario  # noqa: E402
 from hil import MAPS_DIR  # noqa: E402
 from hil_support import REPO, Stub, run_alongside  # noqa: E402
 from test_hil_timing import Q_LSB, TICK, droop_scenario, settled_at  # noqa: E402
+
+
+PACED_TICK = "0.02"  # s: two ticks (IEC 104) well inside 70 % of the paced runs' 0.1 s slot (docs/hil.md, Timing)
 
 
 def iec104_scenario(tmp_path: Path, modbus: str, extra: str = "", steps: int = 15, emulate: bool = True) -> Path:
@@ -83,7 +87,7 @@ def test_the_guard_clamps_a_setpoint_sent_over_iec104(tmp_path, direct):
 
 
 def test_a_stub_killed_mid_run_is_recorded_and_the_run_finishes(tmp_path):
-    stub = Stub("inverter", "--protocol", "iec104", "--tick", TICK, "--ramp-rate", "100000")
+    stub = Stub("inverter", "--protocol", "iec104", "--tick", PACED_TICK, "--ramp-rate", "100000")
     path = iec104_scenario(tmp_path, f"port: {stub.port}, timeout: 0.3", steps=12, emulate=False)
 
     def killer() -> None:
@@ -127,3 +131,33 @@ def test_the_iec104_probe_path_imports_neither_the_grid_nor_plotting():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_command_from_another_iec104_master_is_a_write_from_outside(tmp_path):
+    from test_iec104 import Master
+
+    stub = Stub("inverter", "--protocol", "iec104", "--tick", PACED_TICK, "--ramp-rate", "100000")
+    path = iec104_scenario(tmp_path, f"port: {stub.port}, timeout: 0.3", steps=50, emulate=False)
+    sent = {}
+
+    def rogue() -> None:
+        deadline = time.monotonic() + 60
+        while stub.log.count("write applied") < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the bridge has synced and written: Conn = 1 is what it knows
+        master = Master(stub.port)  # a second master on the same station
+        try:
+            sent["conn off"] = master.command(140126, c104.Type.C_SC_NA_1, False)  # Conn = 0: disconnect
+            sent["at"] = time.monotonic()
+        finally:
+            master.close()
+
+    try:
+        outcome = run_alongside(path, tmp_path / "out", rogue, realtime=0.1)
+        finished = time.monotonic()
+    finally:
+        stub.stop()
+    assert outcome.status == "ok", outcome.message
+    assert sent["conn off"] and sent["at"] < finished - 1.0  # confirmed, well before the run's last step
+    events = pd.read_csv(tmp_path / "out" / "events.csv")
+    unexpected = events[events["kind"] == "device_write_unexpected"]
+    assert list(unexpected["target"]) == ["inv1.Conn"] and "40126: 1 -> 0" in unexpected["detail"].iloc[0]
