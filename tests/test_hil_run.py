@@ -45,7 +45,7 @@ def scenario(tmp_path: Path, port: int, steps: int = 40, controller: str = "pyth
     (tmp_path / "curtail.py").write_text(CURTAIL, encoding="utf-8")
     ctrl = "{kind: python, path: curtail.py:Curtail}" if controller == "python" else f"{{kind: {controller}}}"
     text = inverter_scenario("hil-test", f"{steps}s", ctrl, port, emulate=emulate,
-                             device="stub_args: {ramp_rate: 1000}\n" + textwrap.dedent(device)) + textwrap.dedent(extra)
+                             device="stub_args: {ramp_rate: 1000, tick: 0.01}\n" + textwrap.dedent(device)) + textwrap.dedent(extra)
     path = tmp_path / "hil.yaml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -77,13 +77,13 @@ def test_a_controller_drives_an_emulated_inverter_and_the_grid_responds(tmp_path
 
 def test_a_device_killed_mid_run_goes_stale_and_comes_back(tmp_path):
     port = free_port()
-    stubs = [Stub("inverter", "--ramp-rate", "1000", "--w-max", "1000000", "--va-max", "1100000", port=port)]
+    stubs = [Stub("inverter", "--tick", "0.01", "--ramp-rate", "1000", "--w-max", "1000000", "--va-max", "1100000", port=port)]
 
     def on_step(k: int) -> None:
         if k == 10:
             stubs[0].stop()
         if k == 25:
-            stubs.append(Stub("inverter", "--ramp-rate", "1000", "--w-max", "1000000", "--va-max", "1100000", port=port))
+            stubs.append(Stub("inverter", "--tick", "0.01", "--ramp-rate", "1000", "--w-max", "1000000", "--va-max", "1100000", port=port))
 
     try:
         outcome = run_scenario(load_scenario(scenario(tmp_path, port, steps=60)), tmp_path / "out", on_step,

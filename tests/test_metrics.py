@@ -274,7 +274,7 @@ def test_every_key_of_a_realtime_run_with_a_device_has_an_entry(tmp_path):
     from hil_support import inverter_scenario
 
     path = tmp_path / "hil.yaml"
-    path.write_text(inverter_scenario("keys-hil", "8s"), encoding="utf-8")
+    path.write_text(inverter_scenario("keys-hil", "8s", device="stub_args: {tick: 0.01}\n"), encoding="utf-8")
     outcome = run_scenario(load_scenario(path), tmp_path / "out", options=RunOptions(realtime=0.05))
     assert outcome.status == "ok", outcome.message
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())

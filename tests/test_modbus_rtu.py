@@ -314,7 +314,8 @@ def _run(tmp_path: Path, name: str, rtu: bool) -> pd.DataFrame:
     from cosim.runner import run_scenario
     from cosim.scenario.loader import load_scenario
 
-    text = inverter_scenario(name, "20s", "{kind: droop}", free_port(), device="stub_args: {ramp_rate: 1000}\n")
+    text = inverter_scenario(name, "20s", "{kind: droop}", free_port(),
+                             device="stub_args: {ramp_rate: 1000, tick: 0.01}\n")  # a tick inside the 35-ms budget
     if rtu:
         text = re.sub(r"modbus: \{port: \d+, ", "modbus: {transport: rtu, ", text)
     path = tmp_path / f"{name}.yaml"
