@@ -106,6 +106,8 @@ class Controller(ABC):
     # measurements; only reference baselines such as `opf` set this.
     oracle: ClassVar[bool] = False
     uses_scenario: ClassVar[bool] = False  # handed `info.scenario` (never the run's grid state or future inputs)
+    # what each DER agent broadcasts to the others, as signals `msg.<der>.<quantity>` that events may target
+    messages: ClassVar[tuple[str, ...]] = ()
     _event_sink: Callable[[str, str], None] | None = None
 
     def setup(self, info: ControllerInfo) -> None:

@@ -25,6 +25,7 @@ STORAGE_SIGNALS = ("p_mw", "q_mvar", "soc")  # what each battery publishes (load
 STORAGE_SETPOINTS = ("p_set_mw", "q_set_mvar")  # what a controller may set on each battery
 SEEN, COMMAND, IN_FORCE = "seen.", "cmd.", "ctrl."
 SOURCE_RATIO = "grid.source_ratio"  # the feeder-head regulator's setpoint: source voltage / its base value
+MESSAGE = "msg."  # agent-to-agent messages of controllers whose DER agents talk (`consensus`): msg.<der>.<quantity>
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,11 @@ def grid(quantity: str) -> str:
 def der(name: str, quantity: str) -> str:
     """`<der>.<quantity>`, a DER's signal or setpoint."""
     return f"{name}.{quantity}"
+
+
+def message(der: str, quantity: str) -> str:
+    """The signal a DER agent broadcasts its `quantity` on, `msg.<der>.<quantity>`; events may target it."""
+    return f"{MESSAGE}{der}.{quantity}"
 
 
 def seen(name: str) -> str:

@@ -51,7 +51,7 @@ CASES = {
                    "Crashes.act raised ZeroDivisionError: division by zero on the first step"),
     "python_without_path": ("{kind: python}", "controller", "kind python needs path"),
     "path_on_baseline": ("{kind: droop, path: ok.py:Good}", "controller", "path is only for kind python"),
-    "unknown_kind": ("{kind: pid}", "controller.kind", "'none', 'droop', 'droop_tuned', 'mpc', 'opf', 'volt_watt', 'python' or 'drl'"),
+    "unknown_kind": ("{kind: pid}", "controller.kind", "'none', 'consensus', 'droop', 'droop_tuned', 'mpc', 'opf', 'volt_watt', 'python' or 'drl'"),
     "baseline_param": ("{kind: droop, params: {v: [0.9, 1.1], q: [0.4]}}", "controller.params", "droop: a curve needs"),
     "baseline_unknown_param": ("{kind: volt_watt, params: {q: [1, 0]}}", "controller.params",
                                "unknown parameter 'q' for VoltWatt (accepted: v, p, gain)"),
@@ -119,7 +119,7 @@ def test_parse_spec(tmp_path):
     assert parse_spec("drl:policies/x.pt", cwd=tmp_path).policy == str(tmp_path / "policies" / "x.pt")
     block = parse_spec("{kind: volt_watt, params: {gain: 0.25}}")
     assert block.kind == "volt_watt" and block.params == {"gain": 0.25}
-    for bad, words in [("pid", "expected none, droop"), ("droop:fast", "takes nothing after ':'"),
+    for bad, words in [("pid", "expected none, consensus, droop"), ("droop:fast", "takes nothing after ':'"),
                        ("python:my.py", "expected <file.py>:<ClassName>"), ("{kind: droop", "not a valid YAML"),
                        ("drl", "kind drl needs policy")]:
         with pytest.raises(ControllerError, match=words):

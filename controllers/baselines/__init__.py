@@ -18,3 +18,11 @@ KINDS: tuple[str, ...] = tuple(sorted(_found, key=lambda name: name != "none")) 
 def baseline_class(kind: str) -> type:
     """The controller class of a baseline kind."""
     return importlib.import_module(f"{__name__}.{kind}").CONTROLLER
+
+
+def message_signals(kind: str, ders: list[str]) -> tuple[str, ...]:
+    """The agent-to-agent message signals of a baseline kind over DERs `ders` (none for most kinds)."""
+    from cosim.signals import message
+
+    quantities = baseline_class(kind).messages if kind in KINDS else ()
+    return tuple(message(d, q) for d in ders for q in quantities)

@@ -20,7 +20,8 @@ from cosim.seeding import rng_for
 def measurement_path(scn: Scenario, schedule: Schedule, estimator: WLS | None,
                      topology_at: Callable[[int], Topology] | None, feeder: Feeder) -> MeasurementPath | None:
     """Sensor noise (when the detector asks for it) and the measurement attacks; None if neither."""
-    events = [e for e in schedule.on(MEASUREMENT) if not e.wire]  # the others travel on a device's wire
+    # the others travel on a device's wire, or between the controller's agents (`message_path`)
+    events = [e for e in schedule.on(MEASUREMENT) if not e.wire and not e.on_messages]
     metering = metering_of(scn)
     noisy = metering is not None and metering.noise
     if not events and not noisy:
@@ -32,6 +33,13 @@ def measurement_path(scn: Scenario, schedule: Schedule, estimator: WLS | None,
         memory = noise_memory(metering.run_metering, feeder, estimator.meters.names, schedule.step_s)
         noise = SensorNoise(estimator.meters.names, estimator.meters.noise, rng_for(scn.seed, "sensors"), memory)
     return MeasurementPath(attacks, noise)
+
+
+def message_path(scn: Scenario, schedule: Schedule) -> MeasurementPath:
+    """The channel between a controller's DER agents: the measurement attacks on `msg.*` signals, seeded as in
+    `measurement_path` (the same event gets the same draws whichever path carries it)."""
+    events = [e for e in schedule.on(MEASUREMENT) if e.on_messages]
+    return MeasurementPath([make_attack(e, rng_for(scn.seed, "attack", str(e.id)), schedule.step_s) for e in events])
 
 
 def command_path(scn: Scenario, schedule: Schedule, feeder: Feeder) -> CommandPath | None:

@@ -14,6 +14,7 @@ from cosim.events.registry import Kind, all_kinds, kind_of
 from cosim.events.targets import Catalog
 from cosim.scenario.schema import Clock
 from cosim.scenario.units import format_duration
+from cosim.signals import MESSAGE
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,11 @@ class ScheduledEvent:
     def is_attack(self) -> bool:
         """Measurement and command events are attacks; physical ones are disruptions."""
         return self.path != PHYSICAL
+
+    @property
+    def on_messages(self) -> bool:
+        """Whether it hits agent-to-agent messages (`msg.*`), which travel in the controller, not the channel."""
+        return bool(self.targets) and all(t.startswith(MESSAGE) for t in self.targets)
 
     def active(self, k: int) -> bool:
         """Whether the event is in force at step k."""
@@ -90,7 +96,13 @@ def _route(kind: Kind, spec: _Event, path: str, cat: Catalog, metered: tuple[str
     if cat.wire is not None and hasattr(spec, "target") and (path == MEASUREMENT or path in kind.wire_paths):
         routed = cat.device_targets(spec.target, path)
     if routed is None:
-        return kind.targets(spec, path, cat, metered), ()
+        targets = kind.targets(spec, path, cat, metered)
+        talk = [t.startswith(MESSAGE) for t in targets]
+        if any(talk) and (path != MEASUREMENT or not all(talk)):
+            raise TargetError(f"{targets[talk.index(True)]} is an agent-to-agent message, which only a measurement "
+                              "event (delay, drop, fdi, ...) whose every target is a message can hit; split it "
+                              "into two events")
+        return targets, ()
     if path not in kind.wire_paths:
         able = [k.name for k in all_kinds() if path in k.wire_paths]
         raise TargetError(f"{kind.name} cannot act on a device's Modbus wire ({routed[0][0]} is device "

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from controllers.baselines import message_signals
 from cosim.detection.models import metering_of
 from cosim.events.base import MEASUREMENT, TargetError
 from cosim.events.models import RandomEvents
@@ -71,7 +72,8 @@ class Catalog:
             setpoints[f"{b.name}.p_set_mw"] = setpoints[f"{b.name}.q_set_mvar"] = 0.0
         label = dict(zip(net.bus.index, feeder.bus_labels.tolist()))
         return cls(
-            signals=tuple(signal_names(feeder, ders, measurement_model(scn) is not None, storage_units(scn))),
+            signals=tuple(signal_names(feeder, ders, measurement_model(scn) is not None, storage_units(scn)))
+            + message_signals(scn.controller.kind, [d.name for d in ders]),
             setpoints=setpoints,
             lines=dict(zip(feeder.line_labels.tolist(), net.line.in_service.astype(bool).tolist())),
             trafos=tuple(feeder.trafo_labels.tolist()),
