@@ -56,8 +56,11 @@ class Assembly:
     detectors: list[Running] = field(default_factory=list)  # the scenario's detector blocks, built
 
 
-def assemble(loaded: LoadedScenario) -> Assembly:
-    """Grid model, input series, schedule, estimator and detectors of a scenario; the model works on its own copy of the net."""
+def assemble(loaded: LoadedScenario, events: EventLog | None = None) -> Assembly:
+    """Grid model, input series, schedule, estimator and detectors of a scenario; the model works on its own copy of the net.
+
+    `events` is where the run's simulators and detectors add events (default a new `EventLog`; a remote
+    simulator passes its `cosim.sims.remote.Outbox`)."""
     scn = loaded.scenario
     ders = [DER(g.name, g.kind, g.bus, g.p_mw, g.rating_mva) for g in scn.generators]
     shunts = []
@@ -73,7 +76,7 @@ def assemble(loaded: LoadedScenario) -> Assembly:
                       shunts=shunts, storage=storage_units(scn), step_s=scn.clock.step)
     inputs = build_inputs(scn, len(model.load_p_nom), loaded.base_dir)
     asm = Assembly(loaded, model, inputs, scn.clock.step, scn.clock.n_steps, schedule=schedule,
-                   estimator=estimator)
+                   estimator=estimator, events=events if events is not None else EventLog())
     asm.detectors = build_detectors(asm)
     return asm
 

@@ -5,13 +5,15 @@ controller -> (command channel) -> bridge -> devices -> bridge -> grid, the edge
 time-shifted like any setpoint path; with a grid server, a `scada` stage sits between the
 bridge and the grid and adds the SCADA's commands at the grid's next step (`cosim.sims.scada`). The bridge also gets the grid's true signals, the
 physics of emulated devices. `add_bridge_feedback` (after the controller) lets the controller
-see the devices' readings and flags (`inv1.stale`, ...) from the previous step.
+see the devices' readings and flags (`inv1.stale`, ...) from the previous step. `build_bridge` is
+the run's bridge, in-process or rebuilt in the bridge's own process (`cosim.sims.bridge`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from cosim.assembly import Assembly
 from hil.bridge import Bridge
 from hil.devices import couplings
 
@@ -19,12 +21,9 @@ if TYPE_CHECKING:
     from cosim.world import Wiring
 
 
-def add_bridge(w: "Wiring") -> None:
-    """The bridge (only with devices or a grid server); it becomes the target of setpoints."""
-    asm, scn = w.asm, w.asm.loaded.scenario
-    if not scn.devices and scn.grid_server is None:
-        return
-    model, feeder = asm.model, asm.loaded.feeder
+def build_bridge(asm: Assembly) -> Bridge:
+    """The run's bridge over the scenario's devices (and grid server), coupled to the assembly's grid model."""
+    scn, model, feeder = asm.loaded.scenario, asm.model, asm.loaded.feeder
     lines = tuple(feeder.line_labels.tolist())
 
     def closed_lines() -> list[bool]:
@@ -34,12 +33,25 @@ def add_bridge(w: "Wiring") -> None:
     devices = couplings(scn, asm.loaded.base_dir)
     for c in devices:
         c.attach(model)
-    bridge = Bridge(scn, devices, asm.step_s, asm.options.read_only,
-                    buses=tuple(feeder.bus_labels.tolist()),
-                    lines=lines, closed_lines=closed_lines, realtime=asm.options.realtime, clock=asm.clock,
-                    schedule=asm.schedule)
-    entity = w.world.start("Bridge", bridge=bridge, n_steps=asm.n_steps, events=asm.events,
-                           metrics=asm.run_metrics).Bridge()
+    return Bridge(scn, devices, asm.step_s, asm.options.read_only, buses=tuple(feeder.bus_labels.tolist()),
+                  lines=lines, closed_lines=closed_lines, realtime=asm.options.realtime, clock=asm.clock,
+                  schedule=asm.schedule)
+
+
+def add_bridge(w: "Wiring") -> None:
+    """The bridge (only with devices or a grid server); it becomes the target of setpoints. Placed in its own
+    process (`placement.bridge`), it builds the bridge there and opens the Modbus connections from there."""
+    asm, scn = w.asm, w.asm.loaded.scenario
+    if not scn.devices and scn.grid_server is None:
+        return
+    bridge, live = None, {}
+    if not w.remote("bridge"):
+        bridge = build_bridge(asm)
+        live = dict(bridge=bridge, n_steps=asm.n_steps, events=asm.events, metrics=asm.run_metrics)
+    entity = w.start_placed("bridge", dict(read_only=asm.options.read_only, realtime=asm.options.realtime),
+                            **live).Bridge()
+    if w.remote("bridge"):
+        w.relay_from(entity, "log", "metrics")
     grid = w.entities["grid"]
     w.world.connect(grid, entity, ("signals", "grid"))
     if scn.grid_server is not None:  # SCADA commands no device acts for join the bridge's setpoints at the grid

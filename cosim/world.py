@@ -8,9 +8,9 @@ detector stages add nothing to a scenario that does not need them. mosaik's time
 step (`time_resolution` = the step in seconds), so every simulator advances by 1 and its time is
 the step number, whatever the step: 100 ms as well as 15 min.
 
-The scenario's `placement` may put the grid and the controller in their own process or on
-another host (docs/placement.md): those stages then start them with the scenario as plain
-data instead of live objects, and a relay writes back the events and metrics they publish.
+The scenario's `placement` may put the grid, inputs, controller, detector and bridge in their own
+process or on another host (docs/placement.md): those stages then start them with the scenario as
+plain data instead of live objects, and a relay writes back the events and metrics they publish.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ SIM_CONFIG = {
     "Scada": {"python": "cosim.sims.scada:ScadaSim"},
     "Relay": {"python": "cosim.sims.relay:RelaySim"},
 }
-PLACEABLE = {"grid": "Grid", "controller": "Controller"}  # placement key -> simulator name (cosim.sims.<key>)
+# placement key -> simulator name (cosim.sims.<key>)
+PLACEABLE = {"grid": "Grid", "inputs": "Inputs", "controller": "Controller", "detector": "Detector", "bridge": "Bridge"}
 START_TIMEOUT_S = 120  # a simulator in its own process imports pandapower and rebuilds its part of the run first
 
 
@@ -91,14 +92,15 @@ class Wiring:
         delay = {"time_shifted": True, "initial_data": {attr: {}}} if shifted else {}
         self.world.connect(entity, target, (attr, target_attr), **delay)
 
-    def start_placed(self, key: str, **live: Any) -> Any:
+    def start_placed(self, key: str, plain: dict[str, Any] | None = None, **live: Any) -> Any:
         """Start the simulator of placement `key`: with the `live` objects in-process, else with the scenario as
-        plain data (an address nothing answers at is a PlacementError saying how to serve it there)."""
+        plain data and the `plain` parameters (an address nothing answers at is a PlacementError saying how to
+        serve it there)."""
         where = self.asm.loaded.scenario.placement.of(key)
         if not where.remote:
             return self.world.start(PLACEABLE[key], **live)
         try:
-            return self.world.start(PLACEABLE[key], scenario=scenario_spec(self.asm.loaded))
+            return self.world.start(PLACEABLE[key], scenario=scenario_spec(self.asm.loaded), **(plain or {}))
         except SimulationError as exc:
             hint = (f"nothing answers at {where.host}:{where.port}; start it there first with "
                     f"`python -m cosim.sims.{key} --remote {where.host}:{where.port}`") if where.how == CONNECT else exc
@@ -124,7 +126,7 @@ class Wiring:
 
 def add_inputs(w: Wiring) -> None:
     """Load multipliers and DER availability."""
-    sim = w.world.start("Inputs", inputs=w.asm.inputs)
+    sim = w.start_placed("inputs", inputs=w.asm.inputs)
     w.entities["loads"] = sim.Loads()
     generators = w.asm.model.ders[: len(w.asm.loaded.scenario.generators)]  # devices' elements have no series
     w.entities["ders"] = [sim.DER(name=d.name, index=i) for i, d in enumerate(generators)]
@@ -185,7 +187,9 @@ def add_detector(w: Wiring) -> None:
     """The detectors (only with detector blocks) on what the controller sees."""
     if not w.asm.detectors:
         return
-    det = w.world.start("Detector", detectors=w.asm.detectors).Detector()
+    det = w.start_placed("detector", detectors=w.asm.detectors).Detector()
+    if w.remote("detector"):
+        w.relay_from(det, "log")
     w.observe_into(det, "measurements")
     w.entities["detector"] = det
     w.recorded.append(det)

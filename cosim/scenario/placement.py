@@ -4,9 +4,10 @@
 
 `in-process` (the default) starts the simulator inside the run; `process` spawns it as
 `python -m cosim.sims.<name>` (mosaik `cmd`); `connect HOST:PORT` attaches to one already
-served there (`python -m cosim.sims.<name> --remote HOST:PORT`). Only the grid and the
-controller can leave the run's process: the others hand live objects (the event schedule,
-the devices' bridge, the recorder) to their simulator.
+served there (`python -m cosim.sims.<name> --remote HOST:PORT`). The grid, the inputs, the
+controller, the detector and the devices' bridge can leave the run's process; the events,
+channels and recorder hand live objects (the event schedule, the attack paths, the recording)
+to their simulator.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pydantic import AfterValidator, ValidationInfo, field_validator
 from cosim.scenario.base import Strict
 
 IN_PROCESS, PROCESS, CONNECT = "in-process", "process", "connect"
-REMOTABLE = ("grid", "controller")  # simulators with a `python -m cosim.sims.<name>` entry point
+# simulators with a `python -m cosim.sims.<name>` entry point
+REMOTABLE = ("grid", "inputs", "controller", "detector", "bridge")
 DEFAULT_PORT = 5678
 
 
@@ -67,7 +69,7 @@ class Placement(Strict):
         where = parse_where(v)
         if where.remote and info.field_name not in REMOTABLE:
             raise ValueError(f"the {info.field_name} simulator runs in-process only (it is handed live objects of the "
-                             f"run); only {' and '.join(REMOTABLE)} can run in a process or on another host, got {v!r}")
+                             f"run); only {', '.join(REMOTABLE)} can run in a process or on another host, got {v!r}")
         return v
 
     def of(self, name: str) -> Where:
@@ -87,6 +89,10 @@ def _fits_scenario(placement: Placement, info: ValidationInfo) -> Placement:
     if grid.remote and (data.get("devices") or data.get("grid_server") is not None):
         raise ValueError(f"grid: {placement.grid} cannot run with devices or a grid_server: the devices' bridge couples "
                          "emulated devices to the grid model and reads its line states in-process; keep grid in-process")
+    if placement.of("bridge").remote and data.get("grid_server") is not None:
+        raise ValueError(f"bridge: {placement.bridge} cannot run with a grid_server: the SCADA stage takes the "
+                         "server's commands from the bridge and the server publishes the grid model's line states, "
+                         "both in-process; keep bridge in-process")
     kind = getattr(data.get("controller"), "kind", "none")
     if (grid.remote or ctrl.remote) and _is_oracle(kind):
         raise ValueError(f"controller kind {kind} is an oracle: it solves power flows on the run's own grid model, so "

@@ -6,15 +6,26 @@ never blocks it (in a real-time run the grid server answers while the pacer wait
 Inputs: `commands` (setpoints from the controller or command channel), `grid` (the grid's
 signals: the physics of emulated devices). Outputs: `delivered` (setpoints for the grid, over
 a time-shifted edge) and `signals` (device readings and flags).
+
+In its own process or on another host (`python -m cosim.sims.bridge`, docs/placement.md) it
+builds the bridge from the scenario and opens the devices' connections from there (the same
+addresses); mosaik's remote API awaits the same generators on that process's event loop. Device
+events and guard decisions leave as the output `log`, the run metrics as `metrics` at the last
+step. In a paced run it cannot share the run's wall clock: its firmware-tick budget is reckoned
+from the earliest arrival of a step (`ArrivalClock`), a few ms after the run's release time.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 
 import mosaik_api_v3
 
+from cosim.assembly import RunOptions
 from cosim.eventlog import EventLog
+from cosim.sims.remote import Outbox, plain, rebuild
 from hil.bridge import Bridge
 
 log = logging.getLogger(__name__)
@@ -23,8 +34,26 @@ ALARMS = frozenset({"device_write_unexpected"})  # events printed as they happen
 META = {
     "api_version": "3.0",
     "type": "time-based",
-    "models": {"Bridge": {"public": True, "params": [], "attrs": ["commands", "grid", "delivered", "signals"]}},
+    "models": {"Bridge": {"public": True, "params": [],
+                          "attrs": ["commands", "grid", "delivered", "signals", "log", "metrics"]}},
 }
+
+
+class ArrivalClock:
+    """A paced run's step schedule seen from another process: the run's period, anchored at the earliest arrival
+    of a step (min over steps of arrival - k x period), which only moves earlier as steps arrive."""
+
+    def __init__(self, period: float) -> None:
+        self.period = period
+        self.t0 = math.inf
+
+    def arrived(self, k: int) -> None:
+        """Step k arrived now."""
+        self.t0 = min(self.t0, time.perf_counter() - k * self.period)
+
+    def release(self, k: int) -> float:
+        """When step k was released, as far as the arrivals tell (perf_counter seconds)."""
+        return self.t0 + k * self.period
 
 
 class BridgeSim(mosaik_api_v3.Simulator):
@@ -37,7 +66,13 @@ class BridgeSim(mosaik_api_v3.Simulator):
         self._alarmed: set[tuple[str, str]] = set()
 
     def init(self, sid, time_resolution=1.0, bridge: Bridge | None = None, n_steps: int = 0,
-             events: EventLog | None = None, metrics: dict | None = None):
+             events: EventLog | None = None, metrics: dict | None = None, scenario: dict | None = None,
+             read_only: bool = False, realtime: float | None = None):
+        """In-process: the run's live `bridge`, `events` and `metrics`. Elsewhere: `scenario` (plain data,
+        `cosim.sims.remote.scenario_spec`) and the run's options `read_only` and `realtime`."""
+        self.remote, self.arrivals = scenario is not None, None
+        if self.remote:
+            bridge, n_steps, events, self.arrivals = _build(scenario, read_only, realtime)
         self.bridge, self.n_steps, self.events = bridge, n_steps, events
         self.metrics = metrics if metrics is not None else {}
         yield self.bridge.start()
@@ -59,6 +94,8 @@ class BridgeSim(mosaik_api_v3.Simulator):
 
     def step(self, time_, inputs, max_advance):
         self.k = k = time_
+        if self.arrivals is not None:
+            self.arrivals.arrived(k)
         inp = inputs.get("bridge", {})
         commands: dict[str, float] = {}
         for sent in inp.get("commands", {}).values():
@@ -76,8 +113,32 @@ class BridgeSim(mosaik_api_v3.Simulator):
         return time_ + 1
 
     def get_data(self, outputs):
-        return {"bridge": {"delivered": self.delivered, "signals": self.signals}}
+        if not self.remote:
+            return {"bridge": {"delivered": self.delivered, "signals": self.signals}}
+        wanted = outputs.get("bridge", [])
+        done = self.k == self.n_steps - 1  # the bridge has stopped: its run metrics are final
+        return {"bridge": {"delivered": plain(self.delivered), "signals": plain(self.signals),
+                           "metrics": plain(self.bridge.metrics()) if done else {},
+                           **({"log": self.events.drain()} if "log" in wanted else {})}}
 
     def finalize(self):
         self.bridge.close()
         self.metrics.update(self.bridge.metrics())
+
+
+def _build(spec: dict, read_only: bool, realtime: float | None) -> tuple[Bridge, int, Outbox, ArrivalClock | None]:
+    """Bridge, steps, event outbox and (paced) arrival clock of the run `spec` describes, built as in-process."""
+    from cosim.bridge_stage import build_bridge
+
+    events = Outbox()
+    asm = rebuild(spec, events)
+    asm.options = RunOptions(realtime=realtime, read_only=read_only)
+    arrivals = ArrivalClock(asm.step_s * realtime) if realtime else None
+    asm.clock = arrivals
+    return build_bridge(asm), asm.n_steps, events, arrivals
+
+
+if __name__ == "__main__":
+    from cosim.sims.remote import serve
+
+    serve(BridgeSim(), "The cosim bridge simulator (mosaik remote API).")

@@ -1,15 +1,21 @@
-"""mosaik simulator of the run's detectors: each one's alarm, score and extras every step."""
+"""mosaik simulator of the run's detectors: each one's alarm, score and extras every step.
+
+In its own process or on another host (`python -m cosim.sims.detector`, docs/placement.md) it
+builds the detectors from the scenario, as the run does; what they add to the run's events
+(a python detector's `detector_error`) leaves as the output `log`.
+"""
 
 from __future__ import annotations
 
 import mosaik_api_v3
 
 from cosim.detection.runtime import Running
+from cosim.sims.remote import Outbox, plain, rebuild
 
 META = {
     "api_version": "3.0",
     "type": "time-based",
-    "models": {"Detector": {"public": True, "params": [], "attrs": ["measurements", "signals"]}},
+    "models": {"Detector": {"public": True, "params": [], "attrs": ["measurements", "signals", "log"]}},
 }
 
 
@@ -19,7 +25,11 @@ class DetectorSim(mosaik_api_v3.Simulator):
     def __init__(self) -> None:
         super().__init__(META)
 
-    def init(self, sid, time_resolution=1.0, detectors: list[Running] | None = None):
+    def init(self, sid, time_resolution=1.0, detectors: list[Running] | None = None, scenario: dict | None = None):
+        """In-process: the run's `detectors`. Elsewhere: `scenario` (plain data, `cosim.sims.remote.scenario_spec`)."""
+        self.events = Outbox() if scenario is not None else None
+        if self.events is not None:
+            detectors = rebuild(scenario, self.events).detectors
         self.detectors = detectors or []
         return self.meta
 
@@ -35,4 +45,13 @@ class DetectorSim(mosaik_api_v3.Simulator):
         return time + 1
 
     def get_data(self, outputs):
-        return {"detector": {"signals": self.signals}}
+        if self.events is None:
+            return {"detector": {"signals": self.signals}}
+        log = {"log": self.events.drain()} if "log" in outputs.get("detector", []) else {}
+        return {"detector": {"signals": plain(self.signals), **log}}
+
+
+if __name__ == "__main__":
+    from cosim.sims.remote import serve
+
+    serve(DetectorSim(), "The cosim detector simulator (mosaik remote API).")

@@ -1,12 +1,15 @@
 """mosaik simulator serving the precomputed input series: one entity per DER, one for the loads.
 
-Values are plain floats and lists (JSON), so the grid may run in another process."""
+Values are plain floats and lists (JSON), so the grid may run in another process. In its own
+process or on another host (`python -m cosim.sims.inputs`, docs/placement.md) it builds the
+series from the scenario, as the run does."""
 
 from __future__ import annotations
 
 import mosaik_api_v3
 
 from cosim.inputs import Inputs
+from cosim.sims.remote import rebuild
 
 META = {
     "api_version": "3.0",
@@ -27,8 +30,9 @@ class InputsSim(mosaik_api_v3.Simulator):
         self.k = 0
         self.entities: dict[str, tuple[str, int]] = {}
 
-    def init(self, sid, time_resolution=1.0, inputs: Inputs | None = None):
-        self.inputs = inputs
+    def init(self, sid, time_resolution=1.0, inputs: Inputs | None = None, scenario: dict | None = None):
+        """In-process: the run's `inputs`. Elsewhere: `scenario` (plain data, `cosim.sims.remote.scenario_spec`)."""
+        self.inputs = rebuild(scenario).inputs if scenario is not None else inputs
         return self.meta
 
     def create(self, num, model, **params):
@@ -54,3 +58,9 @@ class InputsSim(mosaik_api_v3.Simulator):
                 data[eid] = {"load_scale": inp.load_scale[k].tolist(), "native_pv_pu": float(inp.native_pv_pu[k]),
                              "native_wind_pu": float(inp.native_wind_pu[k])}
         return data
+
+
+if __name__ == "__main__":
+    from cosim.sims.remote import serve
+
+    serve(InputsSim(), "The cosim inputs simulator (mosaik remote API).")

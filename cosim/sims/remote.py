@@ -30,15 +30,20 @@ def scenario_spec(loaded: LoadedScenario) -> dict[str, Any]:
             "base_dir": str(loaded.base_dir), "path": str(loaded.path.resolve())}
 
 
-def rebuild(spec: dict[str, Any]) -> Assembly:
-    """The run's assembly from `scenario_spec`, built as the run builds it (files are read from `base_dir`)."""
+def rebuild(spec: dict[str, Any], events: "Outbox | None" = None) -> Assembly:
+    """The run's assembly from `scenario_spec`, built as the run builds it (files are read from `base_dir`); what its
+    parts (e.g. a python detector) add to the run's events goes into `events`."""
     from cosim.assembly import assemble
     from cosim.grid.feeders import load_feeder
     from cosim.scenario.schema import Scenario
 
     scn = Scenario.model_validate(spec["scenario"])
     base_dir = Path(spec["base_dir"])
-    return assemble(LoadedScenario(scn, Path(spec["path"]), base_dir, {}, load_feeder(scn.grid.feeder, base_dir)))
+    asm = assemble(LoadedScenario(scn, Path(spec["path"]), base_dir, {}, load_feeder(scn.grid.feeder, base_dir)),
+                   events)
+    if events is not None:  # what assembling itself records, the run has recorded in its own assembly
+        events.drain()
+    return asm
 
 
 class Outbox:
