@@ -17,6 +17,7 @@ from cosim.events.commands import CommandPath
 from cosim.events.measurement import MeasurementPath
 from cosim.events.paths import command_path, measurement_path
 from cosim.events.physical import topology_timeline
+from cosim.events.restoration import Refusal, Restoration, Switching, outages_of, plan
 from cosim.events.schedule import PHYSICAL, Schedule
 from cosim.events.targets import measurement_model
 from cosim.grid.model import DER, GridModel
@@ -54,6 +55,8 @@ class Assembly:
     clock: WallClock | None = None  # the wall-clock schedule of a real-time run
     run_metrics: dict[str, float] = field(default_factory=dict)  # measured by simulators, not from the series
     detectors: list[Running] = field(default_factory=list)  # the scenario's detector blocks, built
+    switchings: tuple[Switching, ...] = ()  # tie lines closed by restoration (`failures.restoration`)
+    refusals: tuple[Refusal, ...] = ()  # dead islands restoration could not re-energise
 
 
 def assemble(loaded: LoadedScenario, events: EventLog | None = None) -> Assembly:
@@ -78,7 +81,21 @@ def assemble(loaded: LoadedScenario, events: EventLog | None = None) -> Assembly
     asm = Assembly(loaded, model, inputs, scn.clock.step, scn.clock.n_steps, schedule=schedule,
                    estimator=estimator, events=events if events is not None else EventLog())
     asm.detectors = build_detectors(asm)
+    if scn.failures is not None and scn.failures.restoration is not None:
+        _restore(asm, scn.failures.restoration)
     return asm
+
+
+def _restore(asm: Assembly, spec: Restoration) -> None:
+    """Plan the run's restoration switching at each step's operating point (the runner logs it with the events)."""
+    inp, m = asm.inputs, asm.model
+
+    def operating_point(k: int):
+        return m.operating_point(inp.load_scale[k], inp.der_p_avail_mw[k], inp.native_pv_pu[k], inp.native_wind_pu[k])
+
+    switchings, refusals = plan(asm.loaded.feeder, outages_of(asm.schedule.on(PHYSICAL)), asm.n_steps, asm.step_s,
+                                spec, operating_point)
+    asm.switchings, asm.refusals = tuple(switchings), tuple(refusals)
 
 
 def topology_at(asm: Assembly) -> Callable[[int], Topology] | None:
@@ -95,4 +112,4 @@ def channels(asm: Assembly) -> tuple[MeasurementPath | None, CommandPath | None]
 
 def control_loop(asm: Assembly) -> ControlLoop:
     """The co-simulation's loop without mosaik over an assembly: its inputs, schedule and both channels."""
-    return ControlLoop(asm.model, asm.inputs, asm.schedule, *channels(asm))
+    return ControlLoop(asm.model, asm.inputs, asm.schedule, *channels(asm), switchings=asm.switchings)

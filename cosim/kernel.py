@@ -19,6 +19,7 @@ import numpy as np
 from cosim import signals as sig
 
 if TYPE_CHECKING:
+    from cosim.events.restoration import Switching
     from cosim.events.schedule import Schedule
     from cosim.grid.model import Disruptions, GridModel, StepResult
     from cosim.inputs import Inputs
@@ -163,13 +164,13 @@ class ControlLoop:
     what it sends, and the one-step delay between choosing and delivering setpoints."""
 
     def __init__(self, model: GridModel, inputs: Inputs, schedule: Schedule | None = None,
-                 measurement=None, command=None):
+                 measurement=None, command=None, switchings: Sequence[Switching] = ()):
         from cosim.events.physical import DisruptionTimeline
 
         self.kernel, self.inputs = StepKernel(model), inputs
         self.measurement, self.command = measurement, command
         self.schedule = schedule
-        timeline = DisruptionTimeline(schedule.events if schedule is not None else ())
+        timeline = DisruptionTimeline(schedule.events if schedule is not None else (), switchings)
         # every step's disruptions, looked up once per day: the loop runs at tens of thousands of steps/s
         self._disruptions = [timeline.at(k) for k in range(len(inputs.times))] if timeline else None
         self.pending: dict[str, float] = {}

@@ -159,7 +159,7 @@ def add_events(w: Wiring) -> None:
     schedule = w.asm.schedule
     if not schedule.events:
         return
-    events = w.world.start("Events", schedule=schedule).Events()
+    events = w.world.start("Events", schedule=schedule, switchings=w.asm.switchings).Events()
     if schedule.on(PHYSICAL):
         w.world.connect(events, w.entities["grid"], "disruptions")
     w.entities["events"] = events

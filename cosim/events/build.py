@@ -13,6 +13,7 @@ from cosim.detection.checks import metering_problems
 from cosim.detection.network import MAX_BUSES, plan_for
 from cosim.events.failures import failure_outages
 from cosim.events.models import RandomEvents
+from cosim.events.base import whole_steps
 from cosim.events.randomize import expand
 from cosim.events.schedule import EventProblem, Schedule, ScheduledEvent, conflict, resolve
 from cosim.events.targets import Catalog, measurement_model
@@ -64,6 +65,7 @@ def build_schedule(scn: Scenario, feeder: Feeder,
             placed += _failures(scn, cat, metered, placed)
         except EventProblem as exc:
             problems.append((("failures", *exc.key.split(".")), exc.message))
+        problems += _restoration_problems(scn)
     ordered = sorted(placed, key=lambda e: (e.start, e.origin))
     numbered = tuple(replace(e, id=n + 1) for n, e in enumerate(ordered))
     return Schedule(numbered, scn.clock.step), problems
@@ -78,6 +80,23 @@ def _failures(scn: Scenario, cat: Catalog, metered: tuple[str, ...],
         if all(conflict(e, event) is None for e in taken):
             out.append(event)
     return out
+
+
+def _restoration_problems(scn: Scenario) -> list[tuple[tuple, str]]:
+    """A switching time off the step grid; restoration with a detector, whose network model knows outages only."""
+    spec = scn.failures.restoration
+    if spec is None:
+        return []
+    problems = []
+    try:
+        whole_steps(spec.switching_time, scn.clock.step, "switching_time", "switching time")
+    except EventProblem as exc:
+        problems.append((("failures", "restoration", exc.key), exc.message))
+    if measurement_model(scn) is not None:
+        problems.append((("failures", "restoration"), "restoration closes tie lines, which the detector's network "
+                         "model cannot follow (its breaker status shows outages only); run without a detector "
+                         "or without restoration"))
+    return problems
 
 
 def _detector_problems(scn: Scenario, feeder: Feeder) -> list[tuple[tuple, str]]:

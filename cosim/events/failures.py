@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from cosim.events.base import EventProblem, _Event, whole_steps
 from cosim.events.kinds.dg_trip import DGTrip
 from cosim.events.kinds.line_outage import LineOutage
 from cosim.events.kinds.trafo_outage import TrafoOutage
+from cosim.events.restoration import Restoration
 from cosim.scenario.base import Seconds, Strict
 from cosim.seeding import rng_for
 
@@ -36,12 +37,20 @@ class FailureModel(Strict):
 
 
 class Failures(Strict):
-    """The `failures:` block: failure models of lines, transformers and scenario generators (any may be left out)."""
+    """The `failures:` block: failure models of lines, transformers and scenario generators (any may be left out)
+    and restoration by switching on tie lines (off unless given; `true` takes its defaults)."""
 
     lines: FailureModel | None = None
     trafos: FailureModel | None = None
     der: FailureModel | None = None
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    restoration: Restoration | None = None
+
+    @field_validator("restoration", mode="before")
+    @classmethod
+    def _switch(cls, v: object) -> object:
+        """`restoration: true` is the block with its defaults, `false` none."""
+        return ({} if v else None) if isinstance(v, bool) else v
 
 
 # element class -> (the elements of a grid, one outage event of one element)

@@ -6,13 +6,17 @@ elements are united, per-element factors are concatenated in the order of the ev
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from cosim.detection.network import Network, Topology
 from cosim.events.base import PHYSICAL
 from cosim.events.registry import kind_of
 from cosim.events.schedule import ScheduledEvent
 from cosim.grid.model import Disruptions
+
+if TYPE_CHECKING:
+    from cosim.events.restoration import Switching
 
 _NONE = Disruptions()
 
@@ -29,12 +33,14 @@ def disruptions_at(events: Sequence[ScheduledEvent], k: int) -> Disruptions:
 
 
 class DisruptionTimeline:
-    """Step -> the disruptions in force, one object per combination of active physical events, so the
-    grid model sees the same object (and skips the update) while nothing changes."""
+    """Step -> the disruptions in force, one object per combination of active physical events and restoration
+    switchings (tie lines closed, `cosim.events.restoration`), so the grid model sees the same object (and
+    skips the update) while nothing changes."""
 
-    def __init__(self, events: Sequence[ScheduledEvent]):
+    def __init__(self, events: Sequence[ScheduledEvent], switchings: Sequence[Switching] = ()):
         self.events = [e for e in events if e.path == PHYSICAL]
-        self._by_active: dict[tuple[int, ...], Disruptions] = {}
+        self.switchings = tuple(switchings)
+        self._by_active: dict[tuple, Disruptions] = {}
 
     def __bool__(self) -> bool:
         return bool(self.events)
@@ -42,9 +48,10 @@ class DisruptionTimeline:
     def at(self, k: int) -> Disruptions:
         """The disruptions in force at step k."""
         active = tuple(e.id for e in self.events if e.active(k))
-        d = self._by_active.get(active)
+        ties = frozenset(s.tie for s in self.switchings if s.start <= k < s.end)
+        d = self._by_active.get((active, ties))
         if d is None:
-            d = self._by_active[active] = disruptions_at(self.events, k)
+            d = self._by_active[(active, ties)] = replace(disruptions_at(self.events, k), lines_closed=ties)
         return d
 
 

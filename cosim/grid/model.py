@@ -98,13 +98,15 @@ class StepResult:
 @dataclass(frozen=True)
 class Disruptions:
     """Physical disruptions in force: outaged lines / trafos (published numbers), tripped DERs,
-    load multipliers per bus and availability multipliers per DER (e.g. a passing cloud)."""
+    load multipliers per bus, availability multipliers per DER (e.g. a passing cloud) and normally-open
+    lines closed by restoration switching (`cosim.grid.restoration`)."""
 
     lines_out: frozenset[int] = frozenset()
     trafos_out: frozenset[int] = frozenset()
     ders_tripped: frozenset[str] = frozenset()
     load_factor: tuple[tuple[int, float], ...] = ()
     der_availability: tuple[tuple[str, float], ...] = ()
+    lines_closed: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -318,6 +320,26 @@ class GridModel:
             result.bus_p_mw, result.bus_q_mvar = self._bus_injections(load_p, load_q, sgen_p, sgen_q, pf)
         return result
 
+    def operating_point(self, load_scale: np.ndarray, der_p_avail: np.ndarray, native_pv_pu: float = 1.0,
+                        native_wind_pu: float = 1.0) -> pp.pandapowerNet:
+        """A copy of the net in the base configuration carrying one step's injections, every load and generator
+        in, DERs at their available power with Q 0 and batteries idle: the case a restoration study solves."""
+        net = copy.deepcopy(self.feeder.net)
+        t = self.topology
+        net.line["in_service"], net.trafo["in_service"] = t.line_base, t.trafo_base
+        net.bus["in_service"], net.load["in_service"] = t.bus_base, self.load_base
+        net.sgen["in_service"] = self.sgen_base
+        inj = tuple(np.empty_like(a) for a in self._inj)
+        n = len(self.ders)
+        _prepare(np.broadcast_to(np.asarray(load_scale, float), self.load_p_nom.shape).copy(),
+                 np.ones(len(self.load_p_nom)), self.load_base, self.load_p_nom, self.load_q_nom, self.native_p_nom,
+                 self.native_q_nom, self._native_kind, float(native_pv_pu), float(native_wind_pu),
+                 np.asarray(der_p_avail, float), np.ones(n), self._no_limit, self._no_q, self.der_rating,
+                 np.ones(n), self.sgen_base.astype(float), *inj)
+        inj[2][self._storage_at:] = inj[3][self._storage_at:] = 0.0
+        net.load["p_mw"], net.load["q_mvar"], net.sgen["p_mw"], net.sgen["q_mvar"] = inj
+        return net
+
     @property
     def storage_online(self) -> np.ndarray:
         """Which batteries are energised (a de-energised island takes them out)."""
@@ -346,7 +368,7 @@ class GridModel:
             self.disruptions = d
             return
         old, self.disruptions = self.disruptions, d
-        if (d.lines_out, d.trafos_out) != (old.lines_out, old.trafos_out):
+        if (d.lines_out, d.trafos_out, d.lines_closed) != (old.lines_out, old.trafos_out, old.lines_closed):
             self._set_topology(d.lines_out | self.lines_opened, d.trafos_out)
         self.load_factor = np.ones(len(self.load_p_nom))
         load_bus = self.feeder.net.load.bus.to_numpy()
@@ -359,7 +381,8 @@ class GridModel:
 
     def _set_topology(self, lines_out: frozenset[int], trafos_out: frozenset[int]) -> None:
         f, t = self.feeder, self.topology
-        lines_on = t.line_base & ~f.net.line.index.isin([f.line_index(k) for k in lines_out])
+        closed = f.net.line.index.isin([f.line_index(k) for k in self.disruptions.lines_closed])
+        lines_on = (t.line_base | closed) & ~f.net.line.index.isin([f.line_index(k) for k in lines_out])
         trafos_on = t.trafo_base & ~f.net.trafo.index.isin([f.trafo_index(k) for k in trafos_out])
         live = t.energised(lines_on, trafos_on)
         self._energised = live
@@ -390,7 +413,8 @@ class GridModel:
         if not np.array_equal(ext.vm_pu.to_numpy(float), vm):
             ext["vm_pu"] = vm
             self.engine = type(self.engine)(self.feeder.net)  # every engine reads the slack voltage when built
-            if self.lines_opened or self.disruptions.lines_out or self.disruptions.trafos_out:
+            d = self.disruptions
+            if self.lines_opened or d.lines_out or d.trafos_out or d.lines_closed:
                 self._set_topology(self.disruptions.lines_out | self.lines_opened, self.disruptions.trafos_out)
         return float(vm[0]) if len(vm) else math.nan
 

@@ -79,12 +79,14 @@ _TABLE: tuple[MetricInfo, ...] = (
     _m("storage_soc_min", RATIO, 0, "lowest state of charge of any battery at the end of a step", "storage"),
     _m("storage_soc_max", RATIO, 0, "highest state of charge of any battery at the end of a step", "storage"),
     # -- reliability: cosim.metrics.reliability.reliability_indices ----------------------------------
-    _m("saifi", "int/cust", +1, "interruptions per customer over the run (SAIFI; one customer per load by default)",
-       "reliability"),
-    _m("saidi_min", "min", +1, "interruption minutes per customer over the run (SAIDI)", "reliability"),
+    _m("saifi", "int/cust", +1, "sustained interruptions (5 min or longer) per customer over the run (SAIFI; one "
+       "customer per load by default)", "reliability"),
+    _m("saidi_min", "min", +1, "sustained interruption minutes per customer over the run (SAIDI)", "reliability"),
     _m("caidi_min", "min", +1, "minutes per customer interruption, SAIDI / SAIFI (CAIDI; null without interruptions)",
        "reliability"),
     _m("ens_kwh", "kWh", +1, "energy not supplied to de-energised loads (ENS, all recorded steps)", "reliability"),
+    _m("maifi", "int/cust", +1, "momentary interruptions (under 5 min, e.g. ended by restoration switching) per "
+       "customer over the run (MAIFI)", "reliability"),
     # -- control: cosim.sims.grid.GridSim ----------------------------------------------------------
     _m("setpoints_clipped", "setpoint-steps", +1, "setpoints in force that DER capability cut, one per setpoint and "
        "step (events `setpoint_clipped`)", "control"),

@@ -123,8 +123,10 @@ def _solve(load_p: np.ndarray, load_q: np.ndarray, sgen_p: np.ndarray, sgen_q: n
 
 
 def _ppc_of(net: pp.pandapowerNet) -> tuple[dict, np.ndarray, dict]:
-    """pandapower's full model (ppc) of the net at no load, its bus lookup and branch ranges."""
+    """pandapower's full model (ppc) of the net at no load with every line in (a normally-open line gets its
+    admittances, for restoration to close it), its bus lookup and branch ranges."""
     trial = copy.deepcopy(net)
+    trial.line["in_service"] = True
     for table in ("load", "sgen"):
         trial[table]["p_mw"] = 0.0
         trial[table]["q_mvar"] = 0.0
@@ -208,7 +210,6 @@ class SweepEngine:
         self.yff, self.yft, self.ytf, self.ytt = (np.ascontiguousarray(a[rows]) for a in (yff, yft, ytf, ytt))
         self.br_f = position[br[:, F_BUS].real.astype(np.int64)]
         self.br_t = position[br[:, T_BUS].real.astype(np.int64)]
-        self.br_base = br[:, BR_STATUS].real > 0
         self.nl = nl
         self.bus_shunt = ((ppc["bus"][:, GS] + 1j * ppc["bus"][:, BS]) / self.base_mva)[lookup]
         self.slack = int(net.bus.index.get_loc(net.ext_grid.bus.iloc[0]))
@@ -219,8 +220,9 @@ class SweepEngine:
         self._set_tree(self.status)
 
     def _set_tree(self, status: InService) -> None:
-        """Order the energised buses from the slack outwards; refuse a mesh."""
-        on = np.concatenate([status.lines, status.trafos]) & self.br_base
+        """Order the energised buses from the slack outwards; refuse a mesh. The statuses decide which branches
+        are in (a normally-open line closed by restoration too: pandapower's model has its admittances)."""
+        on = np.concatenate([status.lines, status.trafos])
         on &= status.buses[self.br_f] & status.buses[self.br_t]
         nb = len(self.v)
         neighbours: list[list[tuple[int, int]]] = [[] for _ in range(nb)]
