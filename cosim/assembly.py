@@ -20,6 +20,7 @@ from cosim.events.physical import topology_timeline
 from cosim.events.restoration import Refusal, Restoration, Switching, outages_of, plan
 from cosim.events.schedule import PHYSICAL, Schedule
 from cosim.events.targets import measurement_model
+from cosim.forecast.build import Forecasts, build_forecasts
 from cosim.grid.model import DER, GridModel
 from cosim.inputs import Inputs, build_inputs
 from cosim.kernel import ControlLoop
@@ -57,6 +58,7 @@ class Assembly:
     detectors: list[Running] = field(default_factory=list)  # the scenario's detector blocks, built
     switchings: tuple[Switching, ...] = ()  # tie lines closed by restoration (`failures.restoration`)
     refusals: tuple[Refusal, ...] = ()  # dead islands restoration could not re-energise
+    forecasts: Forecasts | None = None  # what controllers observe of the future (`forecast:`, cosim/forecast)
 
 
 def assemble(loaded: LoadedScenario, events: EventLog | None = None) -> Assembly:
@@ -81,6 +83,7 @@ def assemble(loaded: LoadedScenario, events: EventLog | None = None) -> Assembly
     asm = Assembly(loaded, model, inputs, scn.clock.step, scn.clock.n_steps, schedule=schedule,
                    estimator=estimator, events=events if events is not None else EventLog())
     asm.detectors = build_detectors(asm)
+    asm.forecasts = build_forecasts(loaded, inputs, model.load_p_nom)
     if scn.failures is not None and scn.failures.restoration is not None:
         _restore(asm, scn.failures.restoration)
     return asm

@@ -20,6 +20,7 @@ from cosim.profiles import ProfileError, csv_profile
 from cosim.scenario import limits
 from cosim.scenario.devices import KINDS
 from cosim.scenario.errors import Problem, ScenarioError, field_path
+from cosim.scenario.forecast import forecast_problems
 from cosim.scenario.schema import Scenario
 from cosim.scenario.schema_errors import schema_problems
 from cosim.scenario.yamlpos import YamlSyntaxError, line_for, load_yaml_with_lines
@@ -166,6 +167,7 @@ def load_scenario(path: str | Path) -> LoadedScenario:
     _raise_found(path, lines, limits.criteria_problems(scn) + limits.event_problems(scn)
                  + limits.step_problems(scn, 0, None))
     base_dir = path.resolve().parent
+    _raise_found(path, lines, forecast_problems(scn, base_dir))
     feeder = _feeder(scn, base_dir, path, lines)
     _raise_found(path, lines, limits.step_problems(scn, len(feeder.net.load), limits.available_memory()))
     problems = _feeder_problems(scn, feeder, base_dir, lines)

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from controllers.baselines import KINDS as BASELINE_KINDS
 from cosim.grid.engines import ENGINES
 from cosim.scenario.base import Seconds, Strict  # noqa: F401  (re-exported: other modules import them from here)
+from cosim.scenario.forecast import Forecast
 from cosim.scenario.placement import Placement, PlacementBlock
 from cosim.scenario.storage import Storage
 from cosim.scenario.units import format_duration, milliseconds
@@ -242,6 +243,7 @@ class Scenario(Strict):
     grid_server: GridServer | None = None
     criteria: dict[str, Bound] = Field(default_factory=dict, description="metric name -> thresholds for `cosim regress`")
     placement: PlacementBlock = Placement()  # where each mosaik simulator runs (cosim/scenario/placement.py)
+    forecast: Forecast | None = None  # forecasts controllers observe (cosim/scenario/forecast.py)
 
     @model_validator(mode="after")
     def _detectors(self) -> "Scenario":

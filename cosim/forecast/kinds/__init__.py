@@ -1,0 +1,1 @@
+"""One module per forecast kind, each setting `FORECASTER` (see `cosim.forecast`)."""
