@@ -3,9 +3,10 @@
 Walks the run's line and transformer outages in step order. Whenever an outage leaves buses
 de-energised, restoration is attempted `switching_time` later with `cosim.grid.restoration` at
 that step's operating point (the run's load and available generation): the chosen tie closes
-and stays closed until an outage bounding the island is repaired; then it reopens in the same
-step as the repaired branch recloses (a closed transition: no second interruption, no loop). An
-island no tie can restore stays dead until repair. Every closing and every refusal is recorded.
+and stays closed until a repair rejoins the island to its normal supply (the tie would close a
+loop); then it reopens in the same step as the repaired branch recloses (a closed transition: no
+second interruption, never a loop). An island no tie can restore stays dead until repair. Every
+closing and every refusal is recorded.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pydantic import Field
 
 from cosim.grid.feeders import Feeder
 from cosim.scenario.units import steps_in
-from cosim.grid.restoration import Configuration, Limits, dead_islands, restore
+from cosim.grid.restoration import Configuration, Limits, closes_loop, dead_islands, restore
 from cosim.scenario.base import Seconds, Strict
 
 if TYPE_CHECKING:
@@ -90,9 +91,14 @@ def _bounding(feeder: Feeder, island: frozenset[int], config: Configuration) -> 
 
 
 def _span(buses: Sequence[int]) -> str:
-    """'26-33' for a contiguous run of bus numbers, else the numbers."""
-    b = sorted(buses)
-    return f"{b[0]}-{b[-1]}" if len(b) > 2 and b[-1] - b[0] == len(b) - 1 else ", ".join(map(str, b))
+    """Bus numbers with runs of three or more joined: '3-18, 23-33', '24, 25'."""
+    runs: list[list[int]] = []
+    for b in sorted(buses):
+        if runs and b == runs[-1][-1] + 1:
+            runs[-1].append(b)
+        else:
+            runs.append([b])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
 
 
 def plan(feeder: Feeder, outages: Sequence[Outage], n_steps: int, step_s: float, spec: Restoration,
@@ -110,13 +116,16 @@ def plan(feeder: Feeder, outages: Sequence[Outage], n_steps: int, step_s: float,
     while k < n_steps:
         lines_out = frozenset(o.element for o in outages if o.kind == "line" and o.start <= k < o.end)
         trafos_out = frozenset(o.element for o in outages if o.kind == "trafo" and o.start <= k < o.end)
-        down = {f"line.{n}" for n in lines_out} | {f"trafo.{n}" for n in trafos_out}
-        for tie in [t for t, c in closed.items() if not set(c["cause"]) <= down]:  # a bounding outage repaired
-            c = closed.pop(tie)
-            switchings.append(Switching(tie, c["start"], k, c["buses"], c["cause"], c["detail"]))
         config = Configuration(lines_out, trafos_out, frozenset(closed))
+        for tie in sorted(closed):  # a repair that rejoins the island to its normal supply reopens its tie
+            if closes_loop(feeder, config, tie):
+                c = closed.pop(tie)
+                switchings.append(Switching(tie, c["start"], k, c["buses"], c["cause"], c["detail"]))
+                config = Configuration(lines_out, trafos_out, frozenset(closed))
         causes = {i: c for i in dead_islands(feeder, config) if (c := _bounding(feeder, i, config))}  # not dead in base
-        pending = {i: min([due for old, due in pending.items() if old & i], default=k + delay) for i in causes}
+        # part of an island still dead (split by a further outage) keeps its attempt time (now, if that has
+        # passed: the switching crew is out already); a newly dead island waits the switching time
+        pending = {i: max(k, min([due for old, due in pending.items() if old & i], default=k + delay)) for i in causes}
         refused &= set(causes)
         for island in [i for i, due in pending.items() if due == k and i not in refused]:
             cause = causes[island]
@@ -131,6 +140,7 @@ def plan(feeder: Feeder, outages: Sequence[Outage], n_steps: int, step_s: float,
                            "detail": f"buses {_span(island)} fed over line.{tie} while {', '.join(cause)} "
                                      f"out ({chosen.describe(limits).split(': ', 1)[1]})"}
             config = config.closing(tie)
+            del pending[island]
         later = [d for i, d in pending.items() if d > k and i not in refused] + [c for c in changes if c > k]
         k = min(later, default=n_steps)
     for tie, c in closed.items():  # still closed at the end of the run

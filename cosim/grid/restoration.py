@@ -121,6 +121,14 @@ def tie_options(feeder: Feeder, config: Configuration, island: Iterable[int]) ->
     return out
 
 
+def closes_loop(feeder: Feeder, config: Configuration, tie: int) -> bool:
+    """Whether the closed `tie`'s ends are joined without it too (a repaired branch restored the normal supply):
+    then it must reopen to keep the feeder radial."""
+    row = feeder.net.line.loc[feeder.line_index(tie)]
+    rest = Configuration(config.lines_out, config.trafos_out, config.ties_closed - {tie})
+    return nx.has_path(graph(feeder, rest), row.from_bus, row.to_bus)
+
+
 def check(feeder: Feeder, net: pp.pandapowerNet, config: Configuration, tie: int) -> Check:
     """Solve `net` (the operating point) with `tie` closed in `config`: convergence, lowest voltage, highest loading."""
     trial = with_configuration(feeder, net, config.closing(tie))
