@@ -19,6 +19,7 @@ from controllers.base import Controller, ControllerError, ControllerInfo, DERInf
 from controllers.baselines import KINDS, baseline_class
 from controllers.plugin import load_class, split_target
 from cosim.files import resolve_path
+from cosim.forecast.build import observed_names
 from cosim.grid.feeders import load_feeder
 from cosim.kernel import check_actions
 from cosim.scenario.loader import LoadedScenario
@@ -169,11 +170,14 @@ def check(asm: Assembly) -> BlockError | None:
         return None
     model, inputs = asm.model, asm.inputs
     try:
-        controller, info = prepare(scn, base_dir, model.signal_names, Truth(model, inputs))
+        observed = observed_names(model.signal_names, asm.forecasts)
+        controller, info = prepare(scn, base_dir, observed, Truth(model, inputs))
         if not controller.oracle:  # an oracle acts on the truth, not on an observation
             first = model.step(inputs.load_scale[0], inputs.der_p_avail_mw[0], native_pv_pu=inputs.native_pv_pu[0],
                                native_wind_pu=inputs.native_wind_pu[0])
-            _probe(controller, info, {**model.signals(first), **time_features(inputs.times[0], 0)}, scn.controller)
+            ahead = asm.forecasts.at(0) if asm.forecasts is not None else {}
+            _probe(controller, info, {**model.signals(first), **time_features(inputs.times[0], 0), **ahead},
+                   scn.controller)
     except BlockError as exc:
         return exc
     return None

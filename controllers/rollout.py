@@ -2,7 +2,7 @@
 
 Same physics, events, channels and timing as `cosim run` (setpoints chosen at step k act at
 k+1; the controller sees the grid's signals through the measurement channel plus the time
-features; invalid actions are `controller_error` events and the last valid setpoint holds)
+features and the scenario's forecasts; invalid actions are `controller_error` events and the last valid setpoint holds)
 and the same KPI code (`cosim.metrics`), but a day takes a fraction of a second, so held-out
 evaluations over many days stay cheap. Devices (hardware in the loop) are not part of it.
 """
@@ -17,6 +17,7 @@ import numpy as np
 from controllers.base import Controller, Truth, time_features
 from controllers.registry import controller_info
 from cosim.assembly import Assembly, assemble, control_loop
+from cosim.forecast.build import observed_names
 from cosim.kernel import check_actions
 from cosim.metrics import metrics_from_array
 from cosim.scenario.loader import LoadedScenario
@@ -41,10 +42,12 @@ def rollout(asm: Assembly, controller: Controller | None) -> Rollout:
     events: list[tuple[int, str, str]] = []
     allowed: frozenset[str] = frozenset()
     k = 0
+    forecast = asm.forecasts.at if asm.forecasts is not None else lambda k: {}
     if controller is not None:
         truth = Truth(model, inputs) if controller.oracle else None
         discrete = [(d.name, d.low, d.high) for d in model.discrete.values()]
-        info = controller_info(scn, names, truth, discrete, asm.loaded if controller.uses_scenario else None)
+        info = controller_info(scn, observed_names(names, asm.forecasts), truth, discrete,
+                               asm.loaded if controller.uses_scenario else None)
         controller._event_sink = lambda kind, target: events.append((k, kind, target))
         controller.setup(info)
         allowed = frozenset(info.action_names)
@@ -54,7 +57,7 @@ def rollout(asm: Assembly, controller: Controller | None) -> Rollout:
         if controller is not None:
             seen = loop.observe(k, dict(zip(names, rows[k].tolist())))
             try:
-                actions = controller.act({**seen, **time_features(inputs.times[k], k)})
+                actions = controller.act({**seen, **time_features(inputs.times[k], k), **forecast(k)})
             except Exception as exc:  # a faulty controller must not stop the loop, as in a run
                 actions, rejected = {}, {"act": f"raised {type(exc).__name__}: {exc}"}
             else:

@@ -25,6 +25,7 @@ from cosim.audit import AUDIT_FILE, AuditChain
 from cosim.detection.scoring import detectors_metrics
 from cosim.events.impact import impact_table, schedule_frame
 from cosim.events.restoration import record as record_restoration
+from cosim.forecast.metrics import forecast_metrics
 from cosim.grid.feeders import load_feeder
 from cosim.metrics import compute_metrics, customers_of, reliability_indices
 from cosim.recording import Recording
@@ -151,6 +152,7 @@ def _results(loaded: LoadedScenario, asm: Assembly, ts: pd.DataFrame, out_dir: P
     if len(ts):
         metrics = compute_metrics(ts, scn.clock.step, scn.grid.voltage_limits, [g.name for g in scn.generators])
         metrics.update(reliability_indices(ts, scn.clock.step, customers_of(loaded.feeder)))
+        metrics.update(forecast_metrics(asm.forecasts, ts))
     frames = [nonconverged_events(ts, scn.clock.step)]
     record_restoration(asm.events, asm.switchings, asm.refusals, len(ts))
     if asm.events.events:

@@ -207,7 +207,7 @@ def add_controller(w: Wiring) -> None:
             raise PlacementError(f"{type(controller).__name__} is an oracle (it reads the run's grid model): "
                                  "placement.grid must be in-process")
         live = dict(controller=controller, info=info, start=w.asm.inputs.times[0], events=w.asm.events,
-                    timeout=loaded.scenario.controller.timeout)
+                    timeout=loaded.scenario.controller.timeout, forecasts=w.asm.forecasts)
     ctrl = w.start_placed("controller", **live).Controller()
     if w.remote("controller"):
         w.relay_from(ctrl, "log")

@@ -56,6 +56,11 @@ class Forecasts:
         return dict(zip(self.names, row.tolist()))
 
 
+def observed_names(signal_names: tuple[str, ...] | list[str], forecasts: Forecasts | None) -> tuple[str, ...]:
+    """What a controller observes besides the time features: the grid's signals, then the forecasts (if any)."""
+    return tuple(signal_names) + (forecasts.names if forecasts is not None else ())
+
+
 def series_of(loaded: LoadedScenario, inputs: Inputs, load_p_nom: np.ndarray) -> Series:
     """The forecast quantities of a run: each generator's available P and the feeder's total load, in MW."""
     scn = loaded.scenario

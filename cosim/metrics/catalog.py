@@ -2,7 +2,7 @@
 
 Every key that metrics.json can contain has an entry: the KPIs of `compute_metrics` (group
 "core"), the detector scores of `cosim.events.impact.detection_metrics` ("detection"), the battery KPIs of `compute_metrics` when a scenario
-has storage ("storage"), the
+has storage ("storage"), the forecast errors of `cosim.forecast.metrics` ("forecast"), the
 reliability indices of `cosim.metrics.reliability` ("reliability"), the capability clipping of
 `cosim.sims.grid` ("control"), the
 counts and timings of the Modbus bridge (`hil.bridge.Bridge.metrics`, "hil") and of a
@@ -30,7 +30,7 @@ class MetricInfo:
     unit: str
     worse: int  # +1 higher is worse, -1 lower is worse, 0 neither
     description: str
-    group: str  # core | storage | reliability | control | detection | hil | realtime
+    group: str  # core | storage | reliability | control | forecast | detection | hil | realtime
     baseline: bool = False  # kept (and compared) by regression baselines
     tolerance: tuple[float, float] | None = None  # (rel, abs) for baseline comparison, else the default
 
@@ -90,6 +90,14 @@ _TABLE: tuple[MetricInfo, ...] = (
     # -- control: cosim.sims.grid.GridSim ----------------------------------------------------------
     _m("setpoints_clipped", "setpoint-steps", +1, "setpoints in force that DER capability cut, one per setpoint and "
        "step (events `setpoint_clipped`)", "control"),
+    # -- forecast: cosim.forecast.metrics.forecast_metrics (only with a forecast: block) -------------
+    _m("forecast_mae_mw", "MW", +1, "mean absolute error of the forecasts at the full horizon against the recorded "
+       "value (every DER's available P and the feeder load)", "forecast"),
+    _m("forecast_nmae", RATIO, +1, "summed absolute forecast error at the full horizon / summed recorded value",
+       "forecast"),
+    _m("forecast_der_nmae", RATIO, +1, "forecast_nmae of the DERs' available P alone (null without generators)",
+       "forecast"),
+    _m("forecast_load_nmae", RATIO, +1, "forecast_nmae of the feeder load alone", "forecast"),
     # -- detection: cosim.events.impact.detection_metrics ------------------------------------------
     _m("detector_tpr", RATIO, -1, "share of attack steps the detector alarmed (true-positive rate)", "detection"),
     _m("detector_fpr", RATIO, +1, "share of clean steps the detector alarmed (false-positive rate)", "detection"),

@@ -9,6 +9,7 @@ included, or a return value that fails when read) is dropped and recorded as a
 over budget is a `controller_timeout` event, the last valid setpoints hold, and while the late
 call is still running the controller is not called again (each further step is another
 `controller_timeout`). `signals` carries the setpoints in force as `ctrl.<action>` for the recorder.
+With a `forecast:` block the observation also holds that step's forecasts (`cosim.forecast.build`).
 In its own process or on another host (`python -m cosim.sims.controller`, docs/placement.md) it
 builds the controller from the scenario and publishes its events as the output `log`.
 """
@@ -28,6 +29,7 @@ import numpy as np
 from controllers.base import Controller, ControllerInfo, Truth, time_features
 from cosim.assembly import Assembly
 from cosim.eventlog import EventLog
+from cosim.forecast.build import Forecasts, observed_names
 from cosim.kernel import check_actions
 from cosim.sims.remote import Outbox, plain, rebuild
 
@@ -78,14 +80,14 @@ class ControllerSim(mosaik_api_v3.Simulator):
 
     def init(self, sid, time_resolution=1.0, controller: Controller | None = None, info: ControllerInfo | None = None,
              start: np.datetime64 | None = None, events: EventLog | None = None,
-             timeout: float = DEFAULT_TIMEOUT_S, scenario: dict | None = None):
-        """In-process: the run's live controller and `events`. Elsewhere: `scenario` (plain data,
-        `cosim.sims.remote.scenario_spec`), from which it builds the controller as the run would."""
+             timeout: float = DEFAULT_TIMEOUT_S, scenario: dict | None = None, forecasts: Forecasts | None = None):
+        """In-process: the run's live controller, `events` and `forecasts`. Elsewhere: `scenario` (plain data,
+        `cosim.sims.remote.scenario_spec`), from which it builds the controller and forecasts as the run would."""
         self.remote = scenario is not None
         if self.remote:
-            controller, info, start, timeout = _build(scenario)
+            controller, info, start, timeout, forecasts = _build(scenario)
             events = Outbox()
-        self.controller, self.info, self.events = controller, info, events
+        self.controller, self.info, self.events, self.forecasts = controller, info, events, forecasts
         self.timeout = timeout
         self._worker = Worker()
         self._late: Future | None = None  # a call of `act` that overran its budget and has not returned yet
@@ -109,6 +111,8 @@ class ControllerSim(mosaik_api_v3.Simulator):
         for values in inputs.get("ctrl", {}).get("observation", {}).values():
             observation.update(values)
         observation.update(time_features(self.start + k * self.step_dt, k))
+        if self.forecasts is not None:
+            observation.update(self.forecasts.at(k))
         self.issued, rejected, kind = self._decide(observation)
         self._reject(k, rejected, kind)
         self.held.update(self.issued)
@@ -164,18 +168,19 @@ def build_controller(asm: Assembly) -> tuple[Controller, ControllerInfo]:
     """The run's controller, set up with its info (an oracle is handed the assembly's grid model and inputs)."""
     from controllers.registry import prepare
 
-    return prepare(asm.loaded.scenario, asm.loaded.base_dir, asm.model.signal_names, Truth(asm.model, asm.inputs))
+    return prepare(asm.loaded.scenario, asm.loaded.base_dir, observed_names(asm.model.signal_names, asm.forecasts),
+                   Truth(asm.model, asm.inputs))
 
 
-def _build(spec: dict) -> tuple[Controller, ControllerInfo, np.datetime64, float]:
-    """Controller, info, first time and timeout of the run `spec` describes, built as in-process."""
+def _build(spec: dict) -> tuple[Controller, ControllerInfo, np.datetime64, float, Forecasts | None]:
+    """Controller, info, first time, timeout and forecasts of the run `spec` describes, built as in-process."""
     asm = rebuild(spec)
     scn = asm.loaded.scenario
     controller, info = build_controller(asm)
     if controller.oracle:
         raise ValueError(f"{type(controller).__name__} is an oracle (it reads the run's grid model): it cannot run "
                          "outside the run's process; set placement.controller: in-process")
-    return controller, info, asm.inputs.times[0], scn.controller.timeout
+    return controller, info, asm.inputs.times[0], scn.controller.timeout, asm.forecasts
 
 
 if __name__ == "__main__":
