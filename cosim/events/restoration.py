@@ -91,14 +91,15 @@ def _bounding(feeder: Feeder, island: frozenset[int], config: Configuration) -> 
 
 
 def _span(buses: Sequence[int]) -> str:
-    """Bus numbers with runs of three or more joined: '3-18, 23-33', '24, 25'."""
+    """'bus 33', 'buses 24, 25', 'buses 3-18, 23-33' (runs of three or more joined)."""
     runs: list[list[int]] = []
     for b in sorted(buses):
         if runs and b == runs[-1][-1] + 1:
             runs[-1].append(b)
         else:
             runs.append([b])
-    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
+    text = ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
+    return ("buses " if len(buses) > 1 else "bus ") + text
 
 
 def plan(feeder: Feeder, outages: Sequence[Outage], n_steps: int, step_s: float, spec: Restoration,
@@ -133,11 +134,11 @@ def plan(feeder: Feeder, outages: Sequence[Outage], n_steps: int, step_s: float,
             tried = "; ".join(c.describe(limits) for c in checks) or "no open tie line reaches the island"
             if tie is None:
                 refused.add(island)
-                refusals.append(Refusal(k, tuple(sorted(island)), cause, f"buses {_span(island)}: {tried}"))
+                refusals.append(Refusal(k, tuple(sorted(island)), cause, f"{_span(island)}: {tried}"))
                 continue
             chosen = next(c for c in checks if c.tie == tie)
             closed[tie] = {"start": k, "buses": tuple(sorted(island)), "cause": cause,
-                           "detail": f"buses {_span(island)} fed over line.{tie} while {', '.join(cause)} "
+                           "detail": f"{_span(island)} fed over line.{tie} while {', '.join(cause)} "
                                      f"out ({chosen.describe(limits).split(': ', 1)[1]})"}
             config = config.closing(tie)
             del pending[island]
