@@ -21,6 +21,7 @@ import numpy as np
 import pandapower as pp
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from cosim.cli import app
@@ -241,3 +242,36 @@ def test_a_month_of_failures_has_lower_saidi_with_restoration_and_is_seeded(tmp_
     assert {k: on[k] for k in keys} == {k: again[k] for k in keys}
     assert on["saidi_min"] < 0.5 * off["saidi_min"] and on["ens_kwh"] < 0.5 * off["ens_kwh"]
     assert on["ens_kwh"] == pytest.approx(on["unserved_energy_kwh"])
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "scenarios" / "reliability"
+
+
+def test_the_shipped_failure_years_differ_only_in_restoration():
+    off, on = (yaml.safe_load((SHIPPED / f"ieee33-failures-year{s}.yaml").read_text()) for s in ("", "-restored"))
+    assert on["failures"].pop("restoration") == {"switching_time": "1h", "min_vm_pu": 0.90}
+    for key in ("name", "description"):
+        off.pop(key), on.pop(key)
+    assert off == on
+    for name in ("ieee33-failures-year.yaml", "ieee33-failures-year-restored.yaml"):
+        result = CliRunner().invoke(app, ["validate", str(SHIPPED / name)])
+        assert result.exit_code == 0, result.output
+
+
+@pytest.mark.slow
+def test_the_shipped_year_restores_every_outage_after_one_of_its_four_hours(tmp_path):
+    """docs/events.md: every outage of the shipped year has a passing tie, so each 4-h interruption lasts the 1-h
+    switching time: SAIFI unchanged, SAIDI and CAIDI a quarter."""
+    metrics, events = [], []
+    for name in ("ieee33-failures-year.yaml", "ieee33-failures-year-restored.yaml"):
+        out = tmp_path / name
+        result = CliRunner().invoke(app, ["run", str(SHIPPED / name), "--out", str(out), "--quiet"])
+        assert result.exit_code == 0, result.output
+        metrics.append(json.loads((out / "metrics.json").read_text()))
+        events.append(pd.read_csv(out / "events.csv"))
+    off, on = metrics
+    assert on["saifi"] == pytest.approx(off["saifi"]) and off["saifi"] > 0
+    assert on["saidi_min"] == pytest.approx(off["saidi_min"] / 4)
+    assert on["caidi_min"] == pytest.approx(60.0) and off["caidi_min"] == pytest.approx(240.0)
+    kinds = events[1].kind.value_counts()
+    assert kinds["restoration"] == kinds["line_outage"] and "restoration_refused" not in kinds
