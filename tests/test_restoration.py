@@ -275,3 +275,24 @@ def test_the_shipped_year_restores_every_outage_after_one_of_its_four_hours(tmp_
     assert on["caidi_min"] == pytest.approx(60.0) and off["caidi_min"] == pytest.approx(240.0)
     kinds = events[1].kind.value_counts()
     assert kinds["restoration"] == kinds["line_outage"] and "restoration_refused" not in kinds
+
+
+def test_a_transformer_outage_is_restored_over_a_tie_to_the_other_transformer(tmp_path):
+    """Two 20/0.4 kV transformers each feed a 0.4 kV bus with a 50 kW load, a normally-open line between the
+    two: trafo 0 out cuts off its bus (bus 1 in pandapower numbering), the tie feeds it from trafo 1's side after
+    the one-step switching time and reopens at the repair."""
+    net = pp.create_empty_network()
+    hv = pp.create_bus(net, 20.0)
+    lv = [pp.create_bus(net, 0.4) for _ in range(2)]
+    pp.create_ext_grid(net, hv)
+    for b in lv:
+        pp.create_transformer(net, hv, b, "0.4 MVA 20/0.4 kV")
+        pp.create_load(net, b, p_mw=0.05, q_mvar=0.01)
+    pp.create_line(net, lv[0], lv[1], 0.2, "NAYY 4x150 SE", in_service=False)
+    path = tmp_path / "two_trafos.json"
+    pp.to_json(net, str(path))
+    feeder = load_feeder(str(path))
+    assert normally_open(feeder) == (0,)
+    op = GridModel(feeder, [], "pandapower").operating_point(np.ones(2), np.zeros(0))
+    switchings, refusals = plan(feeder, [Outage("trafo", 0, 2, 6)], 10, 60.0, Restoration(switching_time=60), lambda k: op)
+    assert [(s.tie, s.start, s.end, s.buses) for s in switchings] == [(0, 3, 6, (1,))] and not refusals
