@@ -55,7 +55,7 @@ class Outage:
 
 @dataclass(frozen=True)
 class Switching:
-    """Tie `tie` closed for steps start <= k < end, feeding `buses` while the `cause` branches are out."""
+    """Tie `tie` closed for steps start <= k < end, feeding `buses` that the `cause` outages cut off."""
 
     tie: int
     start: int
@@ -80,11 +80,10 @@ def _bounding(feeder: Feeder, island: frozenset[int], config: Configuration) -> 
     net = feeder.net
     label = dict(zip(net.bus.index, feeder.bus_labels.tolist()))
     out = []
-    for kind, table, ends, numbers in (("line", "line", ("from_bus", "to_bus"), config.lines_out),
-                                       ("trafo", "trafo", ("hv_bus", "lv_bus"), config.trafos_out)):
-        index = feeder.line_index if kind == "line" else feeder.trafo_index
+    for kind, ends, numbers, index in (("line", ("from_bus", "to_bus"), config.lines_out, feeder.line_index),
+                                       ("trafo", ("hv_bus", "lv_bus"), config.trafos_out, feeder.trafo_index)):
         for k in sorted(numbers):
-            row = net[table].loc[index(k)]
+            row = net[kind].loc[index(k)]
             if {label[row[e]] for e in ends} & island:
                 out.append(f"{kind}.{k}")
     return tuple(out)
