@@ -75,7 +75,7 @@ def test_lindistflow_losses_near_pandapower():
 
 @pytest.mark.parametrize("params, words", [
     ("{horizon: 50min, step: 15min}", "horizon 50min is not a multiple of step 15min"),
-    ("{forecast: crystal}", "forecast must be persistence or oracle"),
+    ("{forecast: crystal}", "forecast must be persistence, oracle or scenario"),
     ("{solver: NOPE}", "solver 'NOPE' is not installed"),
 ])
 def test_bad_mpc_params_exit_2(params, words, write_scenario, cli):

@@ -19,11 +19,14 @@ from drifting to one end of its range where a short horizon sees no reason not t
 scenarios/ieee33-pv-battery.yaml (benchmarks/bench_mpc.py reports seed 7): the margin covers
 LinDistFlow's error (a few % of a voltage change) and the one-step delay of the setpoints.
 
-Forecast (`forecast`): `persistence` (default, deployable) holds the available DER power and the
+Forecast (`forecast`): `persistence` (deployable) holds the available DER power and the
 load measured now over the horizon, with the load spread over buses like the feeder's nominal
-loads; `oracle` reads the run's input series (`info.truth`, as the opf oracle does). A forecast is
-one function of (observation, step) -> per-interval available power and bus loads, so other
-forecasts can replace it. A step whose solve fails falls back to doing nothing (batteries idle,
+loads; `oracle` reads the run's input series (`info.truth`, as the opf oracle does); `scenario`
+reads the scenario's `forecast:` block from the observation (`forecast.<der>.p_avail_mw.+<lead>`,
+`forecast.grid.load_p_mw.+<lead>`, averaged over each interval's steps; reactive load scales with the
+active one), so its horizon must reach the mpc's. The default is `scenario` when the run has a
+`forecast:` block, else `persistence`. A forecast is one function of (observation, step) ->
+per-interval available power and bus loads, so other forecasts can replace it. A step whose solve fails falls back to doing nothing (batteries idle,
 no Q, no curtailment) and records an `mpc_fallback` event.
 """
 
@@ -36,6 +39,8 @@ import numpy as np
 
 from controllers.base import Controller, ControllerError, ControllerInfo
 from controllers.baselines._lindistflow import lindistflow
+from cosim import signals as sig
+from cosim.forecast.build import LOAD_SIGNAL, PREFIX, signal_name
 from cosim.scenario.units import format_duration, parse_duration
 
 PENALTY_MW_PER_PU = 100.0  # per bus and pu outside the limits: an exact penalty against losses and curtailment
@@ -46,7 +51,7 @@ class MPC(Controller):
 
     uses_scenario = True  # the feeder's impedances and nominal loads (never the run's state)
 
-    def __init__(self, horizon: str | float = "1h", step: str | float = "15min", forecast: str = "persistence",
+    def __init__(self, horizon: str | float = "1h", step: str | float = "15min", forecast: str | None = None,
                  curtailment_weight: float = 1.0, voltage_margin: float = 0.01, soc_target: float | None = None,
                  soc_weight: float = 0.01, solver: str = "CLARABEL", max_iter: int = 200):
         self.horizon_s, self.step_s = parse_duration(horizon), parse_duration(step)
@@ -57,8 +62,8 @@ class MPC(Controller):
             raise ValueError(f"horizon {format_duration(self.horizon_s)} is not a multiple of step "
                              f"{format_duration(self.step_s)}: the plan has a whole number of intervals "
                              "(e.g. horizon: 1h, step: 15min)")
-        if forecast not in ("persistence", "oracle"):
-            raise ValueError(f"forecast must be persistence or oracle, got {forecast!r}")
+        if forecast not in (None, "persistence", "oracle", "scenario"):
+            raise ValueError(f"forecast must be persistence, oracle or scenario, got {forecast!r}")
         if curtailment_weight < 0 or soc_weight < 0:
             raise ValueError("curtailment_weight and soc_weight must be >= 0")
         if not 0 <= voltage_margin < 0.05:
@@ -97,9 +102,26 @@ class MPC(Controller):
         self.Es = _incidence(feeder, [s.bus for s in self.units], nb)
         self.lo, self.hi = info.voltage_limits[0] + self.margin, info.voltage_limits[1] - self.margin
         self.sub_steps = max(1, int(round(self.step_s / info.step_s)))  # run steps per plan interval
+        if self.forecast is None:
+            self.forecast = "scenario" if LOAD_SIGNAL in _forecast_signals(info.measurements) else "persistence"
+        if self.forecast == "scenario":
+            self._scenario_forecast(info)
         if self.oracle:
             self.inputs = info.truth.inputs
         self._build(nb)
+
+    def _scenario_forecast(self, info: ControllerInfo) -> None:
+        """The observation names of each interval's forecasts: (intervals x steps) per DER and for the load."""
+        def names(signal: str) -> list[list[str]]:
+            return [[signal_name(signal, (t * self.sub_steps + j + 1) * info.step_s) for j in range(self.sub_steps)]
+                    for t in range(self.n_int)]
+
+        self.fc_avail = [names(sig.der(d.name, "p_avail_mw")) for d in info.ders]
+        self.fc_load = names(LOAD_SIGNAL)
+        if self.fc_load[-1][-1] not in set(info.measurements):
+            raise ControllerError(f"mpc with forecast: scenario plans {format_duration(self.horizon_s)} ahead but the "
+                                  f"run observes no {self.fc_load[-1][-1]} (a forecast: block with a horizon of at "
+                                  f"least {format_duration(self.horizon_s)}, or forecast: persistence)")
 
     def _build(self, nb: int) -> None:
         """The parametrised problem, compiled once (cvxpy DPP); each step only sets the parameters."""
@@ -220,8 +242,10 @@ class MPC(Controller):
                               for d in self.ders])
         lp, lq = float(np.nan_to_num(obs.get("grid.load_p_mw", 0.0))), float(np.nan_to_num(obs.get("grid.load_q_mvar", 0.0)))
         now_p, now_q = self.share_p * lp, self.share_q * lq
-        if not self.oracle:  # persistence
+        if self.forecast == "persistence":
             return np.tile(avail_now, (H, 1)), np.tile(now_p, (H, 1)), np.tile(now_q, (H, 1)), now_p, now_q
+        if self.forecast == "scenario":
+            return self._observed_forecast(obs, now_p, now_q, lp, lq)
         inp, nb = self.inputs, len(self.bus_names)
         n = len(inp.times)
         avail, load_p, load_q = np.empty((H, len(self.ders))), np.empty((H, nb)), np.empty((H, nb))
@@ -233,6 +257,22 @@ class MPC(Controller):
             load_q[t] = np.bincount(self.load_bus, self.nom_q * scale, nb)
         rating = np.array([d.s_mva for d in self.ders])
         return np.minimum(avail, rating), load_p, load_q, now_p, now_q
+
+
+    def _observed_forecast(self, obs: Mapping[str, float], now_p, now_q, lp: float, lq: float):
+        """`_forecast` from the scenario's forecast signals in the observation (`forecast: scenario`)."""
+        mean = lambda rows: np.array([np.mean([np.nan_to_num(obs.get(n, 0.0)) for n in r]) for r in rows])  # noqa: E731
+        avail = np.column_stack([mean(rows) for rows in self.fc_avail]) if self.ders else np.zeros((self.n_int, 0))
+        rating = np.array([d.s_mva for d in self.ders])
+        total = np.maximum(mean(self.fc_load), 0.0)
+        load_p = total[:, None] * self.share_p[None, :]
+        load_q = (total * lq / lp)[:, None] * self.share_q[None, :] if lp > 0 else np.tile(now_q, (self.n_int, 1))
+        return np.clip(avail, 0.0, rating), load_p, load_q, now_p, now_q
+
+
+def _forecast_signals(names) -> set[str]:
+    """The quantities the observation has forecasts of (`grid.load_p_mw`, `pv1.p_avail_mw`, ...)."""
+    return {n[len(PREFIX):].rpartition(".+")[0] for n in names if n.startswith(PREFIX)}
 
 
 def _incidence(feeder, buses, nb: int) -> np.ndarray:

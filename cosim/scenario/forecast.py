@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from cosim.files import resolve_path
 from cosim.forecast import KINDS
@@ -33,6 +33,13 @@ class Forecast(Strict):
     model: str | None = Field(default=None, description="kind learned: checkpoint file, relative to the scenario")
     train_days: int = Field(default=8, ge=1, le=365, description="kind learned: generated days to train on")
 
+    @field_validator("horizon")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be a positive duration such as 1h or 30min")
+        return v
+
     @model_validator(mode="after")
     def _learned_keys(self) -> "Forecast":
         if self.kind != "learned" and self.model is not None:
@@ -41,14 +48,14 @@ class Forecast(Strict):
 
 
 def forecast_problems(scn: Scenario, base_dir: Path) -> list[tuple[tuple, str]]:
-    """The block's checks that need the clock or a file: a horizon of whole, positive clock steps, and a
+    """The block's checks that need the clock or a file: a horizon of whole clock steps, and a
     learned model's checkpoint made for this horizon and step."""
     spec = scn.forecast
     if spec is None:
         return []
     step = scn.clock.step
-    if spec.horizon <= 0 or not is_whole_steps(spec.horizon, step):
-        return [(("forecast", "horizon"), f"horizon {format_duration(spec.horizon)} is not a positive multiple of "
+    if not is_whole_steps(spec.horizon, step):
+        return [(("forecast", "horizon"), f"horizon {format_duration(spec.horizon)} is not a multiple of "
                                           f"clock.step {format_duration(step)}: a forecast has one value per step "
                                           f"of lead (e.g. horizon: {format_duration(step * 12)})")]
     path = resolve_path(spec.model, base_dir) if spec.model else None
