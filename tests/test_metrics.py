@@ -220,7 +220,7 @@ def test_metadata_table_is_complete_and_well_formed():
     assert set(CORE_METRICS) == set(hand_metrics())
     for key, info in METRICS.items():
         assert info.key == key and info.unit and info.description and "\n" not in info.description, key
-        assert info.worse in (-1, 0, 1) and info.group in ("core", "storage", "reliability", "control", "detection", "hil", "realtime"), key
+        assert info.worse in (-1, 0, 1) and info.group in ("core", "storage", "reliability", "control", "forecast", "detection", "hil", "realtime"), key
         assert not info.baseline or info.worse != 0, key
     assert metric_info("detector_tpr_fdi_stealthy").key == "detector_tpr_<kind>"
     assert metric_info("detector_tpr").key == "detector_tpr" and metric_info("no_such_metric") is None
