@@ -3,7 +3,8 @@
 Observation: the measurements as the controller sees them (after the channel), by signal
 name (`bus.18.vm_pu`, `pv1.p_avail_mw`, ...), plus time features `time.hour_sin`,
 `time.hour_cos`, `time.step`, and with a `forecast:` block `forecast.<signal>.+<lead>`
-(`cosim.forecast.build`; `info.measurements` lists them). Actions: `<der>.p_limit_mw` and `<der>.q_set_mvar` per DER,
+(`cosim.forecast.build`; `info.measurements` lists them). Actions: `<der>.p_limit_mw` and
+`<der>.q_set_mvar` per DER,
 `<battery>.p_set_mw` and `<battery>.q_set_mvar` per battery (load convention; observed as
 `<battery>.p_mw`, `.q_mvar`, `.soc`), `cap.<n>.step`, `trafo.<n>.tap` where the feeder has them. Unknown names and NaN
 are rejected (`cosim.kernel.check_actions`); the grid model clips every setpoint to device capability.

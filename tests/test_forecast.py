@@ -150,9 +150,10 @@ class Recorder(Controller):
 '''
 
 
-def _run(tmp_path, write_scenario, cli, forecast: str):
+def _run(tmp_path, write_scenario, cli, forecast: str, more: str = ""):
     (tmp_path / "recorder.py").write_text(RECORDER, encoding="utf-8")
-    path = write_scenario(BASE + f"controller: {{kind: python, path: recorder.py:Recorder}}\nforecast: {forecast}\n")
+    path = write_scenario(BASE + f"controller: {{kind: python, path: recorder.py:Recorder}}\nforecast: {forecast}\n"
+                          + more)
     code, output, _ = cli("run", path, "--out", tmp_path / "out", "-q")
     assert code == 0, output[-2000:]
     seen = json.loads((tmp_path / "seen.json").read_text())
@@ -183,6 +184,19 @@ def test_run_with_an_oracle_scores_zero(tmp_path, write_scenario, cli):
     seen, metrics, ts = _run(tmp_path, write_scenario, cli, "{kind: oracle, horizon: 15min}")
     assert metrics["forecast_mae_mw"] == pytest.approx(0.0, abs=1e-12)  # the recorded series are the inputs
     assert seen["3"]["forecast.pv1.p_avail_mw.+15min"] == pytest.approx(ts["pv1.p_avail_mw"].iloc[6], abs=1e-12)
+
+
+def test_a_controller_in_its_own_process_observes_the_same_forecasts(tmp_path, write_scenario, cli):
+    block = "{kind: oracle, horizon: 15min, noise: 0.2}"
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    here, _, _ = _run(tmp_path / "a", lambda t: _write(tmp_path / "a", t), cli, block)
+    there, _, _ = _run(tmp_path / "b", lambda t: _write(tmp_path / "b", t), cli, block, "placement: {controller: process}\n")
+    assert there == here and len(here["measurements"]) == 9
+
+
+def _write(folder, text):
+    (folder / "scenario.yaml").write_text(text, encoding="utf-8")
+    return folder / "scenario.yaml"
 
 
 def _mpc(loaded, **params):
