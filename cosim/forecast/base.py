@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -34,7 +35,7 @@ class Context:
     spec: Forecast
     step_s: float
     seed: int
-    base_dir: object
+    base_dir: Path
     day: Callable[[int], Series]
 
 

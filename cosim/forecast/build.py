@@ -11,6 +11,7 @@ relative Gaussian error with standard deviation noise x sqrt(lead / horizon).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import timedelta
 from pathlib import Path
 
@@ -45,7 +46,7 @@ class Forecasts:
     def leads(self) -> int:
         return self.values.shape[1]
 
-    @property
+    @cached_property
     def names(self) -> tuple[str, ...]:
         """Observation names, lead by lead within each signal."""
         return tuple(signal_name(s, (h + 1) * self.step_s) for s in self.signals for h in range(self.leads))
@@ -73,10 +74,13 @@ def series_of(loaded: LoadedScenario, inputs: Inputs, load_p_nom: np.ndarray) ->
 
 
 def generated_day(loaded: LoadedScenario, load_p_nom: np.ndarray, i: int) -> Series:
-    """Day `i` of the training days: the scenario's profiles one day long, i+1 days after its start, seed + i + 1."""
+    """Day `i` of the training days: the scenario's profiles one day long, i+1 days after its start, seed + i + 1
+    (with a CSV load profile, which may cover only the run, the run's own clock with seed + i + 1)."""
     scn = loaded.scenario
-    day_s = steps_in(86400.0, scn.clock.step) * scn.clock.step
-    clock = scn.clock.model_copy(update={"start": scn.clock.start + timedelta(days=i + 1), "duration": day_s})
+    clock = scn.clock
+    if not scn.loads.profile.startswith("csv:"):
+        clock = clock.model_copy(update={"start": clock.start + timedelta(days=i + 1),
+                                         "duration": steps_in(86400.0, clock.step) * clock.step})
     other = scn.model_copy(update={"seed": (scn.seed + i + 1) % 2**32, "clock": clock})
     return series_of(loaded, build_inputs(other, len(load_p_nom), loaded.base_dir), load_p_nom)
 
