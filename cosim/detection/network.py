@@ -15,17 +15,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandapower as pp
-from pandapower.pypower.idx_brch import BR_STATUS, F_BUS, T_BUS
+from pandapower.pypower.idx_brch import BR_STATUS, F_BUS, SHIFT, T_BUS
 from pandapower.pypower.makeYbus import makeYbus
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
+import scipy.sparse as sp
+from scipy.sparse.csgraph import breadth_first_order, connected_components
+from scipy.sparse.linalg import spsolve
 
 from cosim.grid.feeders import Feeder
 from cosim.scenario.metering import RunMetering
 from cosim.scenario.schema import Detector
 
 VM, P, Q, PF, QF = range(5)
-MAX_BUSES = 2000  # dense matrices: beyond this the estimator needs sparse algebra
 # meter family (schema key) -> (kind code, signal name pattern, on buses?)
 FAMILIES = {"vm_pu": (VM, "bus.{}.vm_pu", True), "p_mw": (P, "bus.{}.p_mw", True),
             "q_mvar": (Q, "bus.{}.q_mvar", True), "line_p_mw": (PF, "line.{}.p_mw", False),
@@ -137,15 +137,16 @@ def metering_plan(run: RunMetering, feeder: Feeder) -> list[Meter]:
 
 @dataclass(frozen=True)
 class Topology:
-    """Admittance matrices and state layout of one set of outages (dense: feeders of up to a few 1,000 buses)."""
+    """Admittance matrices (sparse) and state layout of one set of outages."""
 
-    Y: np.ndarray
-    Yf: np.ndarray
+    Y: sp.csr_matrix
+    Yf: sp.csr_matrix
     f: np.ndarray
     live_bus: np.ndarray
     live_branch: np.ndarray
     theta: np.ndarray  # bus rows whose angle is a state
     vm: np.ndarray  # bus rows whose magnitude is a state
+    shift: np.ndarray  # angle (rad) of each bus row from the transformers' phase shifts on its way to the slack
 
     @property
     def n_states(self) -> int:
@@ -206,13 +207,27 @@ class Network:
         branch[:, BR_STATUS] = status
         Y, Yf, _ = makeYbus(self.base_mva, self.bus, branch)
         nb = len(self.bus)
-        graph = coo_matrix((np.ones(int(status.sum())), (self.f[status], self.t[status])), shape=(nb, nb))
+        graph = sp.coo_matrix((np.ones(int(status.sum())), (self.f[status], self.t[status])), shape=(nb, nb))
         _, comp = connected_components(graph, directed=False)
         live = comp == comp[self.slack]
         rows = np.flatnonzero(live)
-        return Topology(Y=Y.toarray(), Yf=Yf.toarray(), f=self.f, live_bus=live,
+        return Topology(Y=sp.csr_matrix(Y), Yf=sp.csr_matrix(Yf), f=self.f, live_bus=live,
                         live_branch=status & live[self.f] & live[self.t],
-                        theta=rows[rows != self.slack], vm=rows)
+                        theta=rows[rows != self.slack], vm=rows, shift=self._shift_angles(status))
+
+    def _shift_angles(self, status: np.ndarray) -> np.ndarray:
+        """Bus angles that only the phase shifts set (0 without shifting transformers, e.g. -150 degrees behind
+        a Dyn5 MV/LV transformer): theta_t = theta_f - shift along a spanning tree from the slack."""
+        shift = np.deg2rad(self.branch[status, SHIFT].real)
+        f, t = self.f[status], self.t[status]
+        step = dict(zip(zip(t, f), shift)) | dict(zip(zip(f, t), -shift))  # parallel branches shift alike
+        nb = len(self.bus)
+        graph = sp.coo_matrix((np.ones(len(f)), (f, t)), shape=(nb, nb))
+        order, parent = breadth_first_order(graph, self.slack, directed=False)
+        angle = np.zeros(nb)
+        for node in order[1:]:
+            angle[node] = angle[parent[node]] + step[parent[node], node]
+        return angle
 
     def meters(self, plan: list[Meter]) -> Meters:
         """The planned meters on this model's rows.
@@ -227,39 +242,44 @@ class Network:
                       np.array([row for _, row in kept], int), np.array([m.sigma for m, _ in kept], float),
                       np.array([m.drawn for m, _ in kept], float))
 
-    def measure(self, topo: Topology, V: np.ndarray, meters: Meters) -> tuple[np.ndarray, np.ndarray]:
-        """h(V) in signal units for every meter and its Jacobian over the states (angles, then magnitudes)."""
+    def measure(self, topo: Topology, V: np.ndarray, meters: Meters) -> tuple[np.ndarray, sp.csr_matrix]:
+        """h(V) in signal units for every meter and its sparse Jacobian over the states (angles, then magnitudes)."""
         Y, Yf, f = topo.Y, topo.Yf, topo.f
         vm = np.abs(V)
         unit = np.divide(V, vm, out=np.zeros_like(V), where=vm > 0)
         ibus = Y @ V
         s_bus = V * np.conj(ibus)
-        ds_dvm = V[:, None] * np.conj(Y * unit[None, :]) + np.diag(np.conj(ibus) * unit)
-        ds_dva = 1j * V[:, None] * np.conj(np.diag(ibus) - Y * V[None, :])
+        diag = sp.diags
+        ds_dvm = diag(V) @ np.conj(Y @ diag(unit)) + diag(np.conj(ibus) * unit)
+        ds_dva = 1j * diag(V) @ np.conj(diag(ibus) - Y @ diag(V))
         i_f = Yf @ V
         s_f = V[f] * np.conj(i_f)
-        cf = np.zeros(Yf.shape)  # branch-from-bus incidence
-        cf[np.arange(len(f)), f] = 1.0
-        dsf_dva = 1j * (np.conj(i_f)[:, None] * cf * V[None, :] - V[f][:, None] * np.conj(Yf * V[None, :]))
-        dsf_dvm = np.conj(i_f)[:, None] * cf * unit[None, :] + V[f][:, None] * np.conj(Yf * unit[None, :])
+        cf = sp.csr_matrix((np.ones(len(f)), (np.arange(len(f)), f)), shape=Yf.shape)  # branch-from-bus incidence
+        dsf_dva = 1j * (diag(np.conj(i_f)) @ cf @ diag(V) - diag(V[f]) @ np.conj(Yf @ diag(V)))
+        dsf_dvm = diag(np.conj(i_f)) @ cf @ diag(unit) + diag(V[f]) @ np.conj(Yf @ diag(unit))
         k, r, base = meters.kind, meters.row, self.base_mva
         h = np.empty(len(k))
-        H = np.zeros((len(k), topo.n_states))
-        nt = len(topo.theta)
+        # [d/dva, d/dvm] columns -> state columns
+        states = sp.csr_matrix((np.ones(topo.n_states), (np.r_[topo.theta, len(V) + topo.vm], np.arange(topo.n_states))),
+                               shape=(2 * len(V), topo.n_states))
+        blocks, order = [], []
         for code, values, d_va, d_vm in ((P, s_bus.real, ds_dva.real, ds_dvm.real),
                                          (Q, s_bus.imag, ds_dva.imag, ds_dvm.imag),
                                          (PF, s_f.real, dsf_dva.real, dsf_dvm.real),
                                          (QF, s_f.imag, dsf_dva.imag, dsf_dvm.imag)):
-            sel = k == code
+            sel = np.flatnonzero(k == code)
             h[sel] = values[r[sel]] * base
-            H[np.ix_(sel, np.arange(nt))] = d_va[np.ix_(r[sel], topo.theta)] * base
-            H[np.ix_(sel, nt + np.arange(len(topo.vm)))] = d_vm[np.ix_(r[sel], topo.vm)] * base
-        sel = k == VM
+            blocks.append(sp.hstack([d_va, d_vm], format="csr")[r[sel]] @ states * base)
+            order.append(sel)
+        sel = np.flatnonzero(k == VM)
         h[sel] = vm[r[sel]]
-        position = np.full(len(V), -1)
-        position[topo.vm] = np.arange(len(topo.vm))
-        cols = position[r[sel]]
-        H[np.flatnonzero(sel)[cols >= 0], nt + cols[cols >= 0]] = 1.0
+        blocks.append(sp.csr_matrix((np.ones(len(sel)), (np.arange(len(sel)), len(V) + r[sel])),
+                                    shape=(len(sel), 2 * len(V))) @ states)
+        order.append(sel)
+        rows = np.empty(len(k), int)
+        rows[np.concatenate(order)] = np.arange(len(k))
+        H = sp.vstack(blocks, format="csr")[rows]
+        H.eliminate_zeros()  # terms that vanish at this state (e.g. flat start) are no coupling
         return h, H
 
     def usable(self, topo: Topology, meters: Meters) -> np.ndarray:
@@ -271,8 +291,8 @@ class Network:
         return ok
 
     def flat_start(self, topo: Topology) -> np.ndarray:
-        """1 pu at angle 0 on energised buses, 0 elsewhere."""
-        return topo.live_bus.astype(complex)
+        """1 pu at the phase shifts' angles on energised buses, 0 elsewhere."""
+        return topo.live_bus * np.exp(1j * topo.shift)
 
     def with_states(self, topo: Topology, V: np.ndarray, dx: np.ndarray) -> np.ndarray:
         """V moved by a state increment (angles, then magnitudes)."""
@@ -301,6 +321,6 @@ class Network:
             if np.max(np.abs(mismatch)) < 1e-10:
                 break
             dx = np.zeros(topo.n_states)
-            dx[cols] = np.linalg.solve(H[:, cols], mismatch)
+            dx[cols] = spsolve(H[:, cols].tocsc(), mismatch)
             x = self.with_states(topo, x, dx)
         return x

@@ -40,10 +40,11 @@ def stealthy_false_data(network: Network, topo: Topology, V: np.ndarray, meters:
     c = np.zeros(topo.n_states)
     for i in range(rounds):  # a least-squares step towards the wanted injections within the null space of H_B ...
         W = network.with_states(topo, V, c)
-        basis = null_space(network.measure(topo, W, meters)[1][fixed])
+        basis = null_space(network.measure(topo, W, meters)[1][fixed].toarray())
         if basis.shape[1] == 0:
             return None
         now, J = network.measure(topo, W, injections)
+        J = J.toarray()
         faked = J @ basis
         y = _least_squares(faked, wanted - (now - base), 1e-8 * np.linalg.norm(J, 2))
         if i == 0 and wanted @ (faked @ y) < MIN_SHARE * (wanted @ wanted):
@@ -70,5 +71,5 @@ def _restore(network: Network, topo: Topology, V: np.ndarray, c: np.ndarray, met
         miss = h[fixed] - h0[fixed]
         if np.max(np.abs(miss)) < 1e-12:
             break
-        c = c - np.linalg.lstsq(H[fixed], miss, rcond=None)[0]
+        c = c - np.linalg.lstsq(H[fixed].toarray(), miss, rcond=None)[0]
     return c

@@ -3,7 +3,8 @@
 Gauss-Newton on J(x) = sum(((z - h(x)) / sigma)^2). The chi-square test compares J with the
 (1 - significance) quantile of chi2(m - n); the largest-normalised-residual test divides each
 residual by the square root of its variance, Omega = R - H G^-1 H^T, and names the meter with
-the largest one. False data of the form a = h(x + c) - h(x) (a = H c for the linearised model)
+the largest one. H and G = H^T W H are sparse; only the diagonal of Omega is computed
+(`cosim.detection.sparse`), so G^-1 is never formed. False data of the form a = h(x + c) - h(x) (a = H c for the linearised model)
 moves the estimate by c and leaves the residual where it was: neither test can see it.
 """
 
@@ -12,9 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.stats import chi2, norm
 
 from cosim.detection.network import Meters, Network, Topology, plan_for
+from cosim.detection.sparse import factorise, quadratic_diagonal
 from cosim.grid.feeders import Feeder
 from cosim.scenario.schema import Detector
 
@@ -70,6 +73,7 @@ class WLS:
         net, m = self.network, self.meters
         use = np.isfinite(z) & net.usable(topo, m)
         w = 1.0 / m.sigma[use] ** 2
+        W = sp.diags(w)
         zu = z[use]
         V = net.flat_start(topo) if start is None else start
         nan = np.full(len(z), np.nan)
@@ -79,20 +83,19 @@ class WLS:
             for _ in range(self.max_iter):
                 h, H = net.measure(topo, V, m)
                 h, H = h[use], H[use]
-                G = H.T @ (w[:, None] * H)
-                dx = np.linalg.solve(G, H.T @ (w * (zu - h)))
+                dx = factorise(H.T @ (W @ H)).solve(H.T @ (w * (zu - h)))
                 V = net.with_states(topo, V, dx)
                 if np.max(np.abs(dx)) < self.tol:
                     converged = True
                     break
             h, H = net.measure(topo, V, m)
             h, H = h[use], H[use]
-            G = H.T @ (w[:, None] * H)
-            K = np.linalg.solve(G, H.T)
+            # diag(H G^-1 H^T); solved for where Omega is under 5 % of R (nearly critical meters)
+            explained = quadratic_diagonal(factorise(H.T @ (W @ H)), H, 0.95 * m.sigma[use] ** 2)
         except np.linalg.LinAlgError:  # unobservable with the meters that reported
             return Estimate(V, nan, nan, float("nan"), dof, self.threshold(dof), False)
         r = zu - h
-        omega = m.sigma[use] ** 2 - np.einsum("ij,ji->i", H, K)
+        omega = m.sigma[use] ** 2 - explained
         critical = omega <= 1e-9 * m.sigma[use] ** 2  # a critical meter's residual is always zero
         residual, normalised = nan.copy(), nan.copy()
         residual[use] = r
@@ -112,7 +115,7 @@ def unobservable_buses(network: Network, meters: Meters, topo: Topology) -> list
     """Published numbers of the buses whose angle or magnitude the meters cannot determine (empty: the feeder is
     observable), from the null space of H at flat start."""
     use = network.usable(topo, meters)
-    H = network.measure(topo, network.flat_start(topo), meters)[1][use]
+    H = network.measure(topo, network.flat_start(topo), meters)[1][use].toarray()
     _, s, vt = np.linalg.svd(H, full_matrices=True) if len(H) else (None, np.zeros(0), np.eye(topo.n_states))
     rank = int((s > s.max() * max(H.shape) * np.finfo(float).eps).sum()) if len(s) else 0
     loose = np.abs(vt[rank:]).max(axis=0) > 1e-8 if rank < topo.n_states else np.zeros(topo.n_states, bool)

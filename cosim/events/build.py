@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from cosim.detection.checks import metering_problems
-from cosim.detection.network import MAX_BUSES, plan_for
+from cosim.detection.network import plan_for
 from cosim.events.failures import failure_outages
 from cosim.events.models import RandomEvents
 from cosim.events.base import whole_steps
@@ -103,9 +103,6 @@ def _detector_problems(scn: Scenario, feeder: Feeder) -> list[tuple[tuple, str]]
     model = measurement_model(scn)
     if model is None:
         return []
-    if len(feeder.bus_labels) > MAX_BUSES:
-        return [(("detector",), f"the WLS detector handles feeders of up to {MAX_BUSES:,} buses; "
-                                f"{scn.grid.feeder} has {len(feeder.bus_labels):,}")]
     if scn.metering is not None:  # the scenario's metering block has checks of its own
         return metering_problems(scn, feeder, model)
     problems = []
