@@ -228,9 +228,11 @@ def test_mpc_reads_the_scenario_forecast(day):
     ("{kind: oracle, horizon: 0s}", "forecast.horizon", "must be a positive duration"),
     ("{kind: oracle, horizon: 2min}", "forecast.horizon", "horizon 2min is not a multiple of clock.step 5min"),
     ("{kind: persistence, horizon: 1h, model: x.pt}", "forecast", "model is only for kind learned"),
+    ("{kind: persistence, horizon: 1d}", "forecast.horizon", "the limit is 20,000,000 (MAX_VALUES)"),
 ])
 def test_bad_forecast_block_exits_2(block, field, words, write_scenario, cli):
-    code, output, _ = cli("validate", write_scenario(BASE + f"forecast: {block}\n"))
+    text = BASE.replace("duration: 2h, step: 5min", "duration: 1d, step: 1s") if "1d" in block else BASE
+    code, output, _ = cli("validate", write_scenario(text + f"forecast: {block}\n"))
     flat = " ".join(output.split())
     assert code == 2 and f"field {field}" in flat and words in flat, output
     assert "Traceback" not in output

@@ -23,6 +23,8 @@ from cosim.scenario.units import format_duration, is_whole_steps, steps_in
 if TYPE_CHECKING:
     from cosim.scenario.schema import Scenario
 
+MAX_VALUES = 20_000_000  # forecast values of one run (160 MB of float64)
+
 
 class Forecast(Strict):
     """Which forecaster, how far ahead, how much seeded error."""
@@ -58,6 +60,13 @@ def forecast_problems(scn: Scenario, base_dir: Path) -> list[tuple[tuple, str]]:
         return [(("forecast", "horizon"), f"horizon {format_duration(spec.horizon)} is not a multiple of "
                                           f"clock.step {format_duration(step)}: a forecast has one value per step "
                                           f"of lead (e.g. horizon: {format_duration(step * 12)})")]
+    leads = steps_in(spec.horizon, step)
+    values = scn.clock.n_steps * leads * (len(scn.generators) + 1)
+    if values > MAX_VALUES:
+        return [(("forecast", "horizon"), f"horizon {format_duration(spec.horizon)} asks for {values:,} forecast values "
+                                          f"({scn.clock.n_steps:,} steps x {leads:,} leads x "
+                                          f"{len(scn.generators) + 1} signals); the limit is {MAX_VALUES:,} "
+                                          "(MAX_VALUES): a shorter horizon or a coarser clock.step")]
     path = resolve_path(spec.model, base_dir) if spec.model else None
     if path is None or not path.is_file():
         return []  # no checkpoint yet: the run trains one and writes it there
@@ -69,7 +78,7 @@ def forecast_problems(scn: Scenario, base_dir: Path) -> list[tuple[tuple, str]]:
     except Exception as exc:  # torch raises many types for a file that is not its checkpoint
         return [(("forecast", "model"), f"{path} is not a forecast checkpoint ({type(exc).__name__}: {exc}); "
                                         "delete it to train a new one there")]
-    wanted = (steps_in(spec.horizon, step), float(step))
+    wanted = (leads, float(step))
     if made_for != wanted:
         return [(("forecast", "model"), f"{path} was trained for {made_for[0]} leads of "
                                         f"{format_duration(made_for[1])}, this scenario asks for {wanted[0]} leads "

@@ -26,6 +26,8 @@ HIDDEN = 32
 ITERATIONS = 300
 BATCH = 256
 LR = 5e-3
+MAX_WINDOWS = 20_000  # training steps over all days (each with every signal)
+CHUNK = 4096  # steps predicted per batch
 
 
 class Net(nn.Module):
@@ -58,40 +60,45 @@ def window_steps(leads: int) -> int:
     return int(min(max(leads, 6), 48))
 
 
-def features(series: Series, window: int) -> np.ndarray:
-    """Inputs ending at every step k of every signal: (signals x steps, window, features), history padded
+def features(series: Series, window: int, steps: np.ndarray) -> np.ndarray:
+    """Inputs ending at each of `steps` for every signal: (signals x steps, window, features), history padded
     with the first value."""
-    n, m = series.values.shape
+    m = series.values.shape[1]
     pu = series.values / series.scale[None, :]
     t = np.asarray(series.times, "datetime64[s]")
     hour = (t - t.astype("datetime64[D]")) / np.timedelta64(1, "h")
     clock = np.column_stack([np.sin(2 * np.pi * hour / 24), np.cos(2 * np.pi * hour / 24)])
-    at = np.maximum(np.arange(n)[:, None] - np.arange(window - 1, -1, -1)[None, :], 0)  # (steps, window)
-    out = np.empty((m, n, window, 3 + len(KIND_ORDER)), np.float32)
+    at = np.maximum(steps[:, None] - np.arange(window - 1, -1, -1)[None, :], 0)  # (steps, window)
+    out = np.empty((m, len(steps), window, 3 + len(KIND_ORDER)), np.float32)
     for j in range(m):
         out[j, :, :, 0] = pu[at, j]
         out[j, :, :, 1:3] = clock[at]
         out[j, :, :, 3:] = np.eye(len(KIND_ORDER))[KIND_ORDER.index(series.kinds[j])]
-    return out.reshape(m * n, window, -1)
+    return out.reshape(m * len(steps), window, -1)
 
 
-def targets(series: Series, leads: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per signal and step: the change at each lead from the value now, and whether all leads are inside the day."""
-    n, m = series.values.shape
+def targets(series: Series, leads: int, steps: np.ndarray) -> np.ndarray:
+    """Per signal and each of `steps`: the change at each lead from the value now (signals x steps, leads)."""
     pu = series.values / series.scale[None, :]
-    ahead = np.minimum(np.arange(n)[:, None] + np.arange(1, leads + 1)[None, :], n - 1)
-    delta = pu[ahead].transpose(2, 0, 1) - pu.T[:, :, None]  # (signals, steps, leads)
-    inside = np.broadcast_to(np.arange(n) + leads < n, (m, n))
-    return delta.reshape(m * n, leads).astype(np.float32), inside.ravel()
+    delta = pu[steps[:, None] + np.arange(1, leads + 1)[None, :]].transpose(2, 0, 1) - pu[steps].T[:, :, None]
+    return delta.reshape(-1, leads).astype(np.float32)
+
+
+def training_steps(days: list[Series], leads: int, seed: int) -> list[np.ndarray]:
+    """The steps of each day whose leads all lie inside it; at most MAX_WINDOWS in all (a seeded sample of
+    steps when there are more: fine clock steps would otherwise fill memory)."""
+    steps = [np.arange(max(len(d.values) - leads, 0)) for d in days]
+    per_day = MAX_WINDOWS // max(len(days), 1)
+    rng = rng_for(seed, "forecast", "learned", "windows")
+    return [np.sort(rng.choice(s, per_day, replace=False)) if len(s) > per_day else s for s in steps]
 
 
 def train(days: list[Series], leads: int, seed: int) -> tuple[Net, dict]:
     """A network fitted on `days` (seeded: the same days and seed give the same weights) and its config."""
     window = window_steps(leads)
-    x = np.concatenate([features(d, window) for d in days])
-    y, inside = zip(*(targets(d, leads) for d in days))
-    keep = np.concatenate(inside)
-    x, y = torch.from_numpy(x[keep]), torch.from_numpy(np.concatenate(y)[keep])
+    steps = training_steps(days, leads, seed)
+    x = torch.from_numpy(np.concatenate([features(d, window, s) for d, s in zip(days, steps)]))
+    y = torch.from_numpy(np.concatenate([targets(d, leads, s) for d, s in zip(days, steps)]))
     rng = rng_for(seed, "forecast", "learned")
     with torch.random.fork_rng(devices=[]), one_thread():
         torch.manual_seed(int(rng.integers(2**31)))
@@ -147,9 +154,12 @@ class Learned(Forecaster):
     def predict(self, series: Series, leads: int) -> np.ndarray:
         net, config = self.network(leads)
         n, m = series.values.shape
-        x = torch.from_numpy(features(series, int(config["window"])))
+        delta = np.empty((m, n, leads))
         with torch.no_grad(), one_thread():
-            delta = net(x).numpy().reshape(m, n, leads)
+            for start in range(0, n, CHUNK):  # a bounded batch of windows at a time
+                steps = np.arange(start, min(start + CHUNK, n))
+                x = torch.from_numpy(features(series, int(config["window"]), steps))
+                delta[:, steps] = net(x).numpy().reshape(m, len(steps), leads)
         pu = series.values.T[:, :, None] / series.scale[:, None, None] + delta
         upper = np.array([1.0 if k != LOAD else np.inf for k in series.kinds])[:, None, None]
         out = np.clip(pu, 0.0, upper) * series.scale[:, None, None]  # a DER never above its rating
