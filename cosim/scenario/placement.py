@@ -69,7 +69,8 @@ class Placement(Strict):
         where = parse_where(v)
         if where.remote and info.field_name not in REMOTABLE:
             raise ValueError(f"the {info.field_name} simulator runs in-process only (it is handed live objects of the "
-                             f"run); only {', '.join(REMOTABLE)} can run in a process or on another host, got {v!r}")
+                             f"run); only {', '.join(REMOTABLE[:-1])} and {REMOTABLE[-1]} can run in a process or on another "
+                             f"host, got {v!r}")
         return v
 
     def of(self, name: str) -> Where:
