@@ -190,7 +190,8 @@ def test_a_controller_in_its_own_process_observes_the_same_forecasts(tmp_path, w
     block = "{kind: oracle, horizon: 15min, noise: 0.2}"
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     here, _, _ = _run(tmp_path / "a", lambda t: _write(tmp_path / "a", t), cli, block)
-    there, _, _ = _run(tmp_path / "b", lambda t: _write(tmp_path / "b", t), cli, block, "placement: {controller: process}\n")
+    there, _, _ = _run(tmp_path / "b", lambda t: _write(tmp_path / "b", t), cli, block,
+                       "placement: {controller: process}\n")
     assert there == here and len(here["measurements"]) == 9
 
 

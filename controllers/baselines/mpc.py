@@ -26,8 +26,9 @@ reads the scenario's `forecast:` block from the observation (`forecast.<der>.p_a
 `forecast.grid.load_p_mw.+<lead>`, averaged over each interval's steps; reactive load scales with the
 active one), so its horizon must reach the mpc's. The default is `scenario` when the run has a
 `forecast:` block, else `persistence`. A forecast is one function of (observation, step) ->
-per-interval available power and bus loads, so other forecasts can replace it. A step whose solve fails falls back to doing nothing (batteries idle,
-no Q, no curtailment) and records an `mpc_fallback` event.
+per-interval available power and bus loads, so other forecasts can replace it. A step whose solve
+fails falls back to doing nothing (batteries idle, no Q, no curtailment) and records an
+`mpc_fallback` event.
 """
 
 from __future__ import annotations

@@ -63,8 +63,8 @@ def forecast_problems(scn: Scenario, base_dir: Path) -> list[tuple[tuple, str]]:
     leads = steps_in(spec.horizon, step)
     values = scn.clock.n_steps * leads * (len(scn.generators) + 1)
     if values > MAX_VALUES:
-        return [(("forecast", "horizon"), f"horizon {format_duration(spec.horizon)} asks for {values:,} forecast values "
-                                          f"({scn.clock.n_steps:,} steps x {leads:,} leads x "
+        return [(("forecast", "horizon"), f"horizon {format_duration(spec.horizon)} asks for {values:,} forecast "
+                                          f"values ({scn.clock.n_steps:,} steps x {leads:,} leads x "
                                           f"{len(scn.generators) + 1} signals); the limit is {MAX_VALUES:,} "
                                           "(MAX_VALUES): a shorter horizon or a coarser clock.step")]
     path = resolve_path(spec.model, base_dir) if spec.model else None
