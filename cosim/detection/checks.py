@@ -30,14 +30,34 @@ def _placement_problems(scn: Scenario, feeder: Feeder) -> list[tuple[tuple, str]
     return problems
 
 
+def fused_bus_problems(scn: Scenario, network: Network) -> list[tuple[tuple, str]]:
+    """Generators and batteries on a bus whose injection no meter reads alone (closed bus-bus switches join it
+    to the bus that meters their sum), as problems."""
+    unmetered = network.unmetered_injections()
+    problems = []
+    for key in ("generators", "storage"):
+        for i, unit in enumerate(getattr(scn, key)):
+            if unit.bus in unmetered:
+                at = unmetered[unit.bus]
+                where = f"place it at bus {at}" if at is not None else "place it at a bus of its own"
+                problems.append(((key, i, "bus"), f"bus {unit.bus} is joined to other buses by closed bus-bus "
+                                 "switches; the detector meters their joint injection at "
+                                 f"{'bus ' + str(at) if at is not None else 'none of them'} only: {where}"))
+    return problems
+
+
 def metering_problems(scn: Scenario, feeder: Feeder, model: Detector) -> list[tuple[tuple, str]]:
-    """(path in the scenario, message) for metering that cannot run: bad placements, an unobservable feeder, a
+    """(path in the scenario, message) for metering that cannot run: bad placements, a generator or battery on a
+    bus whose injection no meter reads alone, an unobservable feeder, a
     stealthy attack that no access-limited false data can carry out."""
     if scn.metering is not None:
         problems = _placement_problems(scn, feeder)
         if problems:
             return problems
     network = Network(feeder)
+    fused = fused_bus_problems(scn, network)
+    if fused:
+        return fused
     meters = network.meters(plan_for(model, feeder))
     topo = network.topology()
     loose = unobservable_buses(network, meters, topo)

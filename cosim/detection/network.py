@@ -147,10 +147,40 @@ class Topology:
     theta: np.ndarray  # bus rows whose angle is a state
     vm: np.ndarray  # bus rows whose magnitude is a state
     shift: np.ndarray  # angle (rad) of each bus row from the transformers' phase shifts on its way to the slack
+    bus_entries: "Entries"  # of Y, for the injections' Jacobian
+    branch_entries: "Entries"  # of Yf, for the flows' Jacobian
 
     @property
     def n_states(self) -> int:
         return len(self.theta) + len(self.vm)
+
+
+@dataclass(frozen=True)
+class Entries:
+    """The stored entries of an admittance matrix plus one extra term per row (the derivative of the row's own
+    current or voltage factor), grouped by row: the pattern of that row's Jacobian."""
+
+    indptr: np.ndarray
+    col: np.ndarray  # bus row the entry differentiates by
+    y: np.ndarray  # admittance (0 for the extra term)
+    extra: np.ndarray  # True for the extra term, at bus `col`
+
+    @staticmethod
+    def of(A: sp.csr_matrix, own: np.ndarray) -> "Entries":
+        """Entries of A (rows: buses or branches) and the extra term at bus own[row] of each row."""
+        coo = A.tocoo()
+        rows = np.r_[coo.row, np.arange(A.shape[0])]
+        order = np.argsort(rows, kind="stable")
+        indptr = np.r_[0, np.cumsum(np.bincount(rows, minlength=A.shape[0]))]
+        return Entries(indptr, np.r_[coo.col, own][order], np.r_[coo.data, np.zeros(A.shape[0])][order],
+                       np.r_[np.zeros(coo.nnz, bool), np.ones(A.shape[0], bool)][order])
+
+    def rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(position in `rows`, entry index) of every entry of those rows."""
+        counts = self.indptr[rows + 1] - self.indptr[rows]
+        owner = np.repeat(np.arange(len(rows)), counts)
+        first = np.repeat(self.indptr[rows] - (np.cumsum(counts) - counts), counts)
+        return owner, first + np.arange(counts.sum())
 
 
 @dataclass(frozen=True)
@@ -186,6 +216,7 @@ class Network:
         self.f = self.branch[:, F_BUS].real.astype(int)
         self.t = self.branch[:, T_BUS].real.astype(int)
         self.base_status = self.branch[:, BR_STATUS].real > 0
+        self.injection_bus = self._injection_buses(feeder)
         self._topologies: dict[tuple, Topology] = {}
 
     @staticmethod
@@ -211,9 +242,10 @@ class Network:
         _, comp = connected_components(graph, directed=False)
         live = comp == comp[self.slack]
         rows = np.flatnonzero(live)
-        return Topology(Y=sp.csr_matrix(Y), Yf=sp.csr_matrix(Yf), f=self.f, live_bus=live,
-                        live_branch=status & live[self.f] & live[self.t],
-                        theta=rows[rows != self.slack], vm=rows, shift=self._shift_angles(status))
+        Y, Yf = sp.csr_matrix(Y), sp.csr_matrix(Yf)
+        return Topology(Y=Y, Yf=Yf, f=self.f, live_bus=live, live_branch=status & live[self.f] & live[self.t],
+                        theta=rows[rows != self.slack], vm=rows, shift=self._shift_angles(status),
+                        bus_entries=Entries.of(Y, np.arange(nb)), branch_entries=Entries.of(Yf, self.f))
 
     def _shift_angles(self, status: np.ndarray) -> np.ndarray:
         """Bus angles that only the phase shifts set (0 without shifting transformers, e.g. -150 degrees behind
@@ -232,54 +264,81 @@ class Network:
     def meters(self, plan: list[Meter]) -> Meters:
         """The planned meters on this model's rows.
 
-        A bus injection is metered only where one published bus is one ppc bus (buses joined by
-        closed bus-bus switches share their injection, which no single meter sees).
+        Buses joined by closed bus-bus switches are one ppc bus: its injection is the sum of theirs.
+        It is metered by the one of them that carries the feeder's loads, generators and external
+        grid there (`injection_bus`); the others' injection meters are dropped. Where several of
+        them carry elements no single meter sees the injection, and all are dropped.
         """
-        shared = {row for row, n in Counter(self.bus_row.values()).items() if n > 1}
         kept = [(m, (self.bus_row if m.on_bus else self.line_row)[m.label]) for m in plan]
-        kept = [(m, row) for m, row in kept if not (m.kind in (P, Q) and row in shared)]
+        kept = [(m, row) for m, row in kept
+                if not (m.kind in (P, Q) and self.injection_bus.get(row, m.label) != m.label)]
         return Meters(tuple(m.name for m, _ in kept), np.array([m.kind for m, _ in kept], int),
                       np.array([row for _, row in kept], int), np.array([m.sigma for m, _ in kept], float),
                       np.array([m.drawn for m, _ in kept], float))
 
+    def _injection_buses(self, feeder: Feeder) -> dict[int, int | None]:
+        """Shared ppc row -> the published bus whose injection meter reads the row's (None: no single one)."""
+        net = feeder.net
+        label = dict(zip(net.bus.index, feeder.bus_labels.tolist()))
+        holders = {label[b] for table in ("load", "sgen", "gen", "ext_grid", "storage", "shunt", "ward", "xward")
+                   if table in net and len(net[table]) for b in net[table].bus}
+        groups: dict[int, list[int]] = {}
+        for b, row in self.bus_row.items():
+            groups.setdefault(row, []).append(b)
+        out: dict[int, int | None] = {}
+        for row, buses in groups.items():
+            if len(buses) > 1:
+                carrying = [b for b in sorted(buses) if b in holders]
+                out[row] = carrying[0] if len(carrying) == 1 else None if carrying else min(buses)
+        return out
+
+    def unmetered_injections(self) -> dict[int, int | None]:
+        """Published bus -> the bus whose meter reads its injection with it, for buses whose own injection meter
+        is dropped (closed bus-bus switches join them to others; None: no meter reads it)."""
+        return {b: self.injection_bus[row] for b, row in self.bus_row.items()
+                if row in self.injection_bus and self.injection_bus[row] != b}
+
     def measure(self, topo: Topology, V: np.ndarray, meters: Meters) -> tuple[np.ndarray, sp.csr_matrix]:
-        """h(V) in signal units for every meter and its sparse Jacobian over the states (angles, then magnitudes)."""
-        Y, Yf, f = topo.Y, topo.Yf, topo.f
+        """h(V) in signal units for every meter and its sparse Jacobian over the states (angles, then magnitudes).
+
+        Per entry (i, k, y) of Y: dS_i/dVm_k = V_i conj(y u_k), dS_i/dVa_k = -j V_i conj(y V_k), plus
+        conj(I_i) u_i and j V_i conj(I_i) at k = i (u = V / |V|); the same on Yf for the from-end flows,
+        with the extra term at the branch's from bus.
+        """
         vm = np.abs(V)
         unit = np.divide(V, vm, out=np.zeros_like(V), where=vm > 0)
-        ibus = Y @ V
-        s_bus = V * np.conj(ibus)
-        diag = sp.diags
-        ds_dvm = diag(V) @ np.conj(Y @ diag(unit)) + diag(np.conj(ibus) * unit)
-        ds_dva = 1j * diag(V) @ np.conj(diag(ibus) - Y @ diag(V))
-        i_f = Yf @ V
-        s_f = V[f] * np.conj(i_f)
-        cf = sp.csr_matrix((np.ones(len(f)), (np.arange(len(f)), f)), shape=Yf.shape)  # branch-from-bus incidence
-        dsf_dva = 1j * (diag(np.conj(i_f)) @ cf @ diag(V) - diag(V[f]) @ np.conj(Yf @ diag(V)))
-        dsf_dvm = diag(np.conj(i_f)) @ cf @ diag(unit) + diag(V[f]) @ np.conj(Yf @ diag(unit))
+        ibus, i_f = topo.Y @ V, topo.Yf @ V
+        nb, nt = len(V), len(topo.theta)
+        col_va, col_vm = np.full(nb, -1), np.full(nb, -1)
+        col_va[topo.theta] = np.arange(nt)
+        col_vm[topo.vm] = nt + np.arange(len(topo.vm))
         k, r, base = meters.kind, meters.row, self.base_mva
         h = np.empty(len(k))
-        # [d/dva, d/dvm] columns -> state columns
-        states = sp.csr_matrix((np.ones(topo.n_states), (np.r_[topo.theta, len(V) + topo.vm], np.arange(topo.n_states))),
-                               shape=(2 * len(V), topo.n_states))
-        blocks, order = [], []
-        for code, values, d_va, d_vm in ((P, s_bus.real, ds_dva.real, ds_dvm.real),
-                                         (Q, s_bus.imag, ds_dva.imag, ds_dvm.imag),
-                                         (PF, s_f.real, dsf_dva.real, dsf_dvm.real),
-                                         (QF, s_f.imag, dsf_dva.imag, dsf_dvm.imag)):
-            sel = np.flatnonzero(k == code)
-            h[sel] = values[r[sel]] * base
-            blocks.append(sp.hstack([d_va, d_vm], format="csr")[r[sel]] @ states * base)
-            order.append(sel)
+        rows, cols, vals = [], [], []
+        for codes, e, at, current in (((P, Q), topo.bus_entries, np.arange(nb), ibus),
+                                      ((PF, QF), topo.branch_entries, topo.f, i_f)):
+            sel = np.flatnonzero(np.isin(k, codes))
+            owner, idx = e.rows(r[sel])
+            at_row = at[r[sel]][owner]  # the bus whose voltage multiplies the row's current
+            vi, ci, kk, y = V[at_row], np.conj(current[r[sel]][owner]), e.col[idx], e.y[idx]
+            d_vm = np.where(e.extra[idx], ci * unit[kk], vi * np.conj(y * unit[kk]))
+            d_va = np.where(e.extra[idx], 1j * vi * ci, -1j * vi * np.conj(y * V[kk]))
+            s = V[at[r[sel]]] * np.conj(current[r[sel]])
+            real = k[sel] == codes[0]
+            h[sel] = np.where(real, s.real, s.imag) * base
+            part = real[owner]
+            for d, col in ((d_va, col_va[kk]), (d_vm, col_vm[kk])):
+                rows.append(sel[owner])
+                cols.append(col)
+                vals.append(np.where(part, d.real, d.imag) * base)
         sel = np.flatnonzero(k == VM)
         h[sel] = vm[r[sel]]
-        blocks.append(sp.csr_matrix((np.ones(len(sel)), (np.arange(len(sel)), len(V) + r[sel])),
-                                    shape=(len(sel), 2 * len(V))) @ states)
-        order.append(sel)
-        rows = np.empty(len(k), int)
-        rows[np.concatenate(order)] = np.arange(len(k))
-        H = sp.vstack(blocks, format="csr")[rows]
-        H.eliminate_zeros()  # terms that vanish at this state (e.g. flat start) are no coupling
+        rows.append(sel)
+        cols.append(col_vm[r[sel]])
+        vals.append(np.ones(len(sel)))
+        rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+        keep = (cols >= 0) & (vals != 0)  # states only; terms that vanish at this state are no coupling
+        H = sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=(len(k), topo.n_states))
         return h, H
 
     def usable(self, topo: Topology, meters: Meters) -> np.ndarray:

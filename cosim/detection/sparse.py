@@ -15,6 +15,8 @@ directly (G x = h^T), as the dense formula does, which keeps them as accurate as
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import SuperLU, splu
@@ -49,18 +51,30 @@ def _positions(A: sp.csc_matrix, B: sp.csc_matrix) -> np.ndarray:
     return at
 
 
+@lru_cache(maxsize=8)
+def _symbolic(indptr: bytes, indices: bytes, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pattern (CSC indptr, indices) of L for a lower-triangular pattern in elimination order: the factor
+    of the same structure with random positive values, diagonally dominant (no entry cancels); cached, as a
+    run's pattern holds from step to step."""
+    rows, starts = np.frombuffer(indices, np.int64), np.frombuffer(indptr, np.int64)
+    lower = sp.csc_matrix((np.random.default_rng(0).uniform(0.5, 1.0, len(rows)), rows, starts), shape=(n, n))
+    dominant = lower + lower.T + sp.diags(np.asarray(lower.sum(axis=0)).ravel() * 2 + 1.0)
+    L = sp.csc_matrix(_ldl(dominant, "NATURAL").L)
+    L.sort_indices()
+    return L.indptr, L.indices
+
+
 def selected_inverse(lu: SuperLU, coupled: sp.spmatrix) -> tuple[sp.csr_matrix, np.ndarray]:
     """G[q][:, q]^-1 (symmetric, sparse) on every pair of `coupled` (a pattern of G, states in G's order)
     and q, by the Takahashi recursion Z[S, j] = -Z[S, S] l_j, Z_jj = 1/d_j - l_j . Z[S, j] over the
     rows S of L[:, j] below the diagonal, from the last column to the first."""
     q = np.argsort(lu.perm_c)  # G[q][:, q] = L U
     n = len(q)
-    pattern = sp.csc_matrix(coupled, dtype=float)[q][:, q]
-    pattern = sp.tril(pattern, format="csc")
-    pattern.data = np.random.default_rng(0).uniform(0.5, 1.0, pattern.nnz)
-    dominant = pattern + pattern.T + sp.diags(np.asarray(abs(pattern).sum(axis=0)).ravel() * 2 + 1.0)
-    symbolic = sp.csc_matrix(_ldl(dominant, "NATURAL").L)  # the same order: L's full pattern
-    symbolic.sort_indices()
+    pattern = sp.tril(sp.csc_matrix(coupled, dtype=float)[q][:, q], format="csc")
+    pattern.sort_indices()
+    indptr, indices = _symbolic(pattern.indptr.astype(np.int64).tobytes(),
+                                pattern.indices.astype(np.int64).tobytes(), n)
+    symbolic = sp.csc_matrix((np.ones(len(indices)), indices, indptr), shape=(n, n))
     L = sp.csc_matrix(lu.L)
     L.sort_indices()
     lvals = np.zeros(symbolic.nnz)
@@ -98,3 +112,24 @@ def quadratic_diagonal(lu: SuperLU, H: sp.spmatrix, exact_above: np.ndarray) -> 
         x = lu.solve(np.asfortranarray(rows.T.toarray()))
         out[near[start:start + BLOCK]] = np.asarray(rows.multiply(x.T).sum(axis=1)).ravel()
     return out
+
+
+def null_space_reach(H: sp.spmatrix, eps: float = 1e-20, seed: int = 0) -> np.ndarray:
+    """Columns (states) that the null space of H reaches: the states the rows of H cannot determine.
+
+    With H's columns scaled to unit norm, x = eps (H^T H + eps I)^-1 y keeps y's null-space part and
+    shrinks the rest by eps / sigma^2; three applications to random vectors leave the null-space
+    part alone, nonzero on every state it reaches (above 1e-12; what is left of the rest is below
+    (eps / sigma_min^2)^3). Each is one solve of the augmented system
+    [[I, H], [H^T, -eps I]], whose condition is H's, not its square's, so eps can sit far below the
+    smallest squared singular value of an observable meter set.
+    """
+    m, n = H.shape
+    norm = np.sqrt(np.asarray(sp.csr_matrix(H).multiply(H).sum(axis=0)).ravel())
+    Hs = sp.csr_matrix(H) @ sp.diags(1.0 / np.where(norm > 0, norm, 1.0))
+    augmented = sp.bmat([[sp.eye(m), Hs], [Hs.T, -eps * sp.eye(n)]], format="csc")
+    lu = splu(augmented)
+    x = np.random.default_rng(seed).normal(size=(n, 4))
+    for _ in range(3):
+        x = lu.solve(np.vstack([np.zeros((m, 4)), -eps * x]))[m:]
+    return (np.abs(x).max(axis=1) > 1e-12) | (norm == 0)

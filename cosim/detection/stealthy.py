@@ -5,15 +5,19 @@ every meter whose reading c changes. An attacker that can write only the meters 
 null space of H_B, the meters it cannot write: among those shifts, the one whose faked injections
 come nearest (least squares) to the ones it wants, refined by Gauss-Newton on the nonlinear model
 until every meter of B reads the same to machine precision. If no shift in that null space fakes
-any of the wanted injections, no stealthy attack exists for that access.
+any of the wanted injections, no stealthy attack exists for that access. H is sparse; the null
+space is that of H_B over the states it reaches (`null_space_reach`: the others are pinned by B),
+dense over those only, so a local access set costs little on a large feeder.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.linalg import null_space
 
 from cosim.detection.network import P, Q, Meters, Network, Topology
+from cosim.detection.sparse import null_space_reach
 
 MIN_SHARE = 1e-3  # a shift that fakes less of the wanted injections than this is no attack
 
@@ -40,19 +44,27 @@ def stealthy_false_data(network: Network, topo: Topology, V: np.ndarray, meters:
     c = np.zeros(topo.n_states)
     for i in range(rounds):  # a least-squares step towards the wanted injections within the null space of H_B ...
         W = network.with_states(topo, V, c)
-        basis = null_space(network.measure(topo, W, meters)[1][fixed].toarray())
+        H_B = network.measure(topo, W, meters)[1][fixed]
+        free = np.flatnonzero(null_space_reach(H_B))  # every state outside is pinned by the meters of B
+        basis = null_space(_columns(H_B, free, touching=True))
         if basis.shape[1] == 0:
             return None
         now, J = network.measure(topo, W, injections)
-        J = J.toarray()
+        J = _columns(J, free)
         faked = J @ basis
         y = _least_squares(faked, wanted - (now - base), 1e-8 * np.linalg.norm(J, 2))
         if i == 0 and wanted @ (faked @ y) < MIN_SHARE * (wanted @ wanted):
             return None
-        c = c + basis @ y
-        c = _restore(network, topo, V, c, meters, fixed, h0)  # ... then back onto h_B(V + c) = h_B(V)
+        c[free] += basis @ y
+        c = _restore(network, topo, V, c, meters, fixed, h0, free)  # ... then back onto h_B(V + c) = h_B(V)
     a = network.measure(topo, network.with_states(topo, V, c), meters)[0] - h0
     return np.where(writable, a, 0.0)
+
+
+def _columns(A: sp.csr_matrix, cols: np.ndarray, touching: bool = False) -> np.ndarray:
+    """A's columns `cols` as a dense array: every row, or only the rows with an entry there (`touching`)."""
+    sub = sp.csr_matrix(A[:, cols])
+    return (sub[np.flatnonzero(np.diff(sub.indptr))] if touching else sub).toarray()
 
 
 def _least_squares(A: np.ndarray, b: np.ndarray, floor: float) -> np.ndarray:
@@ -64,12 +76,13 @@ def _least_squares(A: np.ndarray, b: np.ndarray, floor: float) -> np.ndarray:
 
 
 def _restore(network: Network, topo: Topology, V: np.ndarray, c: np.ndarray, meters: Meters, fixed: np.ndarray,
-             h0: np.ndarray, iterations: int = 10) -> np.ndarray:
-    """c corrected (minimum-norm Gauss-Newton) until the meters `fixed` read h0 again to machine precision."""
+             h0: np.ndarray, free: np.ndarray, iterations: int = 10) -> np.ndarray:
+    """c corrected (minimum-norm Gauss-Newton over the `free` states, the only ones c moves) until the meters
+    `fixed` read h0 again to machine precision."""
     for _ in range(iterations):
         h, H = network.measure(topo, network.with_states(topo, V, c), meters)
         miss = h[fixed] - h0[fixed]
         if np.max(np.abs(miss)) < 1e-12:
             break
-        c = c - np.linalg.lstsq(H[fixed].toarray(), miss, rcond=None)[0]
+        c[free] -= np.linalg.lstsq(_columns(H[fixed], free), miss, rcond=None)[0]
     return c

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from scipy.stats import chi2, norm
 
 from cosim.detection.network import Meters, Network, Topology, plan_for
-from cosim.detection.sparse import factorise, quadratic_diagonal
+from cosim.detection.sparse import factorise, null_space_reach, quadratic_diagonal
 from cosim.grid.feeders import Feeder
 from cosim.scenario.schema import Detector
 
@@ -115,10 +115,7 @@ def unobservable_buses(network: Network, meters: Meters, topo: Topology) -> list
     """Published numbers of the buses whose angle or magnitude the meters cannot determine (empty: the feeder is
     observable), from the null space of H at flat start."""
     use = network.usable(topo, meters)
-    H = network.measure(topo, network.flat_start(topo), meters)[1][use].toarray()
-    _, s, vt = np.linalg.svd(H, full_matrices=True) if len(H) else (None, np.zeros(0), np.eye(topo.n_states))
-    rank = int((s > s.max() * max(H.shape) * np.finfo(float).eps).sum()) if len(s) else 0
-    loose = np.abs(vt[rank:]).max(axis=0) > 1e-8 if rank < topo.n_states else np.zeros(topo.n_states, bool)
+    loose = null_space_reach(network.measure(topo, network.flat_start(topo), meters)[1][use])
     rows = set(np.r_[topo.theta, topo.vm][loose].tolist())
     return sorted(label for label, row in network.bus_row.items() if row in rows)
 
