@@ -109,7 +109,6 @@ def test_jacobian_is_the_derivative_of_h(ieee33):
 
 
 def test_selected_inverse_is_the_inverse_on_its_pattern_even_where_the_factor_cancels():
-    rng = np.random.default_rng(0)
     H = sp.random(300, 120, density=0.02, random_state=3, format="csr") + sp.eye(300, 120, format="csr")
     # rows [1 1] [1 -1] on states 0, 1 make G_01 cancel to an exact zero, but both share a meter
     H = sp.vstack([H, sp.csr_matrix(([1.0, 1.0, 1.0, -1.0], ([0, 0, 1, 1], [0, 1, 0, 1])), shape=(2, 120))]).tocsr()

@@ -11,6 +11,9 @@ taken from a factorisation of the same structure with random positive values.
 The quadratic form h G^-1 h^T of a nearly critical meter (one whose reading the others nearly
 determine, G^-1 h^T ~ sigma^2) cancels to a small Omega and loses digits; those rows are solved for
 directly (G x = h^T), as the dense formula does, which keeps them as accurate as it.
+
+`null_space_reach` finds the states a meter set leaves undetermined (observability, and where a
+stealthy attacker with limited access can move the state) without a dense SVD.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ Gauss-Newton on J(x) = sum(((z - h(x)) / sigma)^2). The chi-square test compares
 (1 - significance) quantile of chi2(m - n); the largest-normalised-residual test divides each
 residual by the square root of its variance, Omega = R - H G^-1 H^T, and names the meter with
 the largest one. H and G = H^T W H are sparse; only the diagonal of Omega is computed
-(`cosim.detection.sparse`), so G^-1 is never formed. False data of the form a = h(x + c) - h(x) (a = H c for the linearised model)
-moves the estimate by c and leaves the residual where it was: neither test can see it.
+(`cosim.detection.sparse`), so G^-1 is never formed. False data of the form
+a = h(x + c) - h(x) (a = H c for the linearised model) moves the estimate by c and leaves the
+residual where it was: neither test can see it.
 """
 
 from __future__ import annotations
