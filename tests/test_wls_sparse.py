@@ -181,7 +181,7 @@ def test_the_loader_takes_a_detector_on_the_10458_bus_feeder_but_not_a_generator
     assert "generators[0].bus" in str(exc.value) and "place it at bus 30942" in str(exc.value)
 
 
-@pytest.mark.slow  # the 10,458-bus feeder: about 30 s
+@pytest.mark.slow  # the 10,458-bus feeder: about 45 s
 def test_wls_and_stealthy_builder_on_the_10458_bus_feeder():
     feeder, net, network = _solved(SIMBENCH)
     meters = network.meters(plan_for(Detector(), feeder))
@@ -215,3 +215,18 @@ def test_wls_and_stealthy_builder_on_the_10458_bus_feeder():
     a = stealthy_false_data(network, topo, est.V, meters, np.ones(len(meters.names), bool), *delta)
     fooled = wls.estimate(z + a, topo, est.V)
     assert np.abs(a).max() > 0.04 and fooled.J <= est.J * (1 + 1e-6) and not wls.alarm(fooled)
+    # ... and with access to the meters around bus 104 only: its neighbours' and two rings of lines
+    net_ = feeder.net
+    label = dict(zip(net_.bus.index, feeder.bus_labels.tolist()))
+    line_label = dict(zip(net_.line.index, feeder.line_labels.tolist()))
+    at = net_.bus.index[feeder.bus_labels == 104][0]
+    ring = net_.line.index[(net_.line.from_bus == at) | (net_.line.to_bus == at)]
+    near = set(net_.line.from_bus[ring]) | set(net_.line.to_bus[ring])
+    near |= set(net_.trafo.hv_bus[net_.trafo.lv_bus == at])
+    ring2 = net_.line.index[net_.line.from_bus.isin(near) | net_.line.to_bus.isin(near)]
+    access = {f"bus.{label[b]}." for b in near} | {f"line.{line_label[k]}." for k in ring2}
+    writable = np.array([name[:name.rindex(".") + 1] in access for name in meters.names])
+    a = stealthy_false_data(network, topo, est.V, meters, writable, *delta)
+    assert a is not None and np.all(a[~writable] == 0) and np.abs(a).max() > 0.04
+    fooled = wls.estimate(z + a, topo, est.V)
+    assert fooled.J <= est.J + 1e-6 * est.J and not wls.alarm(fooled)

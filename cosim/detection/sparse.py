@@ -117,22 +117,30 @@ def quadratic_diagonal(lu: SuperLU, H: sp.spmatrix, exact_above: np.ndarray) -> 
     return out
 
 
-def null_space_reach(H: sp.spmatrix, eps: float = 1e-20, seed: int = 0) -> np.ndarray:
+def null_space_reach(H: sp.spmatrix, eps: tuple[float, ...] = (1e-20, 1e-14), seed: int = 0) -> np.ndarray:
     """Columns (states) that the null space of H reaches: the states the rows of H cannot determine.
 
-    With H's columns scaled to unit norm, x = eps (H^T H + eps I)^-1 y keeps y's null-space part and
-    shrinks the rest by eps / sigma^2; three applications to random vectors leave the null-space
+    With H's columns scaled to unit norm, x = e (H^T H + e I)^-1 y keeps y's null-space part and
+    shrinks the rest by e / sigma^2; three applications to random vectors leave the null-space
     part alone, nonzero on every state it reaches (above 1e-12; what is left of the rest is below
-    (eps / sigma_min^2)^3). Each is one solve of the augmented system
-    [[I, H], [H^T, -eps I]], whose condition is H's, not its square's, so eps can sit far below the
-    smallest squared singular value of an observable meter set.
+    (e / sigma_min^2)^3). Each is one solve of the augmented system [[I, H], [H^T, -e I]], whose
+    condition is H's, not its square's, so e = 1e-20 can sit far below the smallest squared singular
+    value of an observable meter set. Where H has an exact null space that e vanishes beside the
+    unit entries and the system is singular; the next e (1e-14) then also counts states determined
+    only to ~1e-7 of their column norm.
     """
     m, n = H.shape
     norm = np.sqrt(np.asarray(sp.csr_matrix(H).multiply(H).sum(axis=0)).ravel())
     Hs = sp.csr_matrix(H) @ sp.diags(1.0 / np.where(norm > 0, norm, 1.0))
-    augmented = sp.bmat([[sp.eye(m), Hs], [Hs.T, -eps * sp.eye(n)]], format="csc")
-    lu = splu(augmented)
+    for e in eps:
+        try:
+            lu = splu(sp.bmat([[sp.eye(m), Hs], [Hs.T, -e * sp.eye(n)]], format="csc"))
+            break
+        except RuntimeError:  # "Factor is exactly singular"
+            continue
+    else:
+        raise np.linalg.LinAlgError("augmented system singular at every regularisation")
     x = np.random.default_rng(seed).normal(size=(n, 4))
     for _ in range(3):
-        x = lu.solve(np.vstack([np.zeros((m, 4)), -eps * x]))[m:]
+        x = lu.solve(np.vstack([np.zeros((m, 4)), -e * x]))[m:]
     return (np.abs(x).max(axis=1) > 1e-12) | (norm == 0)
