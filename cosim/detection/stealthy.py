@@ -84,5 +84,7 @@ def _restore(network: Network, topo: Topology, V: np.ndarray, c: np.ndarray, met
         miss = h[fixed] - h0[fixed]
         if np.max(np.abs(miss)) < 1e-12:
             break
-        c[free] -= np.linalg.lstsq(_columns(H[fixed], free), miss, rcond=None)[0]
+        sub = sp.csr_matrix(H[fixed][:, free])
+        rows = np.flatnonzero(np.diff(sub.indptr))  # the others do not depend on the free states
+        c[free] -= np.linalg.lstsq(sub[rows].toarray(), miss[rows], rcond=None)[0]
     return c
