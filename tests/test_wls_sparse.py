@@ -181,7 +181,7 @@ def test_the_loader_takes_a_detector_on_the_10458_bus_feeder_but_not_a_generator
     assert "generators[0].bus" in str(exc.value) and "place it at bus 30942" in str(exc.value)
 
 
-@pytest.mark.slow  # the 10,458-bus feeder: about 45 s
+@pytest.mark.slow  # the 10,458-bus feeder: about 20 s
 def test_wls_and_stealthy_builder_on_the_10458_bus_feeder():
     feeder, net, network = _solved(SIMBENCH)
     meters = network.meters(plan_for(Detector(), feeder))
