@@ -28,6 +28,8 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
                    iterations: int = typer.Option(1, "--iterations", min=0, help="NSABC iterations (paper: 300)"),
                    target_fpr: float = typer.Option(0.01, "--target-fpr", min=0.0, max=0.5,
                                                     help="false-alarm rate of the threshold on validation windows"),
+                   keep_best: bool = typer.Option(False, "--keep-best/--keep-last",
+                                                  help="weights of the epoch with the best validation AUC"),
                    seed: int = typer.Option(0, "--seed")) -> None:
     """Train on the dataset's train runs, set the threshold on its validation runs, write the checkpoint."""
     import torch
@@ -56,11 +58,12 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
         extra = {"nsabc": {"colony": colony, "best": result.best, "trials": len(result.evaluations),
                            "front": [{"params": x, "objectives": list(f)} for x, f in result.front]}}
     else:
-        trained = fit(data, hyper, seed, target_fpr, say)
+        trained = fit(data, hyper, seed, target_fpr, say, keep_best)
+        extra = {"keep_best": keep_best}
     out_path.parent.mkdir(parents=True, exist_ok=True)
     trained.save(out_path, {"dataset": str(dataset.resolve()), "seed": seed, **extra})
-    last = trained.history[-1] if trained.history else {}
-    auc = last.get("val_auc", float("nan"))
+    aucs = [e["val_auc"] for e in trained.history if e["val_auc"] == e["val_auc"]] or [float("nan")]
+    auc = max(aucs) if keep_best else aucs[-1]  # the AUC of the weights kept
     err.print(f"threshold {trained.threshold:.4f} (validation false-alarm rate {target_fpr:g}); "
               f"validation AUC {auc:.4f}; hyperparameters {json.dumps(asdict(trained.hyper))}")
     out.print(str(out_path))

@@ -125,8 +125,9 @@ def threshold_at(scores: np.ndarray, clean: np.ndarray, fpr: float) -> float:
 
 def train(windows: np.ndarray, labels: np.ndarray, val_windows: np.ndarray, val_labels: np.ndarray,
           names: list[str], feeder: str, hyper: Hyper, seed: int, target_fpr: float = 0.01,
-          on_epoch: Callable[[dict], None] | None = None) -> Trained:
-    """Fit a CNN+RNN on windows with labels (1 = attack at the window's last step); threshold on validation."""
+          on_epoch: Callable[[dict], None] | None = None, keep_best: bool = False) -> Trained:
+    """Fit a CNN+RNN on windows with labels (1 = attack at the window's last step); threshold on validation.
+    `keep_best`: the weights of the epoch with the highest validation AUC (early stopping), else the last."""
     from cosim.events.impact import roc_auc
 
     torch.manual_seed(seed)
@@ -139,6 +140,7 @@ def train(windows: np.ndarray, labels: np.ndarray, val_windows: np.ndarray, val_
     decay = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=hyper.gamma)
     gen = torch.Generator().manual_seed(seed)
     trained = Trained(model, layout, hyper, 0.5, feeder)
+    best_auc, best_state = -np.inf, None
     for epoch in range(hyper.epochs):
         model.train()
         order = torch.randperm(len(y), generator=gen)
@@ -157,6 +159,10 @@ def train(windows: np.ndarray, labels: np.ndarray, val_windows: np.ndarray, val_
         trained.history.append(entry)
         if on_epoch is not None:
             on_epoch(entry)
+        if keep_best and np.isfinite(entry["val_auc"]) and entry["val_auc"] > best_auc:
+            best_auc, best_state = entry["val_auc"], {k: v.clone() for k, v in model.state_dict().items()}
+    if best_state is not None:
+        model.load_state_dict(best_state)
     val = trained.score(val_windows)
     trained.threshold = threshold_at(val, val_labels < 0.5, target_fpr)
     return trained

@@ -25,10 +25,11 @@ def splits(data: Dataset, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def fit(data: Dataset, hyper: Hyper, seed: int, target_fpr: float = 0.01,
-        on_epoch: Callable[[dict], None] | None = None) -> Trained:
-    """One training run on the dataset's train split, threshold on its validation split."""
+        on_epoch: Callable[[dict], None] | None = None, keep_best: bool = False) -> Trained:
+    """One training run on the dataset's train split, threshold on its validation split (`keep_best`: the
+    epoch of the best validation AUC)."""
     X, y, Xv, yv = splits(data, hyper.window)
-    return train(X, y, Xv, yv, data.signals, data.feeder, hyper, seed, target_fpr, on_epoch)
+    return train(X, y, Xv, yv, data.signals, data.feeder, hyper, seed, target_fpr, on_epoch, keep_best)
 
 
 def tune(data: Dataset, hyper: Hyper, seed: int, colony: dict, target_fpr: float = 0.01,
