@@ -43,7 +43,8 @@ def test_a_real_run_of_a_held_out_stealthy_attack_is_scored_above_chance(tmp_pat
     scn = yaml.safe_load((SCENARIOS / "attacks" / "fdi-stealthy.yaml").read_text())
     scn.update(name="held-out", seed=23, clock={"start": "2025-06-21T12:00:00", "duration": "2h", "step": "1min"},
                detector={"kind": "learned", "model": str(MODEL)},
-               events=[{"at": "50min", "duration": "30min", "kind": "fdi_stealthy", "buses": [30, 31], "delta_p_mw": 0.25}])
+               events=[{"at": "50min", "duration": "30min", "kind": "fdi_stealthy", "buses": [30, 31],
+                        "delta_p_mw": 0.25}])
     path = tmp_path / "held-out.yaml"
     path.write_text(yaml.safe_dump(scn, sort_keys=False))
     code, output, _ = cli("run", path, "--out", tmp_path / "run", "--quiet")
