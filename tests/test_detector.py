@@ -85,6 +85,15 @@ def test_outage_topology_removes_the_cut_off_part(setup):
     assert est.converged and est.J < 1e-8 and est.dof == int(network.usable(topo, meters).sum()) - topo.n_states
 
 
+def test_a_stealthy_shift_with_only_the_substation_energised_changes_nothing(setup):
+    network, _, _, _, _ = setup
+    topo = network.topology(frozenset({1}))  # line 1 out: every bus beyond the substation is dead
+    assert topo.live_bus.sum() == 1
+    V = np.ones(len(network.bus), complex)
+    delta = np.full(len(network.bus), 0.3)
+    np.testing.assert_array_equal(network.shifted_state(topo, V, delta, 0 * delta), V)
+
+
 @pytest.mark.slow  # a whole day or a real process; CI runs it in the slow step
 def test_false_alarm_rate_on_a_clean_day_is_the_significance(tmp_path):
     ts = simulate(tmp_path, "detector: {significance: 0.05}\n", duration="24h", step="5min")

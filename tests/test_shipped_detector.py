@@ -52,3 +52,19 @@ def test_a_real_run_of_a_held_out_stealthy_attack_is_scored_above_chance(tmp_pat
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["detector_roc_auc"] > 0.5
     assert metrics["detector_tpr"] > metrics["detector_fpr"]
+
+
+def test_a_checkpoint_from_another_version_is_bad_input_naming_the_model(tmp_path, cli):
+    import torch
+
+    ck = torch.load(MODEL, map_location="cpu", weights_only=True)
+    ck["hyper"]["differences"] = True  # a hyperparameter this version does not know
+    other = tmp_path / "other.pt"
+    torch.save(ck, other)
+    scn = yaml.safe_load((SCENARIOS / "attacks" / "fdi-stealthy.yaml").read_text())
+    scn.update(detector={"kind": "learned", "model": str(other)})
+    path = tmp_path / "other.yaml"
+    path.write_text(yaml.safe_dump(scn, sort_keys=False))
+    code, output, _ = cli("run", path, "--out", tmp_path / "run", "--quiet")
+    assert code == 2, output
+    assert "detector.model" in output and "does not match" in output and "Traceback" not in output

@@ -108,9 +108,13 @@ def load(path: Path) -> Trained:
         raise ValueError(f"cannot read {path} as a torch checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
         raise ValueError(f"{path} is not a detector checkpoint of cosim train-detector (format {FORMAT})")
-    layout, hyper = Layout.from_dict(ck["layout"]), Hyper(**ck["hyper"])
-    model = CnnRnn(layout.shape, hyper)
-    model.load_state_dict(ck["state_dict"])
+    try:
+        layout, hyper = Layout.from_dict(ck["layout"]), Hyper(**ck["hyper"])
+        model = CnnRnn(layout.shape, hyper)
+        model.load_state_dict(ck["state_dict"])
+    except (KeyError, TypeError, RuntimeError) as exc:  # a missing entry, an unknown hyperparameter, other weights
+        raise ValueError(f"{path} does not match this version's CNN+RNN detector ({type(exc).__name__}: {exc}); "
+                         "retrain it with cosim train-detector") from None
     return Trained(model, layout, hyper, float(ck["threshold"]), ck["feeder"], ck.get("history", []))
 
 

@@ -368,8 +368,10 @@ class Network:
         A Newton power flow with every energised bus but the slack as a PQ bus; the result is a
         valid operating point, so measurements of it are consistent with the grid model.
         """
-        target = V * np.conj(topo.Y @ V) + (delta_mw + 1j * delta_mvar) / self.base_mva
         pq = topo.theta
+        if not len(pq):  # nothing but the slack is energised: there is no state to shift
+            return V.copy()
+        target = V * np.conj(topo.Y @ V) + (delta_mw + 1j * delta_mvar) / self.base_mva
         meters = Meters((), np.r_[np.full(len(pq), P), np.full(len(pq), Q)], np.r_[pq, pq], np.ones(2 * len(pq)),
                         np.ones(2 * len(pq)))
         cols = np.r_[np.arange(len(pq)), len(pq) + np.searchsorted(topo.vm, pq)]  # all states but the slack's |V|
