@@ -186,7 +186,11 @@ def test_cli_train_takes_a_distribution(cli, tmp_path):
     dist = tmp_path / "dist.yaml"
     dist.write_text("name: tiny\nclock: {duration: 1h, step: 5min}\ndates: [2025-03-01, 2025-09-30]\n"
                     "feeders: [{feeder: ieee33}, {feeder: ieee69}]\nders: {count: [1, 3]}\ndays_per_layout: 1\n")
-    code, output, _ = cli("train", dist, "--algo", "sac", "--steps", "60", "--seed", "2", "--out", tmp_path / "o", "-q")
+    code, output, _ = cli("train", dist, "--algo", "sac", "--steps", "60", "--seed", "2", "--loss-weight", "0.1",
+                          "--out", tmp_path / "o", "-q")
     assert code == 0, output
     meta = json.loads((tmp_path / "o" / "policy.json").read_text())
+    assert meta["training"]["reward"]["loss_per_kw"] == 0.1  # the card records the reward it was trained on
+    code, output, _ = cli("train", dist, "--loss-weight", "-1", "--out", tmp_path / "bad", "-q")
+    assert code == 2 and "--loss-weight" in output and "Traceback" not in output
     assert meta["format"] == FORMAT_PER_DER and meta["trained_on"]["kind"] == "distribution"

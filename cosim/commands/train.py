@@ -24,10 +24,13 @@ def train(scenario: Path = typer.Argument(..., help="scenario YAML file (episode
                                        "layout); always so for a distribution"),
           envs: int = typer.Option(1, "--envs", help="environments stepped in parallel worker processes "
                                     "(worker i seeded with seed + i)"),
+          loss_weight: float = typer.Option(0.03, "--loss-weight", min=0.0,
+                                            help="reward per kW of network losses, against 1 per violated bus"),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
     """Train a deep-RL policy; writes policy.pt + policy.json and learning_curve.csv/.png."""
     import shlex
 
+    from controllers.drl.env import RewardWeights
     from controllers.drl.sources import SingleScenario, open_source
     from controllers.drl.train import TrainConfig, TrainError
     from controllers.drl.train import train as train_policy
@@ -41,7 +44,7 @@ def train(scenario: Path = typer.Argument(..., help="scenario YAML file (episode
     name = source.loaded.scenario.name if isinstance(source, SingleScenario) else source.spec.name
     target = out_dir or default_out_dir(f"{name}-{algo}")
     cfg = TrainConfig(algo=algo, steps=steps, seed=seed, curtail=curtail, events_per_day=events, per_der=per_der,
-                      envs=envs)
+                      envs=envs, reward=RewardWeights(loss_per_kw=loss_weight))
     command = shlex.join(["cosim", *sys.argv[1:]])
     progress, task = step_progress(f"{algo} on {name}", steps, quiet, refresh=4)
     with progress:
