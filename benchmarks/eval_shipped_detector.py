@@ -17,8 +17,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 warnings.filterwarnings("ignore")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -87,7 +87,7 @@ class MPC(Controller):
         if self.oracle and info.truth is None:
             raise ControllerError("mpc with forecast: oracle needs the run's input series, which only a run provides")
         feeder = info.scenario.feeder
-        self.ldf = ldf = lindistflow(feeder)
+        self.ldf = lindistflow(feeder)
         net = feeder.net
         self.bus_names = [f"bus.{b}.vm_pu" for b in feeder.bus_labels]
         nb = len(self.bus_names)

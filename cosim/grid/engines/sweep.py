@@ -16,7 +16,7 @@ import copy
 import numba
 import numpy as np
 import pandapower as pp
-from pandapower.pypower.idx_brch import BR_STATUS, F_BUS, SHIFT, T_BUS, TAP
+from pandapower.pypower.idx_brch import F_BUS, SHIFT, T_BUS, TAP
 from pandapower.pypower.idx_bus import BS, GS
 from pandapower.pypower.makeYbus import branch_vectors
 
