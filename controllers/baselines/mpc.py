@@ -41,7 +41,7 @@ import numpy as np
 from controllers.base import Controller, ControllerError, ControllerInfo
 from controllers.baselines._lindistflow import lindistflow
 from cosim import signals as sig
-from cosim.forecast.build import LOAD_SIGNAL, PREFIX, signal_name
+from cosim.forecast.build import LOAD_SIGNAL, signal_name
 from cosim.scenario.units import format_duration, parse_duration
 
 PENALTY_MW_PER_PU = 100.0  # per bus and pu outside the limits: an exact penalty against losses and curtailment
@@ -104,7 +104,8 @@ class MPC(Controller):
         self.lo, self.hi = info.voltage_limits[0] + self.margin, info.voltage_limits[1] - self.margin
         self.sub_steps = max(1, int(round(self.step_s / info.step_s)))  # run steps per plan interval
         if self.forecast is None:
-            self.forecast = "scenario" if LOAD_SIGNAL in _forecast_signals(info.measurements) else "persistence"
+            # a forecast: block gives every signal one forecast per step, so its first lead tells
+            self.forecast = "scenario" if signal_name(LOAD_SIGNAL, info.step_s) in info.measurements else "persistence"
         if self.forecast == "scenario":
             self._scenario_forecast(info)
         if self.oracle:
@@ -259,7 +260,6 @@ class MPC(Controller):
         rating = np.array([d.s_mva for d in self.ders])
         return np.minimum(avail, rating), load_p, load_q, now_p, now_q
 
-
     def _observed_forecast(self, obs: Mapping[str, float], now_p, now_q, lp: float, lq: float):
         """`_forecast` from the scenario's forecast signals in the observation (`forecast: scenario`)."""
         mean = lambda rows: np.array([np.mean([np.nan_to_num(obs.get(n, 0.0)) for n in r]) for r in rows])  # noqa: E731
@@ -269,11 +269,6 @@ class MPC(Controller):
         load_p = total[:, None] * self.share_p[None, :]
         load_q = (total * lq / lp)[:, None] * self.share_q[None, :] if lp > 0 else np.tile(now_q, (self.n_int, 1))
         return np.clip(avail, 0.0, rating), load_p, load_q, now_p, now_q
-
-
-def _forecast_signals(names) -> set[str]:
-    """The quantities the observation has forecasts of (`grid.load_p_mw`, `pv1.p_avail_mw`, ...)."""
-    return {n[len(PREFIX):].rpartition(".+")[0] for n in names if n.startswith(PREFIX)}
 
 
 def _incidence(feeder, buses, nb: int) -> np.ndarray:
