@@ -30,6 +30,8 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
                                                     help="false-alarm rate of the threshold on validation windows"),
                    keep_best: bool = typer.Option(False, "--keep-best/--keep-last",
                                                   help="weights of the epoch with the best validation AUC"),
+                   residuals: bool = typer.Option(False, "--residuals/--no-residuals",
+                                                  help="also read each meter's WLS normalised residual"),
                    seed: int = typer.Option(0, "--seed")) -> None:
     """Train on the dataset's train runs, set the threshold on its validation runs, write the checkpoint."""
     import torch
@@ -48,7 +50,7 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
         fail(str(exc))
     torch.set_num_threads(1)  # small batches: threads cost more than they give, and results stay reproducible
     hyper = Hyper(lr=lr, gamma=gamma, window=window, conv_layers=conv_layers, neurons=neurons, layers=layers,
-                  epochs=epochs)
+                  epochs=epochs, residuals=residuals)
     say = lambda e: err.print(f"epoch {e['epoch']}: train loss {e['train_loss']:.4f}, val AUC {e['val_auc']:.4f}")  # noqa: E731
     extra = {}
     if tune == "nsabc":

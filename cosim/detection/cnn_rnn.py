@@ -37,6 +37,7 @@ class Hyper:
     neurons: int = 32  # RNN hidden units (the search range of the paper: 16..128)
     layers: int = 1  # RNN layers (the search range of the paper: 1..10)
     epochs: int = 10
+    residuals: bool = False  # also read each meter's WLS normalised residual (more image rows; docs/detection.md)
 
 
 def _odd(kernel: int, size: int) -> int:

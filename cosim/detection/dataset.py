@@ -4,7 +4,9 @@
 channels and events as `cosim run`; day d uses seed `seed + d`, random-event entries too) and
 writes `steps.parquet`, one row per step of every run: `run`, `scenario`, `day`, `seed`, `step`,
 `time`, `split`, `label.attack`, `label.disruption`, `label.kind`, then `seen.<signal>` for every
-metered signal (what the controller and detectors see, never the true values). The split is by
+metered signal (what the controller and detectors see, never the true values) and `resid.<signal>`,
+its signed normalised residual in WLS state estimation of the seen values (what a control centre's
+estimator reports; NaN where the meter was unused or the estimate failed). The split is by
 run, never by step. `dataset.json` is the card: command, scenarios, seeds, counts. Windows for a
 detector are cut from the rows (`Dataset.windows`), runs kept apart.
 """
@@ -23,6 +25,7 @@ import pandas as pd
 from cosim.detection.windows import frame_windows
 
 STEPS, CARD = "steps.parquet", "dataset.json"
+RESID = "resid."  # prefix of a residual column, and of a residual among a detector's input names
 META = ("run", "scenario", "day", "seed", "step", "time", "split", "label.attack", "label.disruption", "label.kind")
 
 
@@ -70,6 +73,14 @@ class _Tap:
         return {}
 
 
+def residuals(asm, names: Sequence[str], seen: np.ndarray) -> np.ndarray:
+    """Signed normalised WLS residuals (steps x names) of each step's seen values, on the run's estimator."""
+    from cosim.detection.kinds.wls import WLSDetector, build
+
+    wls = build(WLSDetector(), asm, Path("."))
+    return np.array([wls.estimate(k, dict(zip(names, row))).signed for k, row in enumerate(seen)])
+
+
 def day_frame(loaded, day: int, days: int) -> pd.DataFrame:
     """The rows of one run: day `day` of the scenario (controller not run: the feeder open-loop)."""
     from controllers.rollout import rollout
@@ -80,7 +91,9 @@ def day_frame(loaded, day: int, days: int) -> pd.DataFrame:
     tap = _Tap(asm.estimator.meters.names)
     rollout(asm, tap)
     labels = [asm.schedule.labels(k).signals() for k in range(asm.n_steps)]
-    frame = pd.DataFrame(np.array(tap.rows, float), columns=[f"seen.{n}" for n in tap.names])
+    seen = np.array(tap.rows, float)
+    frame = pd.DataFrame(np.hstack([seen, residuals(asm, tap.names, seen)]),
+                         columns=[f"seen.{n}" for n in tap.names] + [f"{RESID}{n}" for n in tap.names])
     meta = pd.DataFrame({"run": f"{scn.name}/day{day:03d}", "scenario": scn.name, "day": day, "seed": scn.seed,
                          "step": np.arange(asm.n_steps),
                          "time": asm.inputs.times[:asm.n_steps].astype("datetime64[ms]"),
@@ -118,7 +131,8 @@ def generate(scenarios: Sequence, days: int, out: Path, command: str = "",
             "runs": {split: int((runs["split"].first() == split).sum()) for split in ("train", "val", "test")},
             "attack_steps": int(frame["label.attack"].sum()),
             "steps_per_kind": {k: int(v) for k, v in frame["label.kind"].value_counts().items() if k},
-            "signals": [n.removeprefix("seen.") for n in names[0]]}
+            "signals": [n.removeprefix("seen.") for n in names[0]],
+            "residuals": True}
     (out / CARD).write_text(json.dumps(card, indent=2))
     return card
 
@@ -135,6 +149,13 @@ class Dataset:
     def signals(self) -> list[str]:
         return list(self.card["signals"])
 
+    def inputs(self, residuals: bool = False) -> list[str]:
+        """A detector's input names: the metered signals, then (`residuals`) their `resid.` residuals."""
+        if residuals and not self.card.get("residuals"):
+            raise DatasetError(f"{self.path} holds no WLS residuals (made before they were recorded): "
+                               "make it again with cosim dataset")
+        return self.signals + ([RESID + n for n in self.signals] if residuals else [])
+
     @property
     def feeder(self) -> str:
         return self.card["feeders"][0]
@@ -148,15 +169,17 @@ class Dataset:
 
     def windows(self, names: Sequence[str], length: int, split: str | Sequence[str] | None = None,
                 ) -> tuple[np.ndarray, np.ndarray]:
-        """(windows n x length x names of seen values, labels 0/1 of each window's last step)."""
-        missing = [n for n in names if f"seen.{n}" not in self.frame.columns]
+        """(windows n x length x names of seen values (or residuals, for `resid.` names), labels 0/1 of each
+        window's last step)."""
+        columns = [n if n.startswith(RESID) else f"seen.{n}" for n in names]
+        missing = [n for n, c in zip(names, columns) if c not in self.frame.columns]
         if missing:
             raise DatasetError(f"{self.path} has no seen values of {len(missing)} signal(s), e.g. "
                                f"{', '.join(missing[:3])}")
         rows = self.part(split)
         if not len(rows):
             raise DatasetError(f"{self.path} has no runs in split {split}")
-        return frame_windows(rows, [f"seen.{n}" for n in names], length), rows["label.attack"].to_numpy(float)
+        return frame_windows(rows, columns, length), rows["label.attack"].to_numpy(float)
 
 
 def read_dataset(path: Path) -> Dataset:

@@ -16,11 +16,13 @@ SPACE = (Param("lr", 1e-4, 1e-2, log=True), Param("gamma", 0.8, 0.99), Param("ne
          Param("layers", 1, 10, integer=True))
 
 
-def splits(data: Dataset, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Training and validation windows (validation: the val runs, else the training runs themselves)."""
-    X, y = data.windows(data.signals, window, split="train")
+def splits(data: Dataset, hyper: Hyper) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Training and validation windows of the inputs `hyper` reads (validation: the val runs, else the
+    training runs themselves)."""
+    names = data.inputs(hyper.residuals)
+    X, y = data.windows(names, hyper.window, split="train")
     has_val = (data.frame["split"] == "val").any()
-    Xv, yv = data.windows(data.signals, window, split="val") if has_val else (X, y)
+    Xv, yv = data.windows(names, hyper.window, split="val") if has_val else (X, y)
     return X, y, Xv, yv
 
 
@@ -28,8 +30,8 @@ def fit(data: Dataset, hyper: Hyper, seed: int, target_fpr: float = 0.01,
         on_epoch: Callable[[dict], None] | None = None, keep_best: bool = False) -> Trained:
     """One training run on the dataset's train split, threshold on its validation split (`keep_best`: the
     epoch of the best validation AUC)."""
-    X, y, Xv, yv = splits(data, hyper.window)
-    return train(X, y, Xv, yv, data.signals, data.feeder, hyper, seed, target_fpr, on_epoch, keep_best)
+    X, y, Xv, yv = splits(data, hyper)
+    return train(X, y, Xv, yv, data.inputs(hyper.residuals), data.feeder, hyper, seed, target_fpr, on_epoch, keep_best)
 
 
 def tune(data: Dataset, hyper: Hyper, seed: int, colony: dict, target_fpr: float = 0.01,
@@ -37,11 +39,12 @@ def tune(data: Dataset, hyper: Hyper, seed: int, colony: dict, target_fpr: float
     """NSABC over the paper's ranges: objectives (1 - validation AUC, parameters / 10^5); then the best retrained."""
     from cosim.events.impact import roc_auc
 
-    X, y, Xv, yv = splits(data, hyper.window)
+    X, y, Xv, yv = splits(data, hyper)
+    names = data.inputs(hyper.residuals)
 
     def objective(x: dict) -> tuple[float, float]:
         h = replace(hyper, **x)
-        t = train(X, y, Xv, yv, data.signals, data.feeder, h, seed, target_fpr)
+        t = train(X, y, Xv, yv, names, data.feeder, h, seed, target_fpr)
         auc = roc_auc(t.score(Xv), yv >= 0.5)
         size = sum(p.numel() for p in t.model.parameters()) / 1e5
         f = (1.0 - (auc if np.isfinite(auc) else 0.5), size)
@@ -50,5 +53,5 @@ def tune(data: Dataset, hyper: Hyper, seed: int, colony: dict, target_fpr: float
         return f
 
     result = nsabc(objective, SPACE, seed=seed, **colony)
-    best = train(X, y, Xv, yv, data.signals, data.feeder, replace(hyper, **result.best), seed, target_fpr)
+    best = train(X, y, Xv, yv, names, data.feeder, replace(hyper, **result.best), seed, target_fpr)
     return best, result

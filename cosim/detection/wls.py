@@ -46,6 +46,11 @@ class Estimate:
         return float(np.nanmax(self.normalised)) if np.isfinite(self.normalised).any() else float("nan")
 
     @property
+    def signed(self) -> np.ndarray:
+        """Normalised residuals with the residual's sign (NaN where a meter was unused or the estimate failed)."""
+        return np.copysign(self.normalised, self.residual) if self.converged else np.full(len(self.residual), np.nan)
+
+    @property
     def suspect(self) -> int:
         """Index of the meter with the largest normalised residual (-1 if none)."""
         return int(np.nanargmax(self.normalised)) if np.isfinite(self.normalised).any() else -1

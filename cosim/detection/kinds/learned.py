@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING, Literal, Mapping
 from pydantic import Field
 
 from cosim.detection.base import DetectorBase
+from cosim.detection.dataset import RESID
+from cosim.detection.kinds.wls import WLSDetector, WLSRun
+from cosim.detection.kinds.wls import build as build_wls
 from cosim.detection.registry import DetectorError, register
 
 if TYPE_CHECKING:
@@ -24,15 +27,19 @@ class LearnedDetector(DetectorBase):
 
 
 class LearnedRun:
-    """The model on the window of the last `window` steps of seen values."""
+    """The model on the window of the last `window` steps of seen values (and, for a model that reads them,
+    their WLS residuals from `wls`, its own estimator on the run's meters)."""
 
-    def __init__(self, trained: "Trained", threshold: float):
+    def __init__(self, trained: "Trained", threshold: float, wls: "WLSRun | None" = None):
         from cosim.detection.windows import WindowBuffer
 
-        self.trained, self.threshold = trained, threshold
+        self.trained, self.threshold, self.wls = trained, threshold, wls
         self.buffer = WindowBuffer(trained.layout.names, trained.hyper.window)
 
     def step(self, k: int, seen: Mapping[str, float]) -> dict[str, float | str]:
+        if self.wls is not None:
+            names = self.wls.estimator.meters.names
+            seen = {**seen, **{RESID + n: r for n, r in zip(names, self.wls.estimate(k, seen).signed.tolist())}}
         score = float(self.trained.score(self.buffer.push(seen)[None])[0])
         return {"alarm": float(score >= self.threshold), "score": score}
 
@@ -52,15 +59,17 @@ def build(spec: LearnedDetector, asm: "Assembly", base_dir: Path) -> LearnedRun:
     feeder = asm.loaded.scenario.grid.feeder
     if trained.feeder != feeder:
         raise DetectorError(f"{path} was trained on feeder {trained.feeder}, the scenario's is {feeder}", "model")
-    missing = [n for n in trained.layout.names if n not in set(asm.model.signal_names)]
+    signals = [n.removeprefix(RESID) for n in trained.layout.names]
+    missing = [n for n in dict.fromkeys(signals) if n not in set(asm.model.signal_names)]
     if missing:
         raise DetectorError(f"{path} reads {len(missing)} signal(s) this run does not publish, e.g. "
                             f"{', '.join(missing[:3])}", "model")
     metered = set(asm.estimator.meters.names) if asm.estimator is not None else set(trained.layout.names)
-    unmetered = [n for n in trained.layout.names if n not in metered]
+    unmetered = [n for n in dict.fromkeys(signals) if n not in metered]
     if unmetered:  # an unmetered signal carries no meter noise: scoring it would read the ground truth
         raise DetectorError(f"{path} was trained on another measurement set: {len(unmetered)} of its "
-                            f"{len(trained.layout.names)} signals are not metered in this run (e.g. "
+                            f"{len(set(signals))} signals are not metered in this run (e.g. "
                             f"{', '.join(unmetered[:3])}); train it on a dataset made with this run's metering",
                             "model")
-    return LearnedRun(trained, trained.threshold if spec.threshold is None else spec.threshold)
+    wls = build_wls(WLSDetector(), asm, base_dir) if trained.hyper.residuals else None
+    return LearnedRun(trained, trained.threshold if spec.threshold is None else spec.threshold, wls)

@@ -15,7 +15,7 @@ from cosim.detection.registry import register
 if TYPE_CHECKING:
     from cosim.assembly import Assembly
     from cosim.detection.network import Topology
-    from cosim.detection.wls import WLS
+    from cosim.detection.wls import WLS, Estimate
 
 
 class WLSDetector(DetectorBase):
@@ -34,14 +34,18 @@ class WLSRun:
         self.estimator, self.topology_at = estimator, topology_at
         self.last: tuple["Topology | None", np.ndarray | None] = (None, None)
 
-    def step(self, k: int, seen: Mapping[str, float]) -> dict[str, float | str]:
-        """Alarm, score (J over its threshold), J, the largest normalised residual and the suspect meter."""
-        est = self.estimator
-        z = np.array([seen.get(n, math.nan) for n in est.meters.names])
+    def estimate(self, k: int, seen: Mapping[str, float]) -> "Estimate":
+        """The estimate of step `k` from its seen values, on the topology the schedule says is in force."""
+        z = np.array([seen.get(n, math.nan) for n in self.estimator.meters.names])
         topo = self.topology_at(k)
         warm = self.last[1] if self.last[0] is topo else None
-        e = est.estimate(z, topo, warm)
+        e = self.estimator.estimate(z, topo, warm)
         self.last = (topo, e.V if e.converged else None)
+        return e
+
+    def step(self, k: int, seen: Mapping[str, float]) -> dict[str, float | str]:
+        """Alarm, score (J over its threshold), J, the largest normalised residual and the suspect meter."""
+        est, e = self.estimator, self.estimate(k, seen)
         alarm = est.alarm(e)
         suspect = est.meters.names[e.suspect] if alarm and e.suspect >= 0 else ""
         return {"alarm": float(alarm), "score": e.score, "chi2": e.J, "lnr": e.lnr, "suspect": suspect}
