@@ -8,6 +8,7 @@ elements or a value is missing. The CNN finds patterns along the feeder in it, t
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -45,8 +46,10 @@ class Layout:
             members = np.flatnonzero(row == r)
             order = sorted(range(len(members)), key=lambda m: [int(x) for x in _NUMBER.findall(names[members[m]])])
             col[members[order]] = np.arange(len(members))
-        mean = np.nan_to_num(np.nanmean(values, axis=0)) if len(values) else np.zeros(len(names))
-        std = np.nan_to_num(np.nanstd(values, axis=0)) if len(values) else np.ones(len(names))
+        with warnings.catch_warnings():  # an all-NaN column (a meter that never reports) is standardised as zero
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nan_to_num(np.nanmean(values, axis=0)) if len(values) else np.zeros(len(names))
+            std = np.nan_to_num(np.nanstd(values, axis=0)) if len(values) else np.ones(len(names))
         return cls(tuple(names), mean, np.where(std > 1e-9, std, 1.0), row, col)
 
     def images(self, windows: np.ndarray) -> np.ndarray:
