@@ -56,7 +56,8 @@ METERING = {"full": None,
             "realistic": {"preset": "sparse", "pseudo_loads": {"error": 0.3, "correlation_time": "2h"}},
             "realistic+model_error": {"preset": "sparse", "pseudo_loads": {"error": 0.3, "correlation_time": "2h"},
                                       "model_error": {"line_r": 0.2, "line_x": 0.2, "seed": 0}}}
-BASELINES = {"logreg": "LogisticBaseline", "forest": "ForestBaseline", "iforest": "IsolationForestBaseline"}
+BASELINES = {"logreg": "LogisticBaseline", "forest": "ForestBaseline", "boosted": "BoostedBaseline",
+             "iforest": "IsolationForestBaseline"}
 
 
 def tpr_at(score: np.ndarray, truth: np.ndarray, fpr: float) -> float:

@@ -72,6 +72,15 @@ class ForestBaseline(_Baseline):
                                       random_state=self.seed, n_jobs=1)
 
 
+class BoostedBaseline(_Baseline):
+    """Gradient-boosted trees (scikit-learn's histogram boosting, balanced class weights, 200 iterations)."""
+
+    def _model(self):
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        return HistGradientBoostingClassifier(max_iter=200, class_weight="balanced", random_state=self.seed)
+
+
 class IsolationForestBaseline(_Baseline):
     """Isolation forest on the clean windows: the more isolated a window, the higher its score."""
 
