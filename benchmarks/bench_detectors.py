@@ -101,15 +101,18 @@ def trained_detectors(metering: str, args: argparse.Namespace, out: Path) -> tup
                        "epochs": args.epochs, "val_history": trained.history, "threshold": trained.threshold}
 
 
-def test_scenario(name: str, metering: str, detectors: list[dict], out: Path) -> Path:
-    """The test scenario with the detectors side by side under `metering`, written to `out`."""
+def test_scenario(name: str, metering: str, detectors: list[dict], out: Path, seed: int | None = None) -> Path:
+    """The test scenario with the detectors side by side under `metering` (and `seed`, default the file's),
+    written to `out`."""
     scn = yaml.safe_load((ROOT / "scenarios" / "attacks" / f"{name}.yaml").read_text())
+    if seed is not None:
+        scn["seed"] = seed
     scn.pop("detector", None)
     scn["detectors"] = detectors
     scn["impact"] = {"baseline": False}
     if METERING[metering] is not None:
         scn["metering"] = METERING[metering]
-    path = out / f"{name}-{metering}.yaml"
+    path = out / f"{name}-{metering}{'' if seed is None else f'-seed{seed}'}.yaml"
     path.write_text(yaml.safe_dump(scn, sort_keys=False))
     return path
 
