@@ -16,8 +16,11 @@ feeders:
 ders: {count: [2, 6], kinds: {pv: 0.8, wind: 0.2}, penetration: [0.6, 1.8], s_over_p: [1.0, 1.2]}
 loads: {profiles: [residential, commercial], scale: [0.5, 1.5], noise: [0.0, 0.05]}
 events: {kinds: [dg_trip, cloud_transient, line_outage, fdi], rate_per_day: 2, measurement_noise: [0, 0.005]}
+attacks: {kinds: [fdi, replay, command_injection], rate_per_day: 16, duration: [10min, 1h]}   # default: none
 ```
 `penetration` is the DERs' total nameplate over the feeder's nominal load, split at random between them.
+`attacks:` is a second random schedule, of measurement and command attacks only, at its own rate;
+`seed` is the base seed of the runs `cosim dataset` draws (run r: both seeds `seed + r`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import numpy as np
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from cosim.events.models import RandomKind
+from cosim.events.models import PHYSICAL_KINDS, RandomKind
 from cosim.grid.feeders import Feeder, FeederError, load_feeder
 from cosim.scenario.base import Seconds, Strict
 from cosim.scenario.errors import Problem, ScenarioError
@@ -112,6 +115,34 @@ class EventRanges(Strict):
         return self
 
 
+class AttackRanges(Strict):
+    """Measurement and command attacks on the drawn days: a random schedule of its own."""
+
+    kinds: list[RandomKind] = []  # type: ignore[valid-type]
+    rate_per_day: float = Field(default=0.0, ge=0)
+    duration: tuple[Seconds, Seconds] = (600.0, 3600.0)
+
+    @field_validator("kinds")
+    @classmethod
+    def _attacks_only(cls, v: list[str]) -> list[str]:
+        if physical := [k for k in v if k in PHYSICAL_KINDS]:
+            raise ValueError(f"physical disruptions, not attacks: {', '.join(physical)}; list them under events.kinds")
+        return v
+
+    @field_validator("duration")
+    @classmethod
+    def _positive_ordered(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < v[0] <= v[1]:
+            raise ValueError(f"expected [shortest, longest] with 0 < shortest <= longest, got {list(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _kinds_with_rate(self) -> "AttackRanges":
+        if self.rate_per_day > 0 and not self.kinds:
+            raise ValueError("rate_per_day > 0 needs a list of kinds")
+        return self
+
+
 class Distribution(Strict):
     """A whole distribution file."""
 
@@ -125,6 +156,8 @@ class Distribution(Strict):
     ders: DERRanges = DERRanges()
     loads: LoadRanges = LoadRanges()
     events: EventRanges = EventRanges()
+    attacks: AttackRanges = AttackRanges()
+    seed: int = Field(default=0, description="base seed of the runs cosim dataset draws (run r: seed + r)")
     days_per_layout: int = Field(default=4, ge=1, description="training days drawn on one layout before the next")
 
     _check = field_validator("dates", "voltage_limits")(_ordered)
@@ -197,6 +230,9 @@ class DrawnDistribution:
         events: list[dict] = []
         if d.events.rate_per_day > 0:
             events.append({"random": {"kinds": list(d.events.kinds), "rate_per_day": d.events.rate_per_day}})
+        if d.attacks.rate_per_day > 0:
+            events.append({"random": {"kinds": list(d.attacks.kinds), "rate_per_day": d.attacks.rate_per_day,
+                                      "duration": list(d.attacks.duration)}})
         sigma = round(float(dr.uniform(*d.events.measurement_noise)), 5)
         if sigma > 0:
             events.append({"at": 0.0, "duration": d.clock.duration, "kind": "fdi", "target": "bus.*.vm_pu",

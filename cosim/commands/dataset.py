@@ -4,27 +4,58 @@ from __future__ import annotations
 
 import shlex
 import sys
+from functools import partial
 from pathlib import Path
+from typing import Optional
 
 import typer
 
-from cosim.commands._common import app, err, fail, load, out, step_progress
+from cosim.commands._common import app, bad_input, err, fail, load, out, step_progress
+
+DIST_RUNS = 10  # runs drawn from a distribution without --runs
 
 
 @app.command()
-def dataset(scenarios: list[Path] = typer.Argument(..., help="scenario files (attacks from their events: schedule)"),
+def dataset(scenarios: list[Path] = typer.Argument(..., help="scenario files (attacks from their events: schedule), "
+                                                    "or one distribution file (top-level feeders:)"),
             out_dir: Path = typer.Option(..., "--out", help="folder to write steps.parquet and dataset.json to"),
-            days: int = typer.Option(1, "--days", min=1, help="seeded days per scenario (day d: seed + d)"),
+            days: Optional[int] = typer.Option(None, "--days", min=1,
+                                               help="scenario files: seeded days per scenario (day d: seed + d; "
+                                                    "default 1)"),
+            runs: Optional[int] = typer.Option(None, "--runs", min=1,
+                                               help=f"a distribution: runs drawn (run r: seed + r; "
+                                                    f"default {DIST_RUNS})"),
             quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
-    """Write per-step seen measurements with attack labels (split train/val/test by run) as Parquet."""
-    from cosim.detection.dataset import DatasetError, generate
+    """Write per-step seen and true measurements with attack labels (split train/val/test by run) as Parquet."""
+    from controllers.drl.distribution import is_distribution, load_distribution
+    from cosim.detection.dataset import DatasetError, generate, generate_runs
+    from cosim.scenario.errors import ScenarioError
 
-    loaded = [load(p) for p in scenarios]
-    progress, task = step_progress("dataset", len(loaded) * days, quiet, unit="runs")
+    dists = [p for p in scenarios if is_distribution(p)]
     command = shlex.join(["cosim", "dataset", *sys.argv[2:]]) if sys.argv[1:2] == ["dataset"] else ""
+    if dists:
+        if len(scenarios) > 1:
+            fail(f"{dists[0]} is a distribution (top-level feeders:): give it alone, without other scenario or "
+                 "distribution files")
+        if days is not None:
+            fail(f"{dists[0]} is a distribution: --days is for scenario files; draw runs with --runs N")
+        try:
+            dist = load_distribution(dists[0])
+        except ScenarioError as exc:
+            bad_input(exc)
+        total = runs or DIST_RUNS
+        make = partial(generate_runs, dist, total, out_dir, command)
+    else:
+        if runs is not None:
+            fail(f"{scenarios[0]} is a scenario file: --runs is for a distribution (top-level feeders:); "
+                 "run seeded days of a scenario with --days N")
+        loaded = [load(p) for p in scenarios]
+        total = len(loaded) * (days or 1)
+        make = partial(generate, loaded, days or 1, out_dir, command)
+    progress, task = step_progress("dataset", total, quiet, unit="runs")
     with progress:
         try:
-            card = generate(loaded, days, out_dir, command, on_run=lambda run: progress.advance(task))
+            card = make(lambda run: progress.advance(task))
         except DatasetError as exc:
             fail(str(exc))
     err.print(f"{card['steps']:,} steps in {sum(card['runs'].values())} runs "

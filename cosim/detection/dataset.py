@@ -1,21 +1,26 @@
-"""Labelled datasets from the co-simulation: per-step seen measurements with the schedule's attack labels.
+"""Labelled datasets from the co-simulation: per-step seen and true measurements with the schedule's attack labels.
 
 `generate` runs each scenario for `days` seeded days on the mosaik-free rollout (same physics,
-channels and events as `cosim run`; day d uses seed `seed + d`, random-event entries too) and
-writes `steps.parquet`, one row per step of every run: `run`, `scenario`, `day`, `seed`, `step`,
-`time`, `split`, `label.attack`, `label.disruption`, `label.kind`, then `seen.<signal>` for every
-metered signal (what the controller and detectors see, never the true values) and `resid.<signal>`,
-its signed normalised residual in WLS state estimation of the seen values (what a control centre's
-estimator reports; NaN where the meter was unused or the estimate failed). The split is by
-run, never by step. `dataset.json` is the card: command, scenarios, seeds, counts. Windows for a
-detector are cut from the rows (`Dataset.windows`), runs kept apart.
+channels and events as `cosim run`; day d uses seed `seed + d`, random-event entries too);
+`generate_runs` runs `runs` scenarios drawn from a distribution (run r: layout and day seed
+`seed + r`). Both write `steps.parquet`, one row per step of every run: `run`, `scenario`, `day`,
+`seed`, `step`, `time`, `split`, `label.attack`, `label.disruption`, `label.kind`, `label.target`
+(`kind:target` of each active event, target as written, '+'-joined), then `seen.<signal>` for every metered signal
+(what the controller and detectors see), `true.<signal>` (the grid's value before the channel)
+and `resid.<signal>`, its signed normalised residual in WLS state estimation of the seen values
+(what a control centre's estimator reports; NaN where the meter was unused or the estimate failed).
+The split is by run, never by step. `dataset.json` is the card: command, scenarios or
+distribution, feeders, seeds and counts per run, counts per kind. Windows for a detector are cut
+from the rows (`Dataset.windows`), runs kept apart.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -26,6 +31,7 @@ from cosim.detection.windows import frame_windows
 
 STEPS, CARD = "steps.parquet", "dataset.json"
 RESID = "resid."  # prefix of a residual column, and of a residual among a detector's input names
+TRUE = "true."  # prefix of a true-value column (the grid's value before the measurement channel)
 META = ("run", "scenario", "day", "seed", "step", "time", "split", "label.attack", "label.disruption", "label.kind")
 
 
@@ -41,18 +47,21 @@ def split_of(day: int, days: int) -> str:
     return "test" if day >= days - n_test else "val" if day >= days - n_test - n_val else "train"
 
 
+def with_metering(scn):
+    """The scenario with the default metering when it has no detector, so the channel adds meter noise."""
+    from cosim.detection.models import Detector, metering_of
+
+    return scn if metering_of(scn) is not None else scn.model_copy(update={"detector": Detector()})
+
+
 def day_scenario(scn, day: int):
     """The scenario of day `day`: seed + day, random-event entries with their own seed shifted too,
     and the default metering when the scenario has no detector."""
-    from cosim.detection.models import Detector, metering_of
     from cosim.events.models import RandomEvents
 
     events = [e.model_copy(update={"random": e.random.model_copy(update={"seed": e.random.seed + day})})
               if isinstance(e, RandomEvents) and e.random.seed is not None else e for e in scn.events]
-    update = {"seed": scn.seed + day, "events": events}
-    if metering_of(scn) is None:
-        update["detector"] = Detector()
-    return scn.model_copy(update=update)
+    return with_metering(scn.model_copy(update={"seed": scn.seed + day, "events": events}))
 
 
 class _Tap:
@@ -81,41 +90,102 @@ def residuals(asm, names: Sequence[str], seen: np.ndarray) -> np.ndarray:
     return np.array([wls.estimate(k, dict(zip(names, row))).signed for k, row in enumerate(seen)])
 
 
-def day_frame(loaded, day: int, days: int) -> pd.DataFrame:
-    """The rows of one run: day `day` of the scenario (controller not run: the feeder open-loop)."""
+def targets_of(schedule, k: int) -> str:
+    """`kind:target` (the target as the scenario wrote it) of each event active at step k, sorted and '+'-joined."""
+    return "+".join(sorted({f"{e.kind}:{e.target_text}" for e in schedule.active(k)}))
+
+
+def run_frame(loaded, run: str, day: int, split: str) -> tuple[pd.DataFrame, dict]:
+    """The rows of one run of a scenario as it is (controller not run: the feeder open-loop), and its card entry."""
     from controllers.rollout import rollout
     from cosim.assembly import assemble
 
-    scn = day_scenario(loaded.scenario, day)
-    asm = assemble(dataclasses.replace(loaded, scenario=scn))
+    scn = loaded.scenario
+    asm = assemble(loaded)
     tap = _Tap(asm.estimator.meters.names)
-    rollout(asm, tap)
+    grid = rollout(asm, tap)
     labels = [asm.schedule.labels(k).signals() for k in range(asm.n_steps)]
     seen = np.array(tap.rows, float)
-    frame = pd.DataFrame(np.hstack([seen, residuals(asm, tap.names, seen)]),
-                         columns=[f"seen.{n}" for n in tap.names] + [f"{RESID}{n}" for n in tap.names])
-    meta = pd.DataFrame({"run": f"{scn.name}/day{day:03d}", "scenario": scn.name, "day": day, "seed": scn.seed,
+    true = grid.rows[:, [grid.names.index(n) for n in tap.names]]
+    frame = pd.DataFrame(np.hstack([seen, true, residuals(asm, tap.names, seen)]),
+                         columns=[f"{p}{n}" for p in ("seen.", TRUE, RESID) for n in tap.names])
+    meta = pd.DataFrame({"run": run, "scenario": scn.name, "day": day, "seed": scn.seed,
                          "step": np.arange(asm.n_steps),
                          "time": asm.inputs.times[:asm.n_steps].astype("datetime64[ms]"),
-                         "split": split_of(day, days),
+                         "split": split,
                          "label.attack": [float(x["label.attack"]) for x in labels],
                          "label.disruption": [float(x["label.disruption"]) for x in labels],
-                         "label.kind": [str(x["label.kind"]) for x in labels]})
-    return pd.concat([meta, frame], axis=1)
+                         "label.kind": [str(x["label.kind"]) for x in labels],
+                         "label.target": [targets_of(asm.schedule, k) for k in range(asm.n_steps)]})
+    entry = {"run": run, "scenario": scn.name, "feeder": scn.grid.feeder, "seed": scn.seed, "split": split,
+             "steps": asm.n_steps, "attack_steps": int(meta["label.attack"].sum()),
+             "events_per_kind": dict(Counter(e.kind for e in asm.schedule.events))}
+    return pd.concat([meta, frame], axis=1), entry
+
+
+def day_frame(loaded, day: int, days: int) -> tuple[pd.DataFrame, dict]:
+    """The rows of day `day` of `days` of a scenario, and its card entry."""
+    scn = day_scenario(loaded.scenario, day)
+    return run_frame(dataclasses.replace(loaded, scenario=scn), f"{scn.name}/day{day:03d}", day, split_of(day, days))
 
 
 def generate(scenarios: Sequence, days: int, out: Path, command: str = "",
              on_run: Callable[[str], None] | None = None) -> dict:
     """Write the dataset of `days` days of each loaded scenario to `out`; returns the card."""
+    jobs = [partial(day_frame, loaded, day, days) for loaded in scenarios for day in range(days)]
+    card = {"command": command, "days": days,
+            "scenarios": [{"name": s.scenario.name, "path": str(s.path),
+                           "seeds": [s.scenario.seed + d for d in range(days)]} for s in scenarios]}
+    return _write(jobs, out, card, on_run)
+
+
+def check_distribution(dist) -> None:
+    """DatasetError unless the distribution can make one dataset: one feeder, no whole-day measurement noise."""
+    spec = dist.spec
+    if len(spec.feeders) > 1:
+        raise DatasetError(f"{dist.path}: feeders lists {len(spec.feeders)} feeders "
+                           f"({', '.join(f.feeder for f in spec.feeders)}); a dataset holds one measurement set, "
+                           "so its distribution draws one feeder: keep one entry (one file per feeder)")
+    if spec.events.measurement_noise[1] > 0:
+        raise DatasetError(f"{dist.path}: events.measurement_noise is a whole-day fdi event, which would label "
+                           "every step an attack; drop it (the dataset's meters add their own noise: "
+                           "detector metering)")
+
+
+def draw_run(dist, run: int, runs: int) -> tuple[pd.DataFrame, dict]:
+    """The rows of run `run` of `runs` drawn from a distribution (both seeds: seed + run), and its card entry."""
+    seed = dist.spec.seed + run
+    drawn = dist.draw(seed, seed)
+    loaded = dataclasses.replace(drawn, scenario=with_metering(drawn.scenario))
+    frame, entry = run_frame(loaded, f"{dist.spec.name}/run{run:03d}", run, split_of(run, runs))
+    ders = [{"name": g.name, "kind": g.kind, "bus": g.bus, "p_mw": g.p_mw} for g in drawn.scenario.generators]
+    return frame, {**entry, "layout_seed": seed, "day_seed": seed, "start": str(drawn.scenario.clock.start),
+                   "ders": ders}
+
+
+def generate_runs(dist, runs: int, out: Path, command: str = "",
+                  on_run: Callable[[str], None] | None = None) -> dict:
+    """Write the dataset of `runs` runs drawn from a loaded distribution to `out`; returns the card."""
+    check_distribution(dist)
+    jobs = [partial(draw_run, dist, run, runs) for run in range(runs)]
+    card = {"command": command,
+            "distribution": {"name": dist.spec.name, "path": str(dist.path), "seed": dist.spec.seed, "runs": runs}}
+    return _write(jobs, out, card, on_run)
+
+
+def _write(jobs: Sequence[Callable[[], tuple[pd.DataFrame, dict]]], out: Path, card: dict,
+           on_run: Callable[[str], None] | None) -> dict:
+    """Run every job (one run each), write steps.parquet and the card (`card` plus the counts) to `out`."""
     from threadpoolctl import threadpool_limits
 
-    frames = []
+    frames, entries = [], []
     with threadpool_limits(1):  # the estimator's small matrices: threads only cost (docs/detection.md)
-        for loaded in scenarios:
-            for day in range(days):
-                frames.append(day_frame(loaded, day, days))
-                if on_run is not None:
-                    on_run(frames[-1]["run"].iloc[0])
+        for job in jobs:
+            frame, entry = job()
+            frames.append(frame)
+            entries.append(entry)
+            if on_run is not None:
+                on_run(entry["run"])
     names = [tuple(c for c in f.columns if c.startswith("seen.")) for f in frames]
     if len(set(names)) > 1:
         raise DatasetError("the scenarios meter different signals (feeder or detector.measurements differ); "
@@ -123,16 +193,16 @@ def generate(scenarios: Sequence, days: int, out: Path, command: str = "",
     frame = pd.concat(frames, ignore_index=True)
     out.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(out / STEPS, index=False)
-    runs = frame.groupby("run", sort=False)
-    card = {"command": command, "days": days, "steps": len(frame),
-            "feeders": sorted({s.scenario.grid.feeder for s in scenarios}),
-            "scenarios": [{"name": s.scenario.name, "path": str(s.path),
-                           "seeds": [s.scenario.seed + d for d in range(days)]} for s in scenarios],
-            "runs": {split: int((runs["split"].first() == split).sum()) for split in ("train", "val", "test")},
+    events = Counter()
+    for entry in entries:
+        events.update(entry["events_per_kind"])
+    card = {**card, "steps": len(frame), "feeders": sorted({e["feeder"] for e in entries}),
+            "runs": {split: sum(e["split"] == split for e in entries) for split in ("train", "val", "test")},
             "attack_steps": int(frame["label.attack"].sum()),
             "steps_per_kind": {k: int(v) for k, v in frame["label.kind"].value_counts().items() if k},
+            "events_per_kind": dict(sorted(events.items())),
             "signals": [n.removeprefix("seen.") for n in names[0]],
-            "residuals": True}
+            "residuals": True, "per_run": entries}
     (out / CARD).write_text(json.dumps(card, indent=2))
     return card
 
