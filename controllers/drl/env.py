@@ -23,6 +23,9 @@ Reward per step, all terms >= 0 and subtracted:
   + violation_pu    * (sum over buses of the distance outside the limits, pu)
   + loss_per_kw     * (network losses, kW)
   + curtail_per_kw  * (available minus delivered DER power, kW)
+  + reactive_per_pu * (sum over DERs of |Q| / the DER's own rating)
+The reactive term (MAPDN's "q loss") is per unit of each DER's rating, so it weighs alike on every
+feeder; it is 0 by default. `step_cost` computes the sum, shared by every environment.
 A step whose power flow does not converge ends the episode with reward -nonconverged.
 At the end of a day `info['day_kpis']` holds the day's KPIs from `cosim.metrics`.
 """
@@ -44,6 +47,7 @@ from cosim.assembly import Assembly, assemble, control_loop
 from cosim.events.build import build_schedule
 from cosim.events.models import RandomEvents, RandomSpec
 from cosim.grid.engines import EngineUnsupported
+from cosim.grid.model import StepResult
 from cosim.inputs import build_inputs
 from cosim.kernel import ControlLoop
 from cosim.metrics import metrics_from_array
@@ -149,6 +153,23 @@ class RewardWeights:
     loss_per_kw: float = 0.03
     curtail_per_kw: float = 0.01
     nonconverged: float = 100.0
+    reactive_per_pu: float = 0.0
+
+
+def reactive_pu(q_mvar: np.ndarray, rating_mva: np.ndarray) -> np.ndarray:
+    """Each DER's |Q| as a fraction of its own rating (0 at zero rating): the reactive term, feeder-independent."""
+    rating = np.asarray(rating_mva, float)
+    return np.divide(np.abs(q_mvar), rating, out=np.zeros(rating.shape), where=rating > 0)
+
+
+def step_cost(w: RewardWeights, r: StepResult, v_lo: float, v_hi: float, rating_mva: np.ndarray) -> tuple[float, int]:
+    """The cost of a converged step (the module docstring's sum, >= 0) and its count of buses outside the limits."""
+    count, excess, curtailed_mw = _score(r.pf.vm_pu, v_lo, v_hi, r.der_p_avail_mw, r.der_p_mw)
+    cost = (w.violation_count * count + w.violation_pu * excess + w.loss_per_kw * r.pf.loss_mw * 1000.0
+            + w.curtail_per_kw * curtailed_mw * 1000.0)
+    if w.reactive_per_pu:
+        cost += w.reactive_per_pu * float(reactive_pu(r.der_q_mvar, rating_mva).sum())
+    return cost, count
 
 
 class GridEnv(gym.Env):
@@ -249,10 +270,7 @@ class GridEnv(gym.Env):
         if not pf.converged:
             self._violations = -1
             return -w.nonconverged, False
-        count, excess, curtailed_mw = _score(pf.vm_pu, self.v_lo, self.v_hi, r.der_p_avail_mw, r.der_p_mw)
-        self._violations = count
-        cost = (w.violation_count * count + w.violation_pu * excess
-                + w.loss_per_kw * self.loss_kw + w.curtail_per_kw * curtailed_mw * 1000.0)
+        cost, self._violations = step_cost(w, r, self.v_lo, self.v_hi, self.model.der_rating)
         return -cost, True
 
     def _observation(self) -> np.ndarray:

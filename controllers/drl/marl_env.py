@@ -12,7 +12,8 @@ Action of agent `d`: its reactive setpoint as a fraction of its rating, in [-1, 
 
 Reward: `shared` (default) gives every agent `GridEnv`'s reward; `local` gives agent `d`
     -( violation_count * [own bus outside the limits] + violation_pu * (own distance outside, pu)
-       + loss_per_kw * (network losses, kW) / agents + curtail_per_kw * (own curtailed power, kW) ).
+       + loss_per_kw * (network losses, kW) / agents + curtail_per_kw * (own curtailed power, kW)
+       + reactive_per_pu * |own Q| / own rating ).
 A day ends for all agents at once (truncation at the last step, termination on a failed power flow).
 """
 
@@ -26,7 +27,7 @@ import gymnasium as gym
 import numpy as np
 from pettingzoo import ParallelEnv
 
-from controllers.drl.env import GridEnv, RewardWeights, time_of_day
+from controllers.drl.env import GridEnv, RewardWeights, reactive_pu, time_of_day
 from controllers.drl.features import FeatureMap, PerDERSpec
 from controllers.drl.layout import OBS_BOUND
 from cosim import signals as sig
@@ -55,6 +56,8 @@ class GridParallelEnv(ParallelEnv):
         self._q_order = [self.possible_agents.index(n.split(".")[0]) for n in self.grid.layout.action_names]
         self._bus_names = [sig.bus(d.bus) for d in ders]
         self._curtail_names = [(sig.der(d.name, "p_avail_mw"), sig.der(d.name, "p_mw")) for d in ders]
+        self._q_names = [sig.der(d.name, "q_mvar") for d in ders]
+        self._ratings = np.array([d.s_mva for d in ders], float)
         self._obs_space = gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (len(LOCAL_SPEC.features),), np.float32)
         self._act_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
 
@@ -113,12 +116,13 @@ class GridParallelEnv(ParallelEnv):
             return {a: float(shared) for a in self.possible_agents}
         w, values, n = self.weights, self.grid.signals(), len(self.possible_agents)
         lo, hi = self.grid.v_lo, self.grid.v_hi
+        q_pu = reactive_pu(np.array([values[q] for q in self._q_names]), self._ratings)
         out = {}
-        for name, bus, (avail, p) in zip(self.possible_agents, self._bus_names, self._curtail_names):
+        for name, bus, (avail, p), own_q in zip(self.possible_agents, self._bus_names, self._curtail_names, q_pu):
             excess = max(values[bus] - hi, lo - values[bus], 0.0)
             if np.isnan(values[bus]):
                 excess = 0.0
             cost = (w.violation_count * (excess > 0.0) + w.violation_pu * excess + w.loss_per_kw * self.grid.loss_kw / n
-                    + w.curtail_per_kw * (values[avail] - values[p]) * 1000.0)
+                    + w.curtail_per_kw * (values[avail] - values[p]) * 1000.0 + w.reactive_per_pu * own_q)
             out[name] = -float(cost) if np.isfinite(cost) else -w.nonconverged
         return out

@@ -18,8 +18,8 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 
-from controllers.drl.env import (FAST_ENGINE, HELDOUT_BASE, NoGenerators, RewardWeights, _score, day_assembly,
-                                 der_infos, env_assembly, time_of_day)
+from controllers.drl.env import (FAST_ENGINE, HELDOUT_BASE, NoGenerators, RewardWeights, day_assembly, der_infos,
+                                 env_assembly, step_cost, time_of_day)
 from controllers.drl.features import CONST, FeatureMap, PerDERSpec
 from controllers.drl.layout import OBS_BOUND
 from controllers.drl.sources import ScenarioSource
@@ -147,10 +147,8 @@ class PerDEREnv(gym.Env):
         if not r.pf.converged:
             self._violations = -1
             return -w.nonconverged, False
-        count, excess, curtailed_mw = _score(r.pf.vm_pu, self.v_lo, self.v_hi, r.der_p_avail_mw, r.der_p_mw)
-        self._violations = count
-        return -(w.violation_count * count + w.violation_pu * excess + w.loss_per_kw * self.loss_kw
-                 + w.curtail_per_kw * curtailed_mw * 1000.0), True
+        cost, self._violations = step_cost(w, r, self.v_lo, self.v_hi, self._asm.model.der_rating)
+        return -cost, True
 
     def _observe(self) -> np.ndarray:
         """Every DER's features at step t (through the measurement channel when the scenario has one)."""

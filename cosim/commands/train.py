@@ -26,6 +26,9 @@ def train(scenario: Path = typer.Argument(..., help="scenario YAML file (episode
                                     "(worker i seeded with seed + i)"),
           loss_weight: float = typer.Option(0.03, "--loss-weight", min=0.0,
                                             help="reward per kW of network losses, against 1 per violated bus"),
+          reactive_weight: float = typer.Option(0.0, "--reactive-weight", min=0.0,
+                                                help="reward per DER per unit of |Q| over its own rating (MAPDN's "
+                                                "q loss), against 1 per violated bus"),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
     """Train a deep-RL policy; writes policy.pt + policy.json and learning_curve.csv/.png."""
     import shlex
@@ -44,7 +47,7 @@ def train(scenario: Path = typer.Argument(..., help="scenario YAML file (episode
     name = source.loaded.scenario.name if isinstance(source, SingleScenario) else source.spec.name
     target = out_dir or default_out_dir(f"{name}-{algo}")
     cfg = TrainConfig(algo=algo, steps=steps, seed=seed, curtail=curtail, events_per_day=events, per_der=per_der,
-                      envs=envs, reward=RewardWeights(loss_per_kw=loss_weight))
+                      envs=envs, reward=RewardWeights(loss_per_kw=loss_weight, reactive_per_pu=reactive_weight))
     command = shlex.join(["cosim", *sys.argv[1:]])
     progress, task = step_progress(f"{algo} on {name}", steps, quiet, refresh=4)
     with progress:
