@@ -6,7 +6,7 @@ Runs `scenarios/attacks/fdi-stealthy.yaml` and `red-team-day.yaml` for real with
 benchmarks/bench_detectors.py does. A seed changes sensor noise, loads and clouds; the attacks'
 times and targets are the files'. Per detector, scenario and seed: ROC AUC, TPR at 1 % FPR, TPR
 (recall), FPR, precision, F1, accuracy and mean time to detect at its own threshold, and per attack
-kind the AUC (that kind's steps against every clean step) and TPR; then per figure the mean over
+kind the AUC (that kind's steps against every clean step), TPR and mean time to detect; then per figure the mean over
 seeds with its 95 % percentile-bootstrap interval (`cosim.evaluate.stats`). `--baselines DATASET`
 fits the scikit-learn baselines (`cosim.detection.baselines`) on that dataset and runs them too.
 Writes `<out>/eval.json` and prints the markdown tables of the model card.
@@ -52,6 +52,13 @@ def detectors_of(model: Path, baselines: Path | None) -> list[dict]:
     return out
 
 
+def time_to_detect(steps: np.ndarray, alarm: np.ndarray, step_s: float) -> float:
+    """Mean seconds from the start of each contiguous attacked stretch to its first alarm (detected ones only)."""
+    edges = np.flatnonzero(np.diff(np.r_[0, steps.astype(int), 0]))
+    delays = [np.argmax(alarm[a:b]) * step_s for a, b in zip(edges[::2], edges[1::2]) if alarm[a:b].any()]
+    return float(np.mean(delays)) if delays else math.nan
+
+
 def evaluate(name: str, seed: int, detectors: list[dict], out: Path) -> dict:
     """One real run of test scenario `name` with `seed`; per detector the figures, overall and per kind."""
     from threadpoolctl import threadpool_limits
@@ -62,6 +69,7 @@ def evaluate(name: str, seed: int, detectors: list[dict], out: Path) -> dict:
     ts = read_timeseries(out / path.stem / "timeseries.parquet")
     truth = ts["label.attack"].to_numpy(float) >= 0.5
     kinds = ts["label.kind"].astype(str).to_numpy()
+    step_s = float(np.median(np.diff(ts["time"].to_numpy()).astype("timedelta64[s]").astype(float)))
     rows = {}
     for n in (d["name"] for d in detectors):
         m = {k.removeprefix(f"{n}_detector_"): v for k, v in outcome.metrics.items() if k.startswith(f"{n}_detector_")}
@@ -72,7 +80,7 @@ def evaluate(name: str, seed: int, detectors: list[dict], out: Path) -> dict:
             steps = truth & (kinds == kind)
             keep = steps | ~truth
             per_kind[kind] = {"steps": int(steps.sum()), "roc_auc": roc_auc(score[keep], steps[keep]),
-                              "tpr": float(alarm[steps].mean())}
+                              "tpr": float(alarm[steps].mean()), "ttd_s": time_to_detect(steps, alarm, step_s)}
         rows[n] = {"roc_auc": roc_auc(score, truth), "tpr_at_1pct_fpr": tpr_at(score, truth, 0.01),
                    "tpr": m.get("tpr"), "fpr": m.get("fpr"), "precision": m.get("precision"), "f1": m.get("f1"),
                    "accuracy": float((alarm == truth).mean()), "mean_time_to_detect_s": m.get("mean_time_to_detect_s"),
@@ -88,7 +96,7 @@ def summary(runs: list[dict]) -> dict:
         rows = [r["detectors"][n] for r in runs]
         out[n] = {f: summarize(np.array([value(r[f]) for r in rows])) for f in FIGURES}
         out[n]["kinds"] = {kind: {f: summarize(np.array([value(r["kinds"][kind][f]) for r in rows]))
-                                  for f in ("roc_auc", "tpr")} for kind in rows[0]["kinds"]}
+                                  for f in ("roc_auc", "tpr", "ttd_s")} for kind in rows[0]["kinds"]}
     return out
 
 
@@ -110,13 +118,14 @@ def markdown(results: dict) -> str:
             lines.append(f"| {name} | {n} | " + " | ".join(cell(s[f]) for f in FIGURES[:-1])
                          + f" | {cell(s['mean_time_to_detect_s'], 0)} |")
     names = list(next(iter(results.values()))["summary"])
-    lines += ["", "| scenario | attack kind (steps) | " + " | ".join(f"{n} AUC / TPR" for n in names) + " |",
+    lines += ["", "| scenario | attack kind (steps) | " + " | ".join(f"{n} AUC / TPR / TTD s" for n in names) + " |",
               "|---|---|" + "---|" * len(names)]
     for name, res in results.items():
         first = res["runs"][0]["detectors"][names[0]]["kinds"]
         for kind, k in first.items():
             cells = [f"{cell(res['summary'][n]['kinds'][kind]['roc_auc'])} / "
-                     f"{res['summary'][n]['kinds'][kind]['tpr']['mean']:.3f}" for n in names]
+                     f"{res['summary'][n]['kinds'][kind]['tpr']['mean']:.3f} / "
+                     f"{cell(res['summary'][n]['kinds'][kind]['ttd_s'], 0).split(' [')[0]}" for n in names]
             lines.append(f"| {name} | {kind} ({k['steps']}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
