@@ -106,3 +106,10 @@ def test_shipped_attack_distribution_draws_ieee33_days_with_attacks_and_disrupti
         kinds |= {(e.is_attack, e.kind) for e in asm.schedule.events}
     assert {a for a, _ in kinds} == {True, False}  # attacks and physical disruptions
     assert len({k for a, k in kinds if a}) >= 5
+
+
+def test_seed_option_draws_other_runs_than_the_files_seed(tiny, cli):
+    """--seed 20: runs seeded 20, 21 (held-out draws no run of the file's seed 7 has)."""
+    assert cli("dataset", tiny / "d.yaml", "--runs", "2", "--seed", "20", "--out", tiny / "c", "-q")[0] == 0
+    card = read_dataset(tiny / "c").card
+    assert [r["layout_seed"] for r in card["per_run"]] == [20, 21] and card["distribution"]["seed"] == 20

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import sys
 from functools import partial
@@ -25,6 +26,8 @@ def dataset(scenarios: list[Path] = typer.Argument(..., help="scenario files (at
             runs: Optional[int] = typer.Option(None, "--runs", min=1,
                                                help=f"a distribution: runs drawn (run r: seed + r; "
                                                     f"default {DIST_RUNS})"),
+            seed: Optional[int] = typer.Option(None, "--seed", help="a distribution: base seed of the runs "
+                                               "(default the file's seed:), e.g. held-out runs no training run has"),
             quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
     """Write per-step seen and true measurements with attack labels (split train/val/test by run) as Parquet."""
     from controllers.drl.distribution import is_distribution, load_distribution
@@ -43,12 +46,14 @@ def dataset(scenarios: list[Path] = typer.Argument(..., help="scenario files (at
             dist = load_distribution(dists[0])
         except ScenarioError as exc:
             bad_input(exc)
+        if seed is not None:
+            dist = dataclasses.replace(dist, spec=dist.spec.model_copy(update={"seed": seed}))
         total = runs or DIST_RUNS
         make = partial(generate_runs, dist, total, out_dir, command)
     else:
-        if runs is not None:
-            fail(f"{scenarios[0]} is a scenario file: --runs is for a distribution (top-level feeders:); "
-                 "run seeded days of a scenario with --days N")
+        if runs is not None or seed is not None:
+            fail(f"{scenarios[0]} is a scenario file: --runs and --seed are for a distribution (top-level "
+                 "feeders:); run seeded days of a scenario with --days N (its seed: is the file's)")
         loaded = [load(p) for p in scenarios]
         total = len(loaded) * (days or 1)
         make = partial(generate, loaded, days or 1, out_dir, command)
