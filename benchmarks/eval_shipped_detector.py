@@ -9,14 +9,18 @@ times and targets are the files'. Per detector, scenario and seed: ROC AUC, TPR 
 kind the AUC (that kind's steps against every clean step), TPR and mean time to detect; then per figure the mean over
 seeds with its 95 % percentile-bootstrap interval (`cosim.evaluate.stats`). `--baselines DATASET`
 fits the scikit-learn baselines (`cosim.detection.baselines`) on that dataset and runs them too.
+`--heldout DATASET` also scores a held-out dataset (runs of other dates, layouts, attack times,
+targets and strengths) offline, run by run, with WLS's largest-normalised-residual test in place
+of the chi-square one (the dataset records the normalised residuals, not J).
 Writes `<out>/eval.json` and prints the markdown tables of the model card.
 Usage: python benchmarks/eval_shipped_detector.py [--model models/detectors/ieee33-cnn-rnn.pt]
-       [--seeds 10] [--baselines runs/ship-ieee33/dataset] [--out runs/eval-shipped]
+       [--seeds 10] [--baselines DATASET] [--heldout DATASET] [--out runs/eval-shipped]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -32,6 +36,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_detectors import BASELINES, TESTS, test_scenario, tpr_at  # noqa: E402
 from cosim.evaluate.stats import summarize  # noqa: E402
+from cosim.events.models import PHYSICAL_KINDS  # noqa: E402
 from cosim.events.impact import roc_auc  # noqa: E402
 from cosim.results import read_timeseries  # noqa: E402
 from cosim.runner import run_scenario  # noqa: E402
@@ -59,33 +64,78 @@ def time_to_detect(steps: np.ndarray, alarm: np.ndarray, step_s: float) -> float
     return float(np.mean(delays)) if delays else math.nan
 
 
+def figures(score: np.ndarray, alarm: np.ndarray, truth: np.ndarray, kinds: np.ndarray, step_s: float) -> dict:
+    """One detector on one run: AUC, TPR at 1 % FPR, TPR, FPR, precision, F1, accuracy and TTD at its own alarm,
+    and per attack kind (steps whose label names it) AUC against every clean step, TPR and TTD."""
+    tp, fp = int((alarm & truth).sum()), int((alarm & ~truth).sum())
+    tpr = tp / truth.sum() if truth.any() else math.nan
+    precision = tp / (tp + fp) if tp + fp else math.nan
+    per_kind = {}
+    for kind in sorted({k for label in kinds[truth] for k in label.split("+")} - set(PHYSICAL_KINDS)):
+        steps = truth & np.array([kind in label.split("+") for label in kinds])
+        keep = steps | ~truth
+        per_kind[kind] = {"steps": int(steps.sum()), "roc_auc": roc_auc(score[keep], steps[keep]),
+                          "tpr": float(alarm[steps].mean()), "ttd_s": time_to_detect(steps, alarm, step_s)}
+    return {"roc_auc": roc_auc(score, truth), "tpr_at_1pct_fpr": tpr_at(score, truth, 0.01), "tpr": tpr,
+            "fpr": fp / (~truth).sum() if (~truth).any() else math.nan, "precision": precision,
+            "f1": 2 * precision * tpr / (precision + tpr) if tp else 0.0,
+            "accuracy": float((alarm == truth).mean()), "mean_time_to_detect_s": time_to_detect(truth, alarm, step_s),
+            "kinds": per_kind}
+
+
 def evaluate(name: str, seed: int, detectors: list[dict], out: Path) -> dict:
     """One real run of test scenario `name` with `seed`; per detector the figures, overall and per kind."""
     from threadpoolctl import threadpool_limits
 
     path = test_scenario(name, "full", detectors, out, seed)
     with threadpool_limits(1):
-        outcome = run_scenario(load_scenario(path), out / path.stem)
+        run_scenario(load_scenario(path), out / path.stem)
     ts = read_timeseries(out / path.stem / "timeseries.parquet")
     truth = ts["label.attack"].to_numpy(float) >= 0.5
     kinds = ts["label.kind"].astype(str).to_numpy()
     step_s = float(np.median(np.diff(ts["time"].to_numpy()).astype("timedelta64[s]").astype(float)))
-    rows = {}
-    for n in (d["name"] for d in detectors):
-        m = {k.removeprefix(f"{n}_detector_"): v for k, v in outcome.metrics.items() if k.startswith(f"{n}_detector_")}
-        score = ts[f"detector.{n}.score"].to_numpy(float)
-        alarm = ts[f"detector.{n}.alarm"].to_numpy(float) >= 0.5
-        per_kind = {}
-        for kind in sorted({k for k in kinds[truth] if k}):
-            steps = truth & (kinds == kind)
-            keep = steps | ~truth
-            per_kind[kind] = {"steps": int(steps.sum()), "roc_auc": roc_auc(score[keep], steps[keep]),
-                              "tpr": float(alarm[steps].mean()), "ttd_s": time_to_detect(steps, alarm, step_s)}
-        rows[n] = {"roc_auc": roc_auc(score, truth), "tpr_at_1pct_fpr": tpr_at(score, truth, 0.01),
-                   "tpr": m.get("tpr"), "fpr": m.get("fpr"), "precision": m.get("precision"), "f1": m.get("f1"),
-                   "accuracy": float((alarm == truth).mean()), "mean_time_to_detect_s": m.get("mean_time_to_detect_s"),
-                   "events_detected": m.get("events_detected"), "events": m.get("events"), "kinds": per_kind}
+    rows = {d["name"]: figures(ts[f"detector.{d['name']}.score"].to_numpy(float),
+                               ts[f"detector.{d['name']}.alarm"].to_numpy(float) >= 0.5, truth, kinds, step_s)
+            for d in detectors}
     return {"seed": seed, "steps": len(ts), "attack_steps": int(truth.sum()), "detectors": rows}
+
+
+def heldout(dataset: Path, model: Path, baselines: Path | None) -> list[dict]:
+    """Every run of a held-out dataset scored offline (the windows a run's detectors meet, `cosim.detection.windows`):
+    the checkpoint, WLS's largest-normalised-residual test (its `resid.` columns, Bonferroni at 1 %) and the
+    baselines fitted on `baselines`."""
+    from scipy.stats import norm
+
+    from cosim.detection import baselines as sk
+    from cosim.detection.cnn_rnn import load
+    from cosim.detection.dataset import read_dataset
+
+    data, trained = read_dataset(dataset), load(model)
+    fitted = {}
+    if baselines is not None:
+        train = read_dataset(baselines)
+        X, y = train.windows(train.signals, 8, split="train")
+        for n, c in BASELINES.items():
+            fitted[n] = getattr(sk, c)()
+            fitted[n].fit(X, y)
+    lnr_threshold = norm.ppf(1 - 0.01 / (2 * len(data.signals)))
+    out = []
+    for run, part in data.frame.groupby("run", sort=False):
+        one = dataclasses.replace(data, frame=part)
+        truth = part["label.attack"].to_numpy(float) >= 0.5
+        kinds = part["label.kind"].astype(str).to_numpy()
+        step_s = float(np.median(np.diff(part["time"].to_numpy()).astype("timedelta64[s]").astype(float)))
+        lnr = np.nanmax(np.abs(part[[f"resid.{n}" for n in data.signals]].to_numpy(float)), axis=1)
+        scores = {"wls_lnr": (lnr, lnr > lnr_threshold)}
+        cnn = trained.score(one.windows(trained.layout.names, trained.hyper.window)[0])
+        scores["cnn_rnn"] = (cnn, cnn >= trained.threshold)
+        windows = one.windows(data.signals, 8)[0]
+        for n, b in fitted.items():
+            s = b.scores(windows)
+            scores[n] = (s, s >= b.threshold)
+        out.append({"run": run, "steps": len(part), "attack_steps": int(truth.sum()),
+                    "detectors": {n: figures(s, a, truth, kinds, step_s) for n, (s, a) in scores.items()}})
+    return out
 
 
 def summary(runs: list[dict]) -> dict:
@@ -95,8 +145,9 @@ def summary(runs: list[dict]) -> dict:
     for n in runs[0]["detectors"]:
         rows = [r["detectors"][n] for r in runs]
         out[n] = {f: summarize(np.array([value(r[f]) for r in rows])) for f in FIGURES}
-        out[n]["kinds"] = {kind: {f: summarize(np.array([value(r["kinds"][kind][f]) for r in rows]))
-                                  for f in ("roc_auc", "tpr", "ttd_s")} for kind in rows[0]["kinds"]}
+        kinds = sorted({k for r in rows for k in r["kinds"]})
+        out[n]["kinds"] = {kind: {f: summarize(np.array([value(r["kinds"].get(kind, {}).get(f)) for r in rows]))
+                                  for f in ("roc_auc", "tpr", "ttd_s")} for kind in kinds}
     return out
 
 
@@ -121,20 +172,23 @@ def markdown(results: dict) -> str:
     lines += ["", "| scenario | attack kind (steps) | " + " | ".join(f"{n} AUC / TPR / TTD s" for n in names) + " |",
               "|---|---|" + "---|" * len(names)]
     for name, res in results.items():
-        first = res["runs"][0]["detectors"][names[0]]["kinds"]
-        for kind, k in first.items():
+        for kind in res["summary"][names[0]]["kinds"]:
+            steps = sum(r["detectors"][names[0]]["kinds"].get(kind, {}).get("steps", 0) for r in res["runs"])
             cells = [f"{cell(res['summary'][n]['kinds'][kind]['roc_auc'])} / "
                      f"{res['summary'][n]['kinds'][kind]['tpr']['mean']:.3f} / "
                      f"{cell(res['summary'][n]['kinds'][kind]['ttd_s'], 0).split(' [')[0]}" for n in names]
-            lines.append(f"| {name} | {kind} ({k['steps']}) | " + " | ".join(cells) + " |")
+            lines.append(f"| {name} | {kind} ({steps / len(res['runs']):.0f}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "detectors" / "ieee33-cnn-rnn.pt")
-    ap.add_argument("--seeds", type=int, default=10, help="runs per test scenario, seeds 7, 8, ...")
+    ap.add_argument("--seeds", type=int, default=10, help="runs per test scenario, seeds 7, 8, ... (0: none)")
     ap.add_argument("--baselines", type=Path, default=None, help="a cosim dataset to fit the baselines on")
+    ap.add_argument("--heldout", type=Path, default=None,
+                    help="a held-out cosim dataset (e.g. of scenarios/detection/ieee33-attacks.yaml --seed 1000), "
+                         "scored offline run by run")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "eval-shipped")
     args = ap.parse_args()
     import torch
@@ -143,7 +197,10 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     detectors = detectors_of(args.model, args.baselines)
     results = {}
-    for name in TESTS:
+    if args.heldout is not None:
+        runs = heldout(args.heldout, args.model, args.baselines)
+        results[args.heldout.name] = {"runs": runs, "summary": summary(runs)}
+    for name in TESTS if args.seeds else ():
         runs = [evaluate(name, FIRST_SEED + i, detectors, args.out) for i in range(args.seeds)]
         results[name] = {"runs": runs, "summary": summary(runs)}
     (args.out / "eval.json").write_text(json.dumps(results, indent=2, default=float))
