@@ -100,6 +100,28 @@ def evaluate(name: str, seed: int, detectors: list[dict], out: Path) -> dict:
     return {"seed": seed, "steps": len(ts), "attack_steps": int(truth.sum()), "detectors": rows}
 
 
+def cost_per_step(name: str, detectors: list[dict], out: Path) -> dict[str, float]:
+    """Milliseconds per step of each detector as a run calls it (`step(k, seen)`), on the seen values the first
+    run of `name` recorded; building (and fitting) the detectors is left out."""
+    import time
+
+    from cosim.assembly import assemble
+    from cosim.detection.runtime import build_detectors
+
+    path = test_scenario(name, "full", detectors, out, FIRST_SEED)
+    ts = read_timeseries(out / path.stem / "timeseries.parquet")
+    asm = assemble(load_scenario(path))
+    names = [c.removeprefix("seen.") for c in ts.columns if c.startswith("seen.")]
+    rows = [dict(zip(names, row)) for row in ts[[f"seen.{n}" for n in names]].to_numpy(float).tolist()]
+    out_ms = {}
+    for running in build_detectors(asm):
+        t0 = time.perf_counter()
+        for k, seen in enumerate(rows):
+            running.detector.step(k, seen)
+        out_ms[running.name] = 1000 * (time.perf_counter() - t0) / len(rows)
+    return out_ms
+
+
 def heldout(dataset: Path, model: Path, baselines: Path | None) -> list[dict]:
     """Every run of a held-out dataset scored offline (the windows a run's detectors meet, `cosim.detection.windows`):
     the checkpoint, WLS's largest-normalised-residual test (its `resid.` columns, Bonferroni at 1 %) and the
@@ -178,6 +200,10 @@ def markdown(results: dict) -> str:
                      f"{res['summary'][n]['kinds'][kind]['tpr']['mean']:.3f} / "
                      f"{cell(res['summary'][n]['kinds'][kind]['ttd_s'], 0).split(' [')[0]}" for n in names]
             lines.append(f"| {name} | {kind} ({steps / len(res['runs']):.0f}) | " + " | ".join(cells) + " |")
+    costs = {name: res["cost_ms_per_step"] for name, res in results.items() if "cost_ms_per_step" in res}
+    if costs:
+        lines += ["", "| scenario | " + " | ".join(f"{n} ms/step" for n in names) + " |", "|---|" + "---|" * len(names)]
+        lines += [f"| {name} | " + " | ".join(f"{c[n]:.2f}" for n in names) + " |" for name, c in costs.items()]
     return "\n".join(lines)
 
 
@@ -202,7 +228,8 @@ def main() -> None:
         results[args.heldout.name] = {"runs": runs, "summary": summary(runs)}
     for name in TESTS if args.seeds else ():
         runs = [evaluate(name, FIRST_SEED + i, detectors, args.out) for i in range(args.seeds)]
-        results[name] = {"runs": runs, "summary": summary(runs)}
+        results[name] = {"runs": runs, "summary": summary(runs),
+                         "cost_ms_per_step": cost_per_step(name, detectors, args.out)}
     (args.out / "eval.json").write_text(json.dumps(results, indent=2, default=float))
     print(markdown(results))
 
