@@ -7,11 +7,12 @@ benchmarks/bench_detectors.py does. A seed changes sensor noise, loads and cloud
 times and targets are the files'. Per detector, scenario and seed: ROC AUC, TPR at 1 % FPR, TPR
 (recall), FPR, precision, F1, accuracy and mean time to detect at its own threshold, and per attack
 kind the AUC (that kind's steps against every clean step), TPR and mean time to detect; then per figure the mean over
-seeds with its 95 % percentile-bootstrap interval (`cosim.evaluate.stats`). `--baselines DATASET`
-fits the scikit-learn baselines (`cosim.detection.baselines`) on that dataset and runs them too.
+seeds with its 95 % percentile-bootstrap interval (`cosim.evaluate.stats`).
 `--heldout DATASET` also scores a held-out dataset (runs of other dates, layouts, attack times,
 targets and strengths) offline, run by run, with WLS's largest-normalised-residual test in place
-of the chi-square one (the dataset records the normalised residuals, not J).
+of the chi-square one (the dataset records the normalised residuals, not J), and with
+`--baselines DATASET` the scikit-learn baselines (`cosim.detection.baselines`) fitted once on that
+dataset's train runs.
 Writes `<out>/eval.json` and prints the markdown tables of the model card.
 Usage: python benchmarks/eval_shipped_detector.py [--model models/detectors/ieee33-cnn-rnn.pt]
        [--seeds 10] [--baselines DATASET] [--heldout DATASET] [--out runs/eval-shipped]
@@ -46,15 +47,10 @@ FIRST_SEED = 7
 FIGURES = ("roc_auc", "tpr_at_1pct_fpr", "tpr", "fpr", "precision", "f1", "accuracy", "mean_time_to_detect_s")
 
 
-def detectors_of(model: Path, baselines: Path | None) -> list[dict]:
-    """WLS at 1 % significance, the checkpoint, and the baselines fitted on `baselines` when given."""
-    out = [{"kind": "wls", "name": "wls", "significance": 0.01},
-           {"kind": "learned", "name": "cnn_rnn", "model": str(model.resolve())}]
-    if baselines is not None:
-        path = ROOT / "cosim" / "detection" / "baselines.py"
-        out += [{"kind": "python", "name": n, "path": f"{path}:{c}", "window": 8, "fit": str(baselines.resolve())}
-                for n, c in BASELINES.items()]
-    return out
+def detectors_of(model: Path) -> list[dict]:
+    """WLS at 1 % significance and the checkpoint, side by side in a run."""
+    return [{"kind": "wls", "name": "wls", "significance": 0.01},
+            {"kind": "learned", "name": "cnn_rnn", "model": str(model.resolve())}]
 
 
 def time_to_detect(steps: np.ndarray, alarm: np.ndarray, step_s: float) -> float:
@@ -211,7 +207,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "detectors" / "ieee33-cnn-rnn.pt")
     ap.add_argument("--seeds", type=int, default=10, help="runs per test scenario, seeds 7, 8, ... (0: none)")
-    ap.add_argument("--baselines", type=Path, default=None, help="a cosim dataset to fit the baselines on")
+    ap.add_argument("--baselines", type=Path, default=None,
+                    help="a cosim dataset to fit the baselines on (scored on --heldout)")
     ap.add_argument("--heldout", type=Path, default=None,
                     help="a held-out cosim dataset (e.g. of scenarios/detection/ieee33-attacks.yaml --seed 1000), "
                          "scored offline run by run")
@@ -221,7 +218,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
-    detectors = detectors_of(args.model, args.baselines)
+    detectors = detectors_of(args.model)
     results = {}
     if args.heldout is not None:
         runs = heldout(args.heldout, args.model, args.baselines)
