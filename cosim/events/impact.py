@@ -11,6 +11,7 @@ compares `detector.alarm` / `detector.score` with the `label.attack` ground trut
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -119,6 +120,44 @@ def roc_auc(score: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[positive].sum() - pos * (pos + 1) / 2) / (pos * neg))
 
 
+@dataclass(frozen=True)
+class Confusion:
+    """Step counts of alarms against the attack labels, and the rates the detector metrics and the report give."""
+
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+
+    @classmethod
+    def of(cls, alarm: np.ndarray, truth: np.ndarray) -> "Confusion":
+        """Counts of the boolean `alarm` against the boolean `truth`, step by step."""
+        return cls(int((alarm & truth).sum()), int((alarm & ~truth).sum()),
+                   int((~alarm & truth).sum()), int((~alarm & ~truth).sum()))
+
+    @property
+    def tpr(self) -> float:
+        """Share of attacked steps that alarm (NaN without attacked steps)."""
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else float("nan")
+
+    @property
+    def fpr(self) -> float:
+        """Share of clean steps that alarm (NaN without clean steps)."""
+        return self.fp / (self.fp + self.tn) if self.fp + self.tn else float("nan")
+
+    @property
+    def precision(self) -> float:
+        """Share of alarms on attacked steps (NaN without alarms)."""
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else float("nan")
+
+    @property
+    def f1(self) -> float:
+        """Harmonic mean of precision and TPR (0 without hits, NaN without attacked steps)."""
+        if not self.tp:
+            return 0.0 if self.fn else float("nan")
+        return 2 * self.precision * self.tpr / (self.precision + self.tpr)
+
+
 def detection_metrics(ts: pd.DataFrame, schedule: Schedule, step_s: float) -> dict[str, float]:
     """Step-wise TPR, FPR, precision, F1 and ROC AUC against `label.attack` (all steps clean without
     labels), plus per-event and per-kind rates."""
@@ -126,13 +165,8 @@ def detection_metrics(ts: pd.DataFrame, schedule: Schedule, step_s: float) -> di
         return {}
     alarm = ts["detector.alarm"].to_numpy(float) >= 0.5
     truth = ts["label.attack"].to_numpy(float) >= 0.5 if "label.attack" in ts else np.zeros(len(ts), bool)
-    tp, fp = int((alarm & truth).sum()), int((alarm & ~truth).sum())
-    fn, tn = int((~alarm & truth).sum()), int((~alarm & ~truth).sum())
-    nan = float("nan")
-    tpr = tp / (tp + fn) if tp + fn else nan
-    precision = tp / (tp + fp) if tp + fp else nan
-    out = {"detector_tpr": tpr, "detector_fpr": fp / (fp + tn) if fp + tn else nan, "detector_precision": precision,
-           "detector_f1": 2 * precision * tpr / (precision + tpr) if tp else (0.0 if tp + fn else nan),
+    c, nan = Confusion.of(alarm, truth), float("nan")
+    out = {"detector_tpr": c.tpr, "detector_fpr": c.fpr, "detector_precision": c.precision, "detector_f1": c.f1,
            "detector_roc_auc": roc_auc(ts["detector.score"].to_numpy(float), truth)}
     attacks = [e for e in schedule.events if e.is_attack and e.start < len(ts)]
     found = [_detection(ts, e, step_s) for e in attacks]

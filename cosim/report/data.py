@@ -3,7 +3,8 @@
 Conventions shared by all time plots: sample ``i`` stands for the interval
 ``[x[i] - step/2, x[i] + step/2]`` (so non-converged steps and heat-map cells line up),
 events are shaded over their ``[start, end)`` interval, all times are wall-clock time.
-`prepare` turns the runner's inputs into one `ReportData` that every plot reads.
+`prepare` turns the runner's inputs into one `ReportData` that every plot reads (with the
+attack labels and the detectors' scores and alarms, for the detection section).
 """
 
 from __future__ import annotations
@@ -310,6 +311,62 @@ def seen_pairs(ts: pd.DataFrame) -> list[tuple[str, float]]:
     return sorted(pairs, key=lambda p: -p[1])
 
 
+# ----------------------------------------------------------------------------- detection
+
+DETECTOR_SCORE_RE = re.compile(r"^detector\.(?:(.+)\.)?score$")
+
+
+@dataclass(frozen=True)
+class DetectorSeries:
+    """One detector's per-step score and alarm (None without an alarm column), under its name."""
+
+    name: str
+    score: np.ndarray
+    alarm: np.ndarray | None
+    wls: bool  # the score is J over the chi-square threshold (the detector publishes `chi2`)
+
+
+def detector_series(ts: pd.DataFrame) -> list[DetectorSeries]:
+    """The detectors of a run: `detector.score` (one, named "detector") or `detector.<name>.score` (several)."""
+    found = []
+    for c in map(str, ts.columns):
+        if m := DETECTOR_SCORE_RE.match(c):
+            prefix = c[: -len(".score")]
+            alarm = numeric(ts, f"{prefix}.alarm") >= 0.5 if f"{prefix}.alarm" in ts.columns else None
+            found.append(DetectorSeries(m.group(1) or "detector", numeric(ts, c), alarm,
+                                        f"{prefix}.chi2" in ts.columns))
+    return found
+
+
+def attack_mask(ts: pd.DataFrame) -> np.ndarray:
+    """Steps labelled as attacked (`label.attack` >= 0.5; none without labels)."""
+    return numeric(ts, "label.attack") >= 0.5 if "label.attack" in ts.columns else np.zeros(len(ts), bool)
+
+
+def physical_kinds() -> set[str]:
+    """Event kinds that only ever act on the grid (disruptions, never attacks)."""
+    from cosim.events.base import PHYSICAL
+    from cosim.events.registry import all_kinds
+
+    return {k.name for k in all_kinds() if set(k.paths) == {PHYSICAL}}
+
+
+def attack_kind_masks(ts: pd.DataFrame, attack: np.ndarray) -> dict[str, np.ndarray]:
+    """Per attack kind on the attacked steps' `label.kind` ('+'-joined active kinds), the steps it is active on."""
+    if "label.kind" not in ts.columns or not attack.any():
+        return {}
+    labels = ts["label.kind"].map(lambda v: v if isinstance(v, str) else "").to_numpy(dtype=object)
+    physical = physical_kinds()
+    parts = {lab: {k for k in lab.split("+") if k and k not in physical} for lab in set(labels[attack])}
+    kinds = sorted(set().union(*parts.values()))
+    return {k: attack & np.isin(labels, [lab for lab, ks in parts.items() if k in ks]) for k in kinds}
+
+
+def attack_spans(attack: np.ndarray, axis: TimeAxis) -> list[Span]:
+    """Hatched shading over the runs of labelled attack steps."""
+    return mask_spans(attack, axis, "attack active (label)", ATTACK_COLOUR, "\\\\", 0.08)
+
+
 @dataclass(frozen=True)
 class ReportData:
     """Everything the plots and the page read, derived once from the runner's inputs."""
@@ -323,10 +380,13 @@ class ReportData:
     bus_ids: list[str]
     vm: np.ndarray
     spans: list[Span]
+    attack: np.ndarray  # steps labelled as attacked
+    attack_kinds: dict[str, np.ndarray]  # steps of each attack kind present
+    detectors: list[DetectorSeries]
 
 
 def prepare(timeseries: pd.DataFrame | None, events: pd.DataFrame | None, meta: dict | None) -> ReportData:
-    """The report's view of a run: sorted series, time axis, events with colours, bus voltages, shaded spans."""
+    """The report's view of a run: sorted series, time axis, events with colours, bus voltages, shaded spans, detectors."""
     meta = dict(meta or {})
     ts = prepare_timeseries(timeseries if timeseries is not None else pd.DataFrame())
     axis = time_axis(ts)
@@ -334,5 +394,7 @@ def prepare(timeseries: pd.DataFrame | None, events: pd.DataFrame | None, meta: 
     colours = kind_colours(ev["kind"])
     buses = entity_columns(ts, "bus")
     vm = float_matrix(ts, [c for _, c in buses])
+    attack = attack_mask(ts)
     return ReportData(ts, meta, axis, ev, colours, voltage_limits(meta), [b for b, _ in buses], vm,
-                      all_spans(ts, axis, ev, colours, vm))
+                      all_spans(ts, axis, ev, colours, vm), attack, attack_kind_masks(ts, attack),
+                      detector_series(ts))

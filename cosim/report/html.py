@@ -1,6 +1,7 @@
 """Page assembly: one self-contained HTML document (plots as PNG data URIs, no scripts, nothing external).
 
-The header lists the scenario's metadata, then come the plots, the events table and the KPI
+The header lists the scenario's metadata, then come the plots, the detection section (only in
+runs with detectors: their confusion table, score and ROC plots), the events table and the KPI
 table, whose units and descriptions come from the metric table of `cosim.metrics`.
 """
 
@@ -15,8 +16,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import to_hex
 
+from cosim.events.impact import Confusion
 from cosim.metrics import metric_info
-from cosim.report.data import ReportData, TimeAxis, fmt_x
+from cosim.report.data import DetectorSeries, ReportData, TimeAxis, fmt_x
+from cosim.report.plots.registry import RenderedPlot
 
 MAX_EVENT_ROWS = 200
 MAX_META_CHARS = 300
@@ -130,6 +133,33 @@ def metrics_table(metrics: dict[str, Any]) -> str:
             + "\n".join(rows) + "\n</tbody></table>")
 
 
+def confusion_table(detectors: list[DetectorSeries], attack: np.ndarray) -> str:
+    """HTML table of each detector's alarms against `label.attack`: step counts, TPR, FPR and precision."""
+    head = "".join(f"<th>{h}</th>" for h in ("Detector", "TP", "FP", "FN", "TN", "TPR", "FPR", "Precision"))
+    rows = []
+    for det in detectors:
+        if det.alarm is None:
+            rows.append(f"<tr><td>{esc(det.name)}</td><td colspan=\"7\" class=\"muted\">no alarm column</td></tr>")
+            continue
+        c = Confusion.of(det.alarm, attack)
+        cells = [fmt_number(v) for v in (c.tp, c.fp, c.fn, c.tn, c.tpr, c.fpr, c.precision)]
+        rows.append(f"<tr><td>{esc(det.name)}</td>" + "".join(f"<td class=\"num\">{v}</td>" for v in cells) + "</tr>")
+    clean = len(attack) - int(attack.sum())
+    note = (f"<p class=\"muted\">Steps: {int(attack.sum())} attacked, {clean} clean (label.attack). TP = attacked "
+            "steps with an alarm, FP = clean steps with one, FN / TN = attacked / clean steps without; "
+            "TPR = TP / (TP + FN), FPR = FP / (FP + TN), precision = TP / (TP + FP).</p>")
+    if not attack.any() or not clean:
+        note += "<p class=\"muted\">No ROC curves: they need both attacked and clean steps.</p>"
+    return (f"<table class=\"confusion\"><thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(rows)
+            + "\n</tbody></table>" + note)
+
+
+def figures_html(figures: list[RenderedPlot]) -> str:
+    """The figures as `<figure>` elements with their anchors."""
+    return "\n".join(f"<figure id=\"{f.anchor}\"><img alt=\"{esc(f.caption)}\" src=\"{f.uri}\"></figure>"
+                     for f in figures)
+
+
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0 auto;
 max-width:1200px;padding:1rem 1.5rem;color:#222;line-height:1.4}
@@ -149,19 +179,24 @@ figure{margin:1rem 0 1.6rem} figure img{max-width:100%;height:auto;display:block
 """
 
 
-def render_html(meta: dict, meta_rows: list[tuple[str, str]], figures: list[tuple[str, str, str]],
-                 notes: list[str], events_html: str, metrics_html: str) -> str:
-    """The whole page; ``meta_rows``/``events_html``/``metrics_html`` are already escaped."""
+def render_html(meta: dict, meta_rows: list[tuple[str, str]], figures: list[RenderedPlot],
+                 notes: list[str], events_html: str, metrics_html: str, detection_html: str = "") -> str:
+    """The whole page; ``meta_rows``/``events_html``/``metrics_html``/``detection_html`` are already escaped
+    (no detection section without ``detection_html``)."""
     name = meta.get("name", "unnamed scenario")
     status = str(meta.get("status", "unknown"))
     cls = STATUS_CLASS.get(status.lower(), "other")
     message = meta.get("message")
     msg_html = f"<div class=\"message {cls}\">{esc(message)}</div>" if message else ""
     rows = "\n".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in meta_rows)
-    nav = " ".join(f"<a href=\"#{a}\">{esc(cap)}</a>" for a, cap, _ in figures)
+    plots = [f for f in figures if f.section == "plots"]
+    nav = " ".join(f"<a href=\"#{f.anchor}\">{esc(f.caption)}</a>" for f in plots)
+    if detection_html:
+        nav += " <a href=\"#detection\">Detection</a>"
+        detection_html = ("<section id=\"detection\">\n<h2>Detection</h2>\n" + detection_html + "\n"
+                          + figures_html([f for f in figures if f.section == "detection"]) + "\n</section>")
     nav += " <a href=\"#events\">Events</a> <a href=\"#kpis\">KPIs</a>"
-    figs = "\n".join(f"<figure id=\"{a}\"><img alt=\"{esc(cap)}\" src=\"{uri}\"></figure>"
-                     for a, cap, uri in figures)
+    figs = figures_html(plots)
     notes_html = "".join(f"<li>{esc(n)}</li>" for n in notes)
     notes_html = f"<ul class=\"muted\">{notes_html}</ul>" if notes else ""
     return f"""<!DOCTYPE html>
@@ -183,9 +218,10 @@ def render_html(meta: dict, meta_rows: list[tuple[str, str]], figures: list[tupl
 </header>
 <section id="plots">
 <h2>Plots</h2>
-{figs if figures else '<p class="muted">No plottable time series.</p>'}
+{figs if plots else '<p class="muted">No plottable time series.</p>'}
 {notes_html}
 </section>
+{detection_html}
 <section id="events">
 <h2>Events</h2>
 {events_html}
@@ -203,7 +239,8 @@ def render_html(meta: dict, meta_rows: list[tuple[str, str]], figures: list[tupl
 # ----------------------------------------------------------------------------- entry point
 
 
-def render_page(d: ReportData, figures: list[tuple[str, str, str]], notes: list[str], metrics: dict[str, Any]) -> str:
-    """The report page of a run from its data, rendered plots (anchor, caption, data URI), notes and KPIs."""
+def render_page(d: ReportData, figures: list[RenderedPlot], notes: list[str], metrics: dict[str, Any]) -> str:
+    """The report page of a run from its data, rendered plots, notes and KPIs (a detection section if it has detectors)."""
+    detection = confusion_table(d.detectors, d.attack) if d.detectors else ""
     return render_html(d.meta, meta_rows(d.meta, d.ts, d.axis, len(d.bus_ids)), figures, notes,
-                       events_table(d.events, d.colours), metrics_table(metrics))
+                       events_table(d.events, d.colours), metrics_table(metrics), detection)

@@ -2,7 +2,8 @@
 
 A plot function takes the `ReportData` of a run and returns a Figure, or None when the run has
 nothing for it to show (then the page notes `missing`, if given). Plots appear on the page in
-ascending `order`; the anchor is the figure's id in the page.
+ascending `order`, in their `section` of the page ("plots", or "detection" beside the confusion
+table); the anchor is the figure's id in the page.
 """
 
 from __future__ import annotations
@@ -23,23 +24,35 @@ PlotFunction = Callable[[ReportData], "Figure | None"]
 
 @dataclass(frozen=True)
 class Plot:
-    """One registered plot: page anchor, caption, position, the function and why it may be absent."""
+    """One registered plot: page anchor, caption, position, the function, why it may be absent, page section."""
 
     anchor: str
     caption: str
     order: int
     build: PlotFunction
     missing: str | None = None
+    section: str = "plots"
+
+
+@dataclass(frozen=True)
+class RenderedPlot:
+    """One plot as the page embeds it: anchor, caption, PNG data URI and page section."""
+
+    anchor: str
+    caption: str
+    uri: str
+    section: str
 
 
 PLOTS: dict[str, Plot] = {}
 
 
-def plot(anchor: str, caption: str, order: int, missing: str | None = None) -> Callable[[PlotFunction], PlotFunction]:
+def plot(anchor: str, caption: str, order: int, missing: str | None = None,
+         section: str = "plots") -> Callable[[PlotFunction], PlotFunction]:
     """Register the decorated function as the report plot `anchor` (a second registration replaces the first)."""
 
     def register(fn: PlotFunction) -> PlotFunction:
-        PLOTS[anchor] = Plot(anchor, caption, order, fn, missing)
+        PLOTS[anchor] = Plot(anchor, caption, order, fn, missing, section)
         return fn
 
     return register
@@ -50,9 +63,9 @@ def registered() -> list[Plot]:
     return sorted(PLOTS.values(), key=lambda p: p.order)
 
 
-def render_plots(d: ReportData) -> tuple[list[tuple[str, str, str]], list[str]]:
-    """(anchor, caption, PNG data URI) of every plot the run has data for, and notes on the others."""
-    figures: list[tuple[str, str, str]] = []
+def render_plots(d: ReportData) -> tuple[list[RenderedPlot], list[str]]:
+    """Every plot the run has data for, rendered, and notes on the others."""
+    figures: list[RenderedPlot] = []
     notes: list[str] = []
     n = len(d.ts)
     for p in registered():
@@ -66,7 +79,7 @@ def render_plots(d: ReportData) -> tuple[list[tuple[str, str, str]], list[str]]:
             if p.missing and n:
                 notes.append(f"{p.caption}: not shown ({p.missing}).")
             continue
-        figures.append((p.anchor, p.caption, figure_to_data_uri(fig)))
+        figures.append(RenderedPlot(p.anchor, p.caption, figure_to_data_uri(fig), p.section))
     if not n:
         notes.append("The time series is empty: nothing to plot.")
     return figures, notes

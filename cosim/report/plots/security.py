@@ -1,48 +1,16 @@
-"""Security plots: the state-estimation detector's score and alarms, and what the controller saw."""
+"""Security plots: what the controller saw against the true values (the detectors are in `detection`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from matplotlib.figure import Figure
 
-from cosim.report.data import ATTACK_COLOUR, ReportData, mask_spans, numeric, seen_pairs, signal_unit
-from cosim.report.plots.figures import format_time_axis, legend, legend_entries, new_figure, shade
+from cosim.report.data import ReportData, attack_spans, numeric, seen_pairs, signal_unit
+from cosim.report.plots.figures import format_time_axis, legend_entries, new_figure, shade
 from cosim.report.plots.registry import plot
 
 MAX_SEEN_PLOTS = 6
-
-
-@plot("detector", "Detector", order=60)
-def plot_detector(d: ReportData) -> Figure | None:
-    """Detector score (J over its chi-square threshold) with alarms, over the labelled attack steps."""
-    axis, ts, spans = d.axis, d.ts, d.spans
-    if "detector.score" not in ts.columns or not len(ts):
-        return None
-    fig, (ax,) = new_figure(3.4)
-    attack = []
-    if "label.attack" in ts.columns:
-        attack = mask_spans(numeric(ts, "label.attack") >= 0.5, axis, "attack active (label)",
-                             ATTACK_COLOUR, "\\\\", 0.08)
-    shade(ax, [*spans, *attack])
-    score = numeric(ts, "detector.score")
-    ax.plot(axis.x, score, color="tab:purple", lw=1.0, label="score = J / chi-square threshold")
-    ax.axhline(1.0, color="black", ls="--", lw=1.0, label="alarm threshold")
-    if "detector.alarm" in ts.columns:
-        hit = numeric(ts, "detector.alarm") >= 0.5
-        ax.plot(axis.x[hit], score[hit], ls="none", marker="v", ms=4, color="crimson", label="alarm")
-    if np.nanmax(score, initial=0.0) > 20:
-        ax.set_yscale("log")
-    ax.set_ylabel("Score")
-    ax.grid(True, alpha=0.3)
-    format_time_axis(ax, axis)
-    legend(ax)
-    fig.suptitle("State-estimation detector")
-    return fig
-
-
-# ----------------------------------------------------------------------------- HTML
 
 
 @plot("seen-vs-true", "Seen vs. true", order=70)
@@ -53,10 +21,7 @@ def plot_seen_vs_true(d: ReportData) -> Figure | None:
     if not pairs or not len(ts):
         return None
     shown = pairs[:MAX_SEEN_PLOTS]
-    attack = []
-    if "label.attack" in ts.columns:
-        attack = mask_spans(numeric(ts, "label.attack") >= 0.5, axis, "attack active (label)",
-                             ATTACK_COLOUR, "\\\\", 0.08)
+    attack = attack_spans(d.attack, axis)
     fig, axes = new_figure(0.6 + 1.9 * len(shown), nrows=len(shown))
     for ax, (sig, diff) in zip(axes, shown):
         shade(ax, [*spans, *attack])
