@@ -32,9 +32,10 @@ def test_the_checkpoint_is_small_and_loads_with_torch_only():
     assert ck["leaked"] == [] and ck["tensors"]
     assert ck["format"] == "cosim-detector/1" and ck["feeder"] == "ieee33"
     assert 0.0 < ck["threshold"] < 1.0
-    # the measurement set of the IEEE 33 attack scenarios, in the estimator's order
+    # the measurement set of the IEEE 33 attack scenarios, then each meter's WLS residual
     asm = assemble(load_scenario(SCENARIOS / "attacks" / "fdi-stealthy.yaml"))
-    assert sorted(ck["names"]) == sorted(asm.estimator.meters.names)
+    meters = list(asm.estimator.meters.names)
+    assert sorted(ck["names"]) == sorted(meters + [f"resid.{n}" for n in meters])
     assert (REPO / "models" / "detectors" / "ieee33-cnn-rnn.md").is_file()
 
 
