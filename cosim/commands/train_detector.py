@@ -1,10 +1,11 @@
-"""`cosim train-detector`: the CNN+RNN detector trained on a `cosim dataset`, optionally tuned by NSABC."""
+"""`cosim train-detector`: the CNN+RNN detector trained on a `cosim dataset`, optionally tuned by NSABC or TPE."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -21,11 +22,20 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
                    layers: int = typer.Option(1, "--layers", min=1, help="RNN layers"),
                    lr: float = typer.Option(0.003, "--lr", min=1e-6, help="the paper: 0.003"),
                    gamma: float = typer.Option(0.93, "--gamma", min=0.01, max=1.0, help="per-epoch LR decay (0.93)"),
-                   tune: str = typer.Option("none", "--tune", help="none | nsabc"),
-                   employed: int = typer.Option(3, "--employed", min=1, help="NSABC employed bees (paper: 120)"),
-                   onlooker: int = typer.Option(2, "--onlooker", min=0, help="NSABC onlooker bees (paper: 80)"),
-                   scouts: int = typer.Option(4, "--scouts", min=1, help="NSABC scout bees (paper: 150)"),
-                   iterations: int = typer.Option(1, "--iterations", min=0, help="NSABC iterations (paper: 300)"),
+                   arch: str = typer.Option("cnn_rnn", "--arch", help="cnn_rnn (the only architecture)"),
+                   tune: str = typer.Option("none", "--tune", help="none | nsabc | optuna (TPE)"),
+                   budget: Optional[int] = typer.Option(None, "--budget", min=1,
+                                                        help="trainings of the search (optuna: 12 if not given)"),
+                   employed: Optional[int] = typer.Option(None, "--employed", min=1,
+                                                          help="NSABC employed bees [3] (paper: 120)"),
+                   onlooker: Optional[int] = typer.Option(None, "--onlooker", min=0,
+                                                          help="NSABC onlooker bees [2] (paper: 80)"),
+                   scouts: Optional[int] = typer.Option(None, "--scouts", min=1,
+                                                        help="NSABC scout bees, TPE's random first trials [4] "
+                                                             "(paper: 150)"),
+                   iterations: Optional[int] = typer.Option(None, "--iterations", min=0,
+                                                            help="NSABC iterations [1; with --budget: until it "
+                                                                 "is spent] (paper: 300)"),
                    target_fpr: float = typer.Option(0.01, "--target-fpr", min=0.0, max=0.5,
                                                     help="false-alarm rate of the threshold on validation windows"),
                    keep_best: bool = typer.Option(False, "--keep-best/--keep-last",
@@ -38,10 +48,14 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
 
     from cosim.detection.cnn_rnn import Hyper
     from cosim.detection.dataset import DatasetError, read_dataset
-    from cosim.detection.train import fit, tune as tune_nsabc
+    from cosim.detection.train import fit, tune as search
 
-    if tune not in ("none", "nsabc"):
-        fail(f"--tune: expected none or nsabc, got {tune!r}")
+    if arch != "cnn_rnn":
+        fail(f"--arch: the only architecture is cnn_rnn, got {arch!r}")
+    if tune not in ("none", "nsabc", "optuna"):
+        fail(f"--tune: expected none, nsabc or optuna, got {tune!r}")
+    if tune == "none" and budget is not None:
+        fail("--budget: counts the trainings of a search; give it with --tune nsabc or --tune optuna")
     try:
         data = read_dataset(dataset)
         if not (data.frame["split"] == "train").any():
@@ -53,12 +67,19 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
                   epochs=epochs, residuals=residuals)
     say = lambda e: err.print(f"epoch {e['epoch']}: train loss {e['train_loss']:.4f}, val AUC {e['val_auc']:.4f}")  # noqa: E731
     extra = {}
-    if tune == "nsabc":
-        colony = {"employed": employed, "onlooker": onlooker, "scouts": scouts, "iterations": iterations}
+    if tune != "none":
+        given = {"employed": employed, "onlooker": onlooker, "scouts": scouts, "iterations": iterations}
+        colony = {"employed": 3, "onlooker": 2, "scouts": 4, "iterations": 1 if budget is None else budget,
+                  **{k: v for k, v in given.items() if v is not None}}  # budget iterations: always enough
         trial = lambda x, f: err.print(f"trial {x}: 1 - AUC {f[0]:.4f}, size {f[1]:.3f}e5 parameters")  # noqa: E731
-        trained, result = tune_nsabc(data, hyper, seed, colony, target_fpr, trial)
-        extra = {"nsabc": {"colony": colony, "best": result.best, "trials": len(result.evaluations),
-                           "front": [{"params": x, "objectives": list(f)} for x, f in result.front]}}
+        trained, result = search(data, hyper, seed, tune, colony, budget, target_fpr, trial)
+        shape = {"colony": colony} if tune == "nsabc" else {"startup": colony["scouts"]}
+        extra = {"search": {"method": tune, "budget": budget, **shape, "best": result.best,
+                            "best_objectives": list(result.best_f),
+                            "trials": [{"params": x, "objectives": list(f)} for x, f in result.evaluations],
+                            "front": [{"params": x, "objectives": list(f)} for x, f in result.front]}}
+        err.print(f"{tune}: {len(result.evaluations)} trainings, best {json.dumps(result.best)} "
+                  f"(1 - AUC {result.best_f[0]:.4f})")
     else:
         trained = fit(data, hyper, seed, target_fpr, say, keep_best)
         extra = {"keep_best": keep_best}

@@ -91,64 +91,80 @@ def migration_rates(n: int) -> tuple[np.ndarray, np.ndarray]:
     return mu, 1 - mu
 
 
-def nsabc(objective: Callable[[dict], Sequence[float]], space: Sequence[Param], employed: int = 4,
-          onlooker: int = 3, scouts: int = 6, iterations: int = 3, limit: int = 3, seed: int = 0) -> Result:
-    """Minimise `objective` (a dict of parameter values -> objective values) over `space`."""
-    rng = np.random.default_rng(seed)
-    d = len(space)
-    evaluations: list[tuple[dict, tuple[float, ...]]] = []
-
-    def evaluate(u: np.ndarray) -> tuple[float, ...]:
-        x = {p.name: p.decode(float(v)) for p, v in zip(space, u)}
-        f = tuple(float(v) for v in objective(x))
-        evaluations.append((x, f))
-        return f
-
-    pool = rng.random((max(scouts, employed), d))
-    pool_f = np.array([evaluate(u) for u in pool])
-    keep = np.argsort(ranks(pool_f))[:employed]
-    U, F = pool[keep].copy(), pool_f[keep].copy()
-    trials = np.zeros(employed, int)
-
-    def accept(i: int, v: np.ndarray) -> None:
-        fv = np.array(evaluate(v))
-        if dominates(fv, F[i]) or (not dominates(F[i], fv) and rng.random() < 0.5):
-            U[i], F[i], trials[i] = v, fv, 0
-        else:
-            trials[i] += 1
-
-    def neighbour(i: int) -> np.ndarray:
-        k = rng.choice([j for j in range(employed) if j != i]) if employed > 1 else i
-        j = rng.integers(d)
-        v = U[i].copy()
-        v[j] = np.clip(U[i, j] + rng.uniform(-1, 1) * (U[i, j] - U[k, j]), 0.0, 1.0)
-        if v[j] == U[i, j]:  # a source on its neighbour: step at random instead
-            v[j] = np.clip(U[i, j] + rng.uniform(-0.1, 0.1), 0.0, 1.0)
-        return v
-
-    for _ in range(iterations):
-        for i in range(employed):  # employed bees
-            accept(i, neighbour(i))
-        position = ranks(F)  # migration among the employed bees
-        mu, lam = migration_rates(employed)
-        donors_p = mu[position] / mu[position].sum() if mu[position].sum() > 0 else None
-        for i in range(employed):
-            v = U[i].copy()
-            for j in range(d):
-                if rng.random() < lam[position[i]]:
-                    v[j] = U[rng.choice(employed, p=donors_p), j]
-            if not np.array_equal(v, U[i]):
-                accept(i, v)
-        position = ranks(F)  # onlooker bees: better-ranked sources are visited more
-        weight = (employed - position).astype(float)
-        for _ in range(onlooker):
-            i = int(rng.choice(employed, p=weight / weight.sum()))
-            accept(i, neighbour(i))
-        for i in np.flatnonzero(trials > limit):  # scout bees replace abandoned sources
-            U[i] = rng.random(d)
-            F[i], trials[i] = evaluate(U[i]), 0
+def summary(evaluations: list[tuple[dict, tuple[float, ...]]]) -> Result:
+    """The Pareto front of the evaluations and its best point on the first objective (ties: the next ones)."""
     all_f = np.array([f for _, f in evaluations])
     front = [evaluations[i] for i in range(len(evaluations))
              if not any(dominates(all_f[j], all_f[i]) for j in range(len(evaluations)))]
     best = min(front, key=lambda e: e[1])
     return Result(best[0], best[1], front, evaluations)
+
+
+class _Spent(Exception):
+    """The evaluation budget is used up."""
+
+
+def nsabc(objective: Callable[[dict], Sequence[float]], space: Sequence[Param], employed: int = 4,
+          onlooker: int = 3, scouts: int = 6, iterations: int = 3, limit: int = 3, seed: int = 0,
+          budget: int | None = None) -> Result:
+    """Minimise `objective` (a dict of parameter values -> objective values) over `space`; `budget`: stop
+    after that many evaluations, wherever the colony is (searches compared at equal cost)."""
+    rng = np.random.default_rng(seed)
+    d = len(space)
+    evaluations: list[tuple[dict, tuple[float, ...]]] = []
+
+    def evaluate(u: np.ndarray) -> tuple[float, ...]:
+        if budget is not None and len(evaluations) >= budget:
+            raise _Spent
+        x = {p.name: p.decode(float(v)) for p, v in zip(space, u)}
+        f = tuple(float(v) for v in objective(x))
+        evaluations.append((x, f))
+        return f
+
+    try:
+        pool = rng.random((max(scouts, employed), d))
+        pool_f = np.array([evaluate(u) for u in pool])
+        keep = np.argsort(ranks(pool_f))[:employed]
+        U, F = pool[keep].copy(), pool_f[keep].copy()
+        trials = np.zeros(employed, int)
+
+        def accept(i: int, v: np.ndarray) -> None:
+            fv = np.array(evaluate(v))
+            if dominates(fv, F[i]) or (not dominates(F[i], fv) and rng.random() < 0.5):
+                U[i], F[i], trials[i] = v, fv, 0
+            else:
+                trials[i] += 1
+
+        def neighbour(i: int) -> np.ndarray:
+            k = rng.choice([j for j in range(employed) if j != i]) if employed > 1 else i
+            j = rng.integers(d)
+            v = U[i].copy()
+            v[j] = np.clip(U[i, j] + rng.uniform(-1, 1) * (U[i, j] - U[k, j]), 0.0, 1.0)
+            if v[j] == U[i, j]:  # a source on its neighbour: step at random instead
+                v[j] = np.clip(U[i, j] + rng.uniform(-0.1, 0.1), 0.0, 1.0)
+            return v
+
+        for _ in range(iterations):
+            for i in range(employed):  # employed bees
+                accept(i, neighbour(i))
+            position = ranks(F)  # migration among the employed bees
+            mu, lam = migration_rates(employed)
+            donors_p = mu[position] / mu[position].sum() if mu[position].sum() > 0 else None
+            for i in range(employed):
+                v = U[i].copy()
+                for j in range(d):
+                    if rng.random() < lam[position[i]]:
+                        v[j] = U[rng.choice(employed, p=donors_p), j]
+                if not np.array_equal(v, U[i]):
+                    accept(i, v)
+            position = ranks(F)  # onlooker bees: better-ranked sources are visited more
+            weight = (employed - position).astype(float)
+            for _ in range(onlooker):
+                i = int(rng.choice(employed, p=weight / weight.sum()))
+                accept(i, neighbour(i))
+            for i in np.flatnonzero(trials > limit):  # scout bees replace abandoned sources
+                U[i] = rng.random(d)
+                F[i], trials[i] = evaluate(U[i]), 0
+    except _Spent:
+        pass
+    return summary(evaluations)

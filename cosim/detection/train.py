@@ -1,19 +1,20 @@
-"""Training the CNN+RNN detector on a dataset, optionally with its hyperparameters searched by NSABC."""
+"""Training the CNN+RNN detector on a dataset, optionally with its hyperparameters searched by NSABC or TPE."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
 from cosim.detection.cnn_rnn import Hyper, Trained, train
 from cosim.detection.dataset import Dataset
-from cosim.detection.nsabc import Param, Result, nsabc
+from cosim.detection.nsabc import Param, Result, nsabc, summary
 
 # the paper's search ranges (neurons and layers of the RNN)
 SPACE = (Param("lr", 1e-4, 1e-2, log=True), Param("gamma", 0.8, 0.99), Param("neurons", 16, 128, integer=True),
          Param("layers", 1, 10, integer=True))
+TPE_TRIALS = 12  # TPE's trainings without a budget: as many as NSABC's default colony spends at most
 
 
 def splits(data: Dataset, hyper: Hyper) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -34,24 +35,60 @@ def fit(data: Dataset, hyper: Hyper, seed: int, target_fpr: float = 0.01,
     return train(X, y, Xv, yv, data.inputs(hyper.residuals), data.feeder, hyper, seed, target_fpr, on_epoch, keep_best)
 
 
-def tune(data: Dataset, hyper: Hyper, seed: int, colony: dict, target_fpr: float = 0.01,
-         on_trial: Callable[[dict, tuple], None] | None = None) -> tuple[Trained, Result]:
-    """NSABC over the paper's ranges: objectives (1 - validation AUC, parameters / 10^5); then the best retrained."""
-    from cosim.events.impact import roc_auc
+class Trainings:
+    """The objective both searches minimise: one training per call, (1 - validation AUC, parameters / 10^5);
+    keeps the model of the best call (lowest 1 - AUC, then size) so that the best is not trained twice."""
 
-    X, y, Xv, yv = splits(data, hyper)
-    names = data.inputs(hyper.residuals)
+    def __init__(self, data: Dataset, hyper: Hyper, seed: int, target_fpr: float = 0.01,
+                 on_trial: Callable[[dict, tuple], None] | None = None) -> None:
+        self.data, self.hyper, self.seed, self.target_fpr, self.on_trial = data, hyper, seed, target_fpr, on_trial
+        self.X, self.y, self.Xv, self.yv = splits(data, hyper)
+        self.best: tuple[tuple[float, float], Trained] | None = None
 
-    def objective(x: dict) -> tuple[float, float]:
-        h = replace(hyper, **x)
-        t = train(X, y, Xv, yv, names, data.feeder, h, seed, target_fpr)
-        auc = roc_auc(t.score(Xv), yv >= 0.5)
-        size = sum(p.numel() for p in t.model.parameters()) / 1e5
-        f = (1.0 - (auc if np.isfinite(auc) else 0.5), size)
-        if on_trial is not None:
-            on_trial(x, f)
+    def __call__(self, x: dict) -> tuple[float, float]:
+        """Train with the searched values `x` over the base hyperparameters; the objectives."""
+        from cosim.events.impact import roc_auc
+
+        t = train(self.X, self.y, self.Xv, self.yv, self.data.inputs(self.hyper.residuals), self.data.feeder,
+                  replace(self.hyper, **x), self.seed, self.target_fpr)
+        auc = roc_auc(t.score(self.Xv), self.yv >= 0.5)
+        f = (1.0 - (auc if np.isfinite(auc) else 0.5), sum(p.numel() for p in t.model.parameters()) / 1e5)
+        if self.best is None or f < self.best[0]:
+            self.best = (f, t)
+        if self.on_trial is not None:
+            self.on_trial(x, f)
         return f
 
-    result = nsabc(objective, SPACE, seed=seed, **colony)
-    best = train(X, y, Xv, yv, names, data.feeder, replace(hyper, **result.best), seed, target_fpr)
-    return best, result
+
+def tpe(objective: Callable[[dict], Sequence[float]], space: Sequence[Param], trials: int, seed: int = 0,
+        startup: int = 10) -> Result:
+    """Minimise the first of `objective`'s values over `space` with Optuna's TPE in `trials` evaluations
+    (the first `startup` at random); the result as NSABC's (front over every value, best on the first)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    evaluations: list[tuple[dict, tuple[float, ...]]] = []
+
+    def run(trial: optuna.Trial) -> float:
+        x = {p.name: trial.suggest_int(p.name, int(p.low), int(p.high), log=p.log) if p.integer
+             else trial.suggest_float(p.name, p.low, p.high, log=p.log) for p in space}
+        f = tuple(float(v) for v in objective(x))
+        evaluations.append((x, f))
+        return f[0]
+
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+    optuna.create_study(sampler=sampler).optimize(run, n_trials=trials)
+    return summary(evaluations)
+
+
+def tune(data: Dataset, hyper: Hyper, seed: int, method: str, colony: dict, budget: int | None = None,
+         target_fpr: float = 0.01, on_trial: Callable[[dict, tuple], None] | None = None) -> tuple[Trained, Result]:
+    """The paper's ranges searched by `method` (nsabc: `colony`, at most `budget` trainings; optuna: TPE,
+    `budget` (else TPE_TRIALS) trainings, the first `colony["scouts"]` at random); the best trial's model
+    and the search."""
+    objective = Trainings(data, hyper, seed, target_fpr, on_trial)
+    if method == "nsabc":
+        result = nsabc(objective, SPACE, seed=seed, budget=budget, **colony)
+    else:
+        result = tpe(objective, SPACE, TPE_TRIALS if budget is None else budget, seed, startup=colony["scouts"])
+    return objective.best[1], result
