@@ -179,27 +179,28 @@ def cell(s: dict, digits: int = 3) -> str:
 
 
 def markdown(results: dict) -> str:
-    """The model card's tables: overall per scenario and detector, then AUC / TPR per attack kind."""
-    lines = ["| scenario | detector | ROC AUC | TPR at 1 % FPR | TPR (recall) | FPR | precision | F1 | accuracy | TTD s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    """The model card's tables per evaluation set: overall per detector, AUC / TPR / TTD per attack kind, and
+    the cost per step where measured."""
+    lines = []
     for name, res in results.items():
-        for n, s in res["summary"].items():
-            lines.append(f"| {name} | {n} | " + " | ".join(cell(s[f]) for f in FIGURES[:-1])
-                         + f" | {cell(s['mean_time_to_detect_s'], 0)} |")
-    names = list(next(iter(results.values()))["summary"])
-    lines += ["", "| scenario | attack kind (steps) | " + " | ".join(f"{n} AUC / TPR / TTD s" for n in names) + " |",
-              "|---|---|" + "---|" * len(names)]
-    for name, res in results.items():
+        names = list(res["summary"])
+        lines += [f"### {name} ({len(res['runs'])} runs)", "",
+                  "| detector | ROC AUC | TPR at 1 % FPR | TPR (recall) | FPR | precision | F1 | accuracy | TTD s |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {n} | " + " | ".join(cell(s[f]) for f in FIGURES[:-1]) + f" | {cell(s['mean_time_to_detect_s'], 0)} |"
+                  for n, s in res["summary"].items()]
+        lines += ["", "| attack kind (steps per run) | " + " | ".join(f"{n} AUC / TPR / TTD s" for n in names) + " |",
+                  "|---|" + "---|" * len(names)]
         for kind in res["summary"][names[0]]["kinds"]:
             steps = sum(r["detectors"][names[0]]["kinds"].get(kind, {}).get("steps", 0) for r in res["runs"])
-            cells = [f"{cell(res['summary'][n]['kinds'][kind]['roc_auc'])} / "
-                     f"{res['summary'][n]['kinds'][kind]['tpr']['mean']:.3f} / "
-                     f"{cell(res['summary'][n]['kinds'][kind]['ttd_s'], 0).split(' [')[0]}" for n in names]
-            lines.append(f"| {name} | {kind} ({steps / len(res['runs']):.0f}) | " + " | ".join(cells) + " |")
-    costs = {name: res["cost_ms_per_step"] for name, res in results.items() if "cost_ms_per_step" in res}
-    if costs:
-        lines += ["", "| scenario | " + " | ".join(f"{n} ms/step" for n in names) + " |", "|---|" + "---|" * len(names)]
-        lines += [f"| {name} | " + " | ".join(f"{c[n]:.2f}" for n in names) + " |" for name, c in costs.items()]
+            k = {n: res["summary"][n]["kinds"][kind] for n in names}
+            cells = [f"{cell(k[n]['roc_auc'])} / {k[n]['tpr']['mean']:.3f} / {cell(k[n]['ttd_s'], 0).split(' [')[0]}"
+                     for n in names]
+            lines.append(f"| {kind} ({steps / len(res['runs']):.0f}) | " + " | ".join(cells) + " |")
+        if "cost_ms_per_step" in res:
+            lines += ["", "| " + " | ".join(f"{n} ms/step" for n in names) + " |", "|" + "---|" * len(names),
+                      "| " + " | ".join(f"{res['cost_ms_per_step'][n]:.2f}" for n in names) + " |"]
+        lines.append("")
     return "\n".join(lines)
 
 
