@@ -29,6 +29,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 warnings.filterwarnings("ignore")
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,8 +38,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_detectors import BASELINES, TESTS, test_scenario, tpr_at  # noqa: E402
 from cosim.evaluate.stats import summarize  # noqa: E402
-from cosim.events.models import PHYSICAL_KINDS  # noqa: E402
-from cosim.events.impact import roc_auc  # noqa: E402
+from cosim.detection.wls import bonferroni_lnr  # noqa: E402
+from cosim.events.impact import Confusion, roc_auc  # noqa: E402
+from cosim.report.data import attack_kind_masks  # noqa: E402
 from cosim.results import read_timeseries  # noqa: E402
 from cosim.runner import run_scenario  # noqa: E402
 from cosim.scenario.loader import load_scenario  # noqa: E402
@@ -60,23 +62,22 @@ def time_to_detect(steps: np.ndarray, alarm: np.ndarray, step_s: float) -> float
     return float(np.mean(delays)) if delays else math.nan
 
 
-def figures(score: np.ndarray, alarm: np.ndarray, truth: np.ndarray, kinds: np.ndarray, step_s: float) -> dict:
+def step_seconds(times: pd.Series) -> float:
+    """The run's step in seconds (the median spacing of its times)."""
+    return float(np.median(np.diff(times.to_numpy()).astype("timedelta64[s]").astype(float)))
+
+
+def figures(score: np.ndarray, alarm: np.ndarray, truth: np.ndarray, kinds: dict[str, np.ndarray],
+            step_s: float) -> dict:
     """One detector on one run: AUC, TPR at 1 % FPR, TPR, FPR, precision, F1, accuracy and TTD at its own alarm,
-    and per attack kind (steps whose label names it) AUC against every clean step, TPR and TTD."""
-    tp, fp = int((alarm & truth).sum()), int((alarm & ~truth).sum())
-    tpr = tp / truth.sum() if truth.any() else math.nan
-    precision = tp / (tp + fp) if tp + fp else math.nan
-    per_kind = {}
-    for kind in sorted({k for label in kinds[truth] for k in label.split("+")} - set(PHYSICAL_KINDS)):
-        steps = truth & np.array([kind in label.split("+") for label in kinds])
-        keep = steps | ~truth
-        per_kind[kind] = {"steps": int(steps.sum()), "roc_auc": roc_auc(score[keep], steps[keep]),
-                          "tpr": float(alarm[steps].mean()), "ttd_s": time_to_detect(steps, alarm, step_s)}
-    return {"roc_auc": roc_auc(score, truth), "tpr_at_1pct_fpr": tpr_at(score, truth, 0.01), "tpr": tpr,
-            "fpr": fp / (~truth).sum() if (~truth).any() else math.nan, "precision": precision,
-            "f1": 2 * precision * tpr / (precision + tpr) if tp else 0.0,
-            "accuracy": float((alarm == truth).mean()), "mean_time_to_detect_s": time_to_detect(truth, alarm, step_s),
-            "kinds": per_kind}
+    and per attack kind (`kinds`: its steps, `attack_kind_masks`) AUC against every clean step, TPR and TTD."""
+    c = Confusion.of(alarm, truth)
+    per_kind = {kind: {"steps": int(steps.sum()), "roc_auc": roc_auc(score[steps | ~truth], steps[steps | ~truth]),
+                       "tpr": float(alarm[steps].mean()), "ttd_s": time_to_detect(steps, alarm, step_s)}
+                for kind, steps in kinds.items()}
+    return {"roc_auc": roc_auc(score, truth), "tpr_at_1pct_fpr": tpr_at(score, truth, 0.01), "tpr": c.tpr,
+            "fpr": c.fpr, "precision": c.precision, "f1": c.f1, "accuracy": float((alarm == truth).mean()),
+            "mean_time_to_detect_s": time_to_detect(truth, alarm, step_s), "kinds": per_kind}
 
 
 def evaluate(name: str, seed: int, detectors: list[dict], out: Path) -> dict:
@@ -88,8 +89,7 @@ def evaluate(name: str, seed: int, detectors: list[dict], out: Path) -> dict:
         run_scenario(load_scenario(path), out / path.stem)
     ts = read_timeseries(out / path.stem / "timeseries.parquet")
     truth = ts["label.attack"].to_numpy(float) >= 0.5
-    kinds = ts["label.kind"].astype(str).to_numpy()
-    step_s = float(np.median(np.diff(ts["time"].to_numpy()).astype("timedelta64[s]").astype(float)))
+    kinds, step_s = attack_kind_masks(ts, truth), step_seconds(ts["time"])
     rows = {d["name"]: figures(ts[f"detector.{d['name']}.score"].to_numpy(float),
                                ts[f"detector.{d['name']}.alarm"].to_numpy(float) >= 0.5, truth, kinds, step_s)
             for d in detectors}
@@ -122,8 +122,6 @@ def heldout(dataset: Path, model: Path, baselines: Path | None) -> list[dict]:
     """Every run of a held-out dataset scored offline (the windows a run's detectors meet, `cosim.detection.windows`):
     the checkpoint, WLS's largest-normalised-residual test (its `resid.` columns, Bonferroni at 1 %) and the
     baselines fitted on `baselines`."""
-    from scipy.stats import norm
-
     from cosim.detection import baselines as sk
     from cosim.detection.cnn_rnn import load
     from cosim.detection.dataset import read_dataset
@@ -136,13 +134,12 @@ def heldout(dataset: Path, model: Path, baselines: Path | None) -> list[dict]:
         for n, c in BASELINES.items():
             fitted[n] = getattr(sk, c)()
             fitted[n].fit(X, y)
-    lnr_threshold = norm.ppf(1 - 0.01 / (2 * len(data.signals)))
+    lnr_threshold = bonferroni_lnr(0.01, len(data.signals))
     out = []
     for run, part in data.frame.groupby("run", sort=False):
         one = dataclasses.replace(data, frame=part)
         truth = part["label.attack"].to_numpy(float) >= 0.5
-        kinds = part["label.kind"].astype(str).to_numpy()
-        step_s = float(np.median(np.diff(part["time"].to_numpy()).astype("timedelta64[s]").astype(float)))
+        kinds, step_s = attack_kind_masks(part, truth), step_seconds(part["time"])
         lnr = np.nanmax(np.abs(part[[f"resid.{n}" for n in data.signals]].to_numpy(float)), axis=1)
         scores = {"wls_lnr": (lnr, lnr > lnr_threshold)}
         cnn = trained.score(one.windows(trained.layout.names, trained.hyper.window)[0])

@@ -56,6 +56,12 @@ class Estimate:
         return int(np.nanargmax(self.normalised)) if np.isfinite(self.normalised).any() else -1
 
 
+def bonferroni_lnr(significance: float, meters: int) -> float:
+    """The largest-normalised-residual threshold that alarms at about `significance` over `meters` meters
+    (two-sided, Bonferroni): the LNR test's default."""
+    return float(norm.ppf(1 - significance / (2 * max(1, meters))))
+
+
 class WLS:
     """State estimator over a fixed measurement set; `estimate` takes the measured values (NaN = missing)."""
 
@@ -64,7 +70,7 @@ class WLS:
         self.network, self.meters = network, meters
         self.significance, self.alarm_on = significance, alarm
         # default: Bonferroni over the meters, so the LNR test alone alarms at about `significance` too
-        self.lnr_threshold = lnr_threshold or float(norm.ppf(1 - significance / (2 * max(1, len(meters.names)))))
+        self.lnr_threshold = lnr_threshold or bonferroni_lnr(significance, len(meters.names))
         self.max_iter, self.tol = max_iter, tol
         self._thresholds: dict[int, float] = {}
 

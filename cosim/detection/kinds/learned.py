@@ -59,16 +59,17 @@ def build(spec: LearnedDetector, asm: "Assembly", base_dir: Path) -> LearnedRun:
     feeder = asm.loaded.scenario.grid.feeder
     if trained.feeder != feeder:
         raise DetectorError(f"{path} was trained on feeder {trained.feeder}, the scenario's is {feeder}", "model")
-    signals = [n.removeprefix(RESID) for n in trained.layout.names]
-    missing = [n for n in dict.fromkeys(signals) if n not in set(asm.model.signal_names)]
+    signals = list(dict.fromkeys(n.removeprefix(RESID) for n in trained.layout.names))  # residuals read their meter
+    published = set(asm.model.signal_names)
+    missing = [n for n in signals if n not in published]
     if missing:
         raise DetectorError(f"{path} reads {len(missing)} signal(s) this run does not publish, e.g. "
                             f"{', '.join(missing[:3])}", "model")
     metered = set(asm.estimator.meters.names) if asm.estimator is not None else set(trained.layout.names)
-    unmetered = [n for n in dict.fromkeys(signals) if n not in metered]
+    unmetered = [n for n in signals if n not in metered]
     if unmetered:  # an unmetered signal carries no meter noise: scoring it would read the ground truth
         raise DetectorError(f"{path} was trained on another measurement set: {len(unmetered)} of its "
-                            f"{len(set(signals))} signals are not metered in this run (e.g. "
+                            f"{len(signals)} signals are not metered in this run (e.g. "
                             f"{', '.join(unmetered[:3])}); train it on a dataset made with this run's metering",
                             "model")
     wls = build_wls(WLSDetector(), asm, base_dir) if trained.hyper.residuals else None
