@@ -18,7 +18,8 @@ from torch import nn
 FORMAT = "cosim-drl-policy/1"  # one actor over a fixed list of named signals (`layout`)
 FORMAT_PER_DER = "cosim-drl-policy/2"  # one actor shared by every DER over its local features (`per_der`)
 FORMATS = (FORMAT, FORMAT_PER_DER)
-HEADS = ("tanh", "argmax")  # continuous actions in [-1, 1]; or the row of an action table with the largest value
+HEADS = ("tanh", "clip", "argmax")  # continuous actions in [-1, 1] (squashed, or clipped as PPO's Gaussian mean);
+# or the row of an action table with the largest value
 
 
 class PolicyError(ValueError):
@@ -30,7 +31,7 @@ class CheckpointError(PolicyError):
 
 
 class MLP(nn.Module):
-    """Linear layers with ReLU between them and a `tanh` or `argmax` head."""
+    """Linear layers with ReLU between them and a `tanh`, `clip` or `argmax` head."""
 
     def __init__(self, sizes: Sequence[int], head: str = "tanh"):
         super().__init__()
@@ -40,11 +41,13 @@ class MLP(nn.Module):
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Network output: actions in [-1, 1] for `tanh`, raw scores for `argmax`."""
+        """Network output: actions in [-1, 1] for `tanh` and `clip`, raw scores for `argmax`."""
         for layer in self.layers[:-1]:
             x = torch.relu(layer(x))
         x = self.layers[-1](x)
-        return torch.tanh(x) if self.head == "tanh" else x
+        if self.head == "tanh":
+            return torch.tanh(x)
+        return x.clamp(-1.0, 1.0) if self.head == "clip" else x
 
 
 def paths(path: str | Path) -> tuple[Path, Path]:

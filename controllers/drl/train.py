@@ -1,13 +1,15 @@
 """Train a policy in `GridEnv` with stable-baselines3 and export it as a torch-only checkpoint.
 
-SAC and TD3 drive continuous setpoints; DQN picks from a discretised action table (every
-combination of `levels` evenly spaced values per action), as in the background papers.
+SAC and TD3 (off-policy) and PPO (on-policy, a clipped Gaussian) drive continuous setpoints; DQN
+picks from a discretised action table (every combination of `levels` evenly spaced values per
+action), as in the background papers. `ALGORITHMS` says how each is built and where its actor is.
 A single scenario trains a policy over its named signals (checkpoint format 1, `GridEnv`);
 `per_der=True`, or a distribution file, trains one actor shared by every DER (format 2,
 `PerDEREnv`) that runs on any feeder and layout.
 `envs` > 1 steps that many copies of the environment in worker processes (stable-baselines3
-`SubprocVecEnv`, worker i seeded with seed + i); the learner takes one gradient step per vector
-step, so each step of the vector adds `envs` transitions. Per-DER workers drive their other DERs
+`SubprocVecEnv`, worker i seeded with seed + i); an off-policy learner takes one gradient step per
+vector step, so each step of the vector adds `envs` transitions; PPO collects `ppo_n_steps` steps
+per worker, then updates. Per-DER workers drive their other DERs
 with a copy of the learner's deterministic actor, refreshed every `SYNC_STEPS` vector steps.
 Writes `policy.pt` + `policy.json`, `learning_curve.csv` (one row per training day) and
 `learning_curve.png` into the output folder.
@@ -29,7 +31,7 @@ from typing import Callable
 import gymnasium as gym
 import numpy as np
 import torch
-from stable_baselines3 import DQN, SAC, TD3
+from stable_baselines3 import DQN, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import NormalActionNoise
@@ -43,7 +45,6 @@ from controllers.drl.per_der_env import PerDEREnv
 from controllers.drl.sources import ScenarioSource, open_source
 from cosim.scenario.loader import LoadedScenario
 
-ALGOS = ("sac", "td3", "dqn")
 CURVE_FIELDS = ("episode", "timesteps", "day", "return", *DAY_KPIS)
 MAX_DQN_ACTIONS = 4096
 SYNC_STEPS = 250  # vector steps between refreshes of the workers' copy of the per-DER actor
@@ -68,8 +69,14 @@ class TrainConfig:
     gamma: float = 0.0
     learning_rate: float = 1e-3
     batch_size: int = 256
-    learning_starts: int = 2_000  # random steps before learning; at most half of `steps`
+    learning_starts: int = 2_000  # random steps before learning (off-policy); at most half of `steps`
     dqn_levels: int = 5
+    # PPO: steps per worker per rollout, passes over each rollout, GAE lambda (no effect at gamma 0:
+    # the advantage is then r - V(s)), and the clip of the probability ratio
+    ppo_n_steps: int = 2_048
+    ppo_epochs: int = 10
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2
     reward: RewardWeights = RewardWeights()
     per_der: bool = False  # one actor shared by every DER (always so for a distribution)
     envs: int = 1  # environments stepped in parallel worker processes (1: in this process)
@@ -131,33 +138,56 @@ class CurveCallback(BaseCallback):
         return True
 
 
-def _model(cfg: TrainConfig, env: gym.Env) -> BaseAlgorithm:
-    """The SB3 learner for `cfg`, on CPU, with ReLU MLPs `export_actor` can copy."""
-    common = dict(gamma=cfg.gamma, learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
-                  learning_starts=min(cfg.learning_starts, cfg.steps // 2), buffer_size=cfg.steps, seed=cfg.seed,
-                  verbose=0, device="cpu", policy_kwargs={"net_arch": list(cfg.hidden), "activation_fn": nn.ReLU})
-    if cfg.algo == "sac":
-        return SAC("MlpPolicy", env, **common)
-    if cfg.algo == "td3":
-        n = env.action_space.shape[0]
-        return TD3("MlpPolicy", env, action_noise=NormalActionNoise(np.zeros(n), 0.1 * np.ones(n)), **common)
-    return DQN("MlpPolicy", env, exploration_fraction=0.3, target_update_interval=1_000, train_freq=4, **common)
-
-
 def _linears(module: nn.Module) -> list[nn.Linear]:
     """The Linear layers of an SB3 MLP in order (built with ReLU activations by `_model`)."""
     return [m for m in module.modules() if isinstance(m, nn.Linear)]
 
 
+def _td3_noise(cfg: TrainConfig, env: gym.Env) -> dict:
+    """TD3's exploration: Gaussian noise of 0.1 on every action."""
+    n = env.action_space.shape[0]
+    return {"action_noise": NormalActionNoise(np.zeros(n), 0.1 * np.ones(n))}
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """One stable-baselines3 learner: its class, its own arguments, and its deterministic actor's layers and head."""
+
+    cls: type[BaseAlgorithm]
+    off_policy: bool
+    args: Callable[[TrainConfig, gym.Env], dict]
+    actor: Callable[[BaseAlgorithm], list[nn.Linear]]
+    head: str  # the `MLP` head that reproduces SB3's deterministic action from those layers
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    "sac": Algorithm(SAC, True, lambda cfg, env: {}, lambda m: _linears(m.actor.latent_pi) + [m.actor.mu], "tanh"),
+    "td3": Algorithm(TD3, True, _td3_noise, lambda m: _linears(m.actor.mu), "tanh"),
+    "dqn": Algorithm(DQN, True, lambda cfg, env: {"exploration_fraction": 0.3, "target_update_interval": 1_000,
+                                                  "train_freq": 4},
+                     lambda m: _linears(m.q_net.q_net), "argmax"),
+    # the Gaussian's mean, clipped to the action space as SB3's predict does
+    "ppo": Algorithm(PPO, False, lambda cfg, env: {"n_steps": cfg.ppo_n_steps, "n_epochs": cfg.ppo_epochs,
+                                                   "gae_lambda": cfg.gae_lambda, "clip_range": cfg.clip_range},
+                     lambda m: _linears(m.policy.mlp_extractor.policy_net) + [m.policy.action_net], "clip"),
+}
+ALGOS = tuple(ALGORITHMS)
+
+
+def _model(cfg: TrainConfig, env: gym.Env) -> BaseAlgorithm:
+    """The SB3 learner for `cfg`, on CPU, with ReLU MLPs `export_actor` can copy."""
+    algo = ALGORITHMS[cfg.algo]
+    common = dict(gamma=cfg.gamma, learning_rate=cfg.learning_rate, batch_size=cfg.batch_size, seed=cfg.seed,
+                  verbose=0, device="cpu", policy_kwargs={"net_arch": list(cfg.hidden), "activation_fn": nn.ReLU})
+    if algo.off_policy:
+        common.update(learning_starts=min(cfg.learning_starts, cfg.steps // 2), buffer_size=cfg.steps)
+    return algo.cls("MlpPolicy", env, **common, **algo.args(cfg, env))
+
+
 def export_actor(model: BaseAlgorithm, algo: str) -> MLP:
-    """The deterministic actor (SAC, TD3) or Q-network (DQN) of an SB3 model as a plain `MLP`."""
-    if algo == "sac":
-        layers, head = _linears(model.actor.latent_pi) + [model.actor.mu], "tanh"
-    elif algo == "td3":
-        layers, head = _linears(model.actor.mu), "tanh"
-    else:
-        layers, head = _linears(model.q_net.q_net), "argmax"
-    net = MLP([layers[0].in_features] + [layer.out_features for layer in layers], head)
+    """The deterministic actor (SAC, TD3, PPO) or Q-network (DQN) of an SB3 model as a plain `MLP`."""
+    layers = ALGORITHMS[algo].actor(model)
+    net = MLP([layers[0].in_features] + [layer.out_features for layer in layers], ALGORITHMS[algo].head)
     for mine, theirs in zip(net.layers, layers):
         mine.load_state_dict(theirs.state_dict())
     return net.eval()

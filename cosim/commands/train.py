@@ -14,7 +14,7 @@ from cosim.commands._common import app, fail, out, step_progress
 @app.command()
 def train(scenario: Path = typer.Argument(..., help="scenario YAML file (episodes are random days of it) or "
                                          "distribution YAML file (top-level feeders:; a scenario drawn per episode)"),
-          algo: str = typer.Option("sac", "--algo", help="sac or td3 (continuous setpoints), dqn (discretised)"),
+          algo: str = typer.Option("sac", "--algo", help="sac, td3 (off-policy) or ppo (on-policy), continuous setpoints; dqn (discretised)"),
           steps: int = typer.Option(60_000, "--steps", help="environment steps (one per scenario step)"),
           seed: int = typer.Option(0, "--seed", help="seed of the training days and the learner"),
           out_dir: Optional[Path] = typer.Option(None, "--out", help="output folder (default runs/<name>-<algo>-<timestamp>)"),
