@@ -113,3 +113,31 @@ def test_seed_option_draws_other_runs_than_the_files_seed(tiny, cli):
     assert cli("dataset", tiny / "d.yaml", "--runs", "2", "--seed", "20", "--out", tiny / "c", "-q")[0] == 0
     card = read_dataset(tiny / "c").card
     assert [r["layout_seed"] for r in card["per_run"]] == [20, 21] and card["distribution"]["seed"] == 20
+
+
+def test_scenario_days_take_a_base_seed_and_dates_drawn_from_a_range(tmp_path, cli):
+    """--seed 40 --dates in December: days seeded 40 and 41 on December dates at the file's 11:00, whose midday
+    PV (1 MW, clear sky at 52 N) injects less than half of what the file's 21 June does (sun at 14.5 against
+    61.5 degrees)."""
+    from events_helpers import scenario_text
+
+    path = tmp_path / "noon.yaml"
+    path.write_text(scenario_text(duration="1h", step="5min"), encoding="utf-8")
+    assert cli("dataset", path, "--days", "2", "--out", tmp_path / "june", "-q")[0] == 0
+    code, output, _ = cli("dataset", path, "--days", "2", "--seed", "40", "--dates", "2025-12-01:2025-12-31",
+                          "--out", tmp_path / "dec", "-q")
+    assert code == 0, output
+    card = read_dataset(tmp_path / "dec").card
+    assert card["scenarios"][0]["seeds"] == [40, 41] and card["dates"] == ["2025-12-01", "2025-12-31"]
+    starts = [pd.Timestamp(r["start"]) for r in card["per_run"]]
+    assert all(s.month == 12 and s.year == 2025 and (s.hour, s.minute) == (11, 0) for s in starts)
+    june, dec = (read_dataset(tmp_path / d).frame["true.bus.18.p_mw"].mean() for d in ("june", "dec"))
+    assert 0 < dec < 0.5 * june
+    for bad in ("2025-12-31:2025-12-01", "December"):
+        code, output, _ = cli("dataset", path, "--dates", bad, "--out", tmp_path / "x")
+        assert code == 2 and "--dates" in output and "Traceback" not in output
+
+
+def test_dates_with_a_distribution_exits_2(tiny, cli, tmp_path):
+    code, output, _ = cli("dataset", tiny / "d.yaml", "--dates", "2025-01-01:2025-02-01", "--out", tmp_path / "x")
+    assert code == 2 and "--dates" in output and "dates:" in output and "Traceback" not in output

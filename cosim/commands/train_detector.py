@@ -42,6 +42,9 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
                                                   help="weights of the epoch with the best validation AUC"),
                    residuals: bool = typer.Option(False, "--residuals/--no-residuals",
                                                   help="also read each meter's WLS normalised residual"),
+                   wls_test: str = typer.Option("none", "--wls-test",
+                                                help="in a run, also alarm on this WLS test of the same estimate: "
+                                                     "none | chi2 | lnr | any (the checkpoint's default)"),
                    seed: int = typer.Option(0, "--seed")) -> None:
     """Train on the dataset's train runs, set the threshold on its validation runs, write the checkpoint."""
     import torch
@@ -49,11 +52,14 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
     from cosim.detection.cnn_rnn import Hyper
     from cosim.detection.dataset import DatasetError, read_dataset
     from cosim.detection.train import fit, tune as search
+    from cosim.detection.wls import TESTS as WLS_TESTS
 
     if arch != "cnn_rnn":
         fail(f"--arch: the only architecture is cnn_rnn, got {arch!r}")
     if tune not in ("none", "nsabc", "optuna"):
         fail(f"--tune: expected none, nsabc or optuna, got {tune!r}")
+    if wls_test not in ("none", *WLS_TESTS):
+        fail(f"--wls-test: expected none, {', '.join(WLS_TESTS)}, got {wls_test!r}")
     if tune == "none" and budget is not None:
         fail("--budget: counts the trainings of a search; give it with --tune nsabc or --tune optuna")
     try:
@@ -83,6 +89,7 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
     else:
         trained = fit(data, hyper, seed, target_fpr, say, keep_best)
         extra = {"keep_best": keep_best}
+    trained.wls_test = wls_test
     out_path.parent.mkdir(parents=True, exist_ok=True)
     trained.save(out_path, {"dataset": str(dataset.resolve()), "seed": seed, **extra})
     aucs = [e["val_auc"] for e in trained.history if e["val_auc"] == e["val_auc"]] or [float("nan")]

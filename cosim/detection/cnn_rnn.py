@@ -83,6 +83,7 @@ class Trained:
     threshold: float
     feeder: str
     history: list[dict] = field(default_factory=list)
+    wls_test: str = "none"  # in a run, also alarm on this test of WLS's estimate: none | chi2 | lnr | any
 
     def score(self, windows: np.ndarray, batch: int = 1024) -> np.ndarray:
         """Attack probability of each window (n x length x names of seen values)."""
@@ -97,7 +98,7 @@ class Trained:
     def save(self, path: Path, extra: dict | None = None) -> None:
         """A checkpoint that `load` (torch only, `weights_only=True`) reads back."""
         torch.save({"format": FORMAT, "arch": "cnn_rnn", "feeder": self.feeder, "layout": self.layout.to_dict(),
-                    "hyper": asdict(self.hyper), "threshold": float(self.threshold), "history": self.history,
+                    "hyper": asdict(self.hyper), "threshold": float(self.threshold), "history": self.history, "wls_test": self.wls_test,
                     "state_dict": self.model.state_dict(), **(extra or {})}, path)
 
 
@@ -116,7 +117,8 @@ def load(path: Path) -> Trained:
     except (KeyError, TypeError, RuntimeError) as exc:  # a missing entry, an unknown hyperparameter, other weights
         raise ValueError(f"{path} does not match this version's CNN+RNN detector ({type(exc).__name__}: {exc}); "
                          "retrain it with cosim train-detector") from None
-    return Trained(model, layout, hyper, float(ck["threshold"]), ck["feeder"], ck.get("history", []))
+    return Trained(model, layout, hyper, float(ck["threshold"]), ck["feeder"], ck.get("history", []),
+                   ck.get("wls_test", "none"))
 
 
 def threshold_at(scores: np.ndarray, clean: np.ndarray, fpr: float) -> float:

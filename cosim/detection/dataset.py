@@ -8,8 +8,10 @@ channels and events as `cosim run`; day d uses seed `seed + d`, random-event ent
 (`kind:target` of each active event, target as written, '+'-joined), then `seen.<signal>` for every metered signal
 (what the controller and detectors see), `true.<signal>` (the grid's value before the channel)
 and `resid.<signal>`, its signed normalised residual in WLS state estimation of the seen values
-(what a control centre's estimator reports; NaN where the meter was unused or the estimate failed).
-The split is by run, never by step. `dataset.json` is the card: command, scenarios or
+(what a control centre's estimator reports; NaN where the meter was unused or the estimate failed),
+and `wls.chi2`, that estimate's J over its chi-square threshold at 1 % (above 1 the test fails).
+Days of a scenario can take another base seed and start dates drawn from a range (`cosim dataset --seed
+--dates`). The split is by run, never by step. `dataset.json` is the card: command, scenarios or
 distribution, feeders, seeds and counts per run, counts per kind. Windows for a detector are cut
 from the rows (`Dataset.windows`), runs kept apart.
 """
@@ -20,6 +22,7 @@ import dataclasses
 import json
 from collections import Counter
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -31,6 +34,7 @@ from cosim.detection.windows import frame_windows
 
 STEPS, CARD = "steps.parquet", "dataset.json"
 RESID = "resid."  # prefix of a residual column, and of a residual among a detector's input names
+CHI2 = "wls.chi2"  # column of each step's WLS J over its chi-square threshold (above 1: the test fails)
 TRUE = "true."  # prefix of a true-value column (the grid's value before the measurement channel)
 META = ("run", "scenario", "day", "seed", "step", "time", "split", "label.attack", "label.disruption", "label.kind")
 
@@ -54,14 +58,22 @@ def with_metering(scn):
     return scn if metering_of(scn) is not None else scn.model_copy(update={"detector": Detector()})
 
 
-def day_scenario(scn, day: int):
-    """The scenario of day `day`: seed + day, random-event entries with their own seed shifted too,
+def day_scenario(scn, day: int, seed: int | None = None, dates: tuple[date, date] | None = None):
+    """The scenario of day `day`: seed (the file's unless given) + day, random-event entries with their own
+    seed shifted too, the start moved to a date drawn from `dates` by that seed (time of day kept),
     and the default metering when the scenario has no detector."""
     from cosim.events.models import RandomEvents
 
-    events = [e.model_copy(update={"random": e.random.model_copy(update={"seed": e.random.seed + day})})
+    base = scn.seed if seed is None else seed
+    shift = day + base - scn.seed
+    events = [e.model_copy(update={"random": e.random.model_copy(update={"seed": e.random.seed + shift})})
               if isinstance(e, RandomEvents) and e.random.seed is not None else e for e in scn.events]
-    return with_metering(scn.model_copy(update={"seed": scn.seed + day, "events": events}))
+    update = {"seed": base + day, "events": events}
+    if dates is not None:
+        offset = np.random.default_rng([base + day, 3]).integers((dates[1] - dates[0]).days + 1)
+        drawn = dates[0] + timedelta(days=int(offset))
+        update["clock"] = scn.clock.model_copy(update={"start": datetime.combine(drawn, scn.clock.start.time())})
+    return with_metering(scn.model_copy(update=update))
 
 
 class _Tap:
@@ -82,12 +94,14 @@ class _Tap:
         return {}
 
 
-def residuals(asm, names: Sequence[str], seen: np.ndarray) -> np.ndarray:
-    """Signed normalised WLS residuals (steps x names) of each step's seen values, on the run's estimator."""
+def residuals(asm, names: Sequence[str], seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Signed normalised WLS residuals (steps x names) of each step's seen values, on the run's estimator,
+    and each step's J over its chi-square threshold at the default 1 % (`wls.chi2`)."""
     from cosim.detection.kinds.wls import WLSDetector, build
 
     wls = build(WLSDetector(), asm, Path("."))
-    return np.array([wls.estimate(k, dict(zip(names, row))).signed for k, row in enumerate(seen)])
+    estimates = [wls.estimate(k, dict(zip(names, row))) for k, row in enumerate(seen)]
+    return np.array([e.signed for e in estimates]), np.array([e.score for e in estimates])
 
 
 def targets_of(schedule, k: int) -> str:
@@ -107,8 +121,9 @@ def run_frame(loaded, run: str, day: int, split: str) -> tuple[pd.DataFrame, dic
     labels = [asm.schedule.labels(k).signals() for k in range(asm.n_steps)]
     seen = np.array(tap.rows, float)
     true = grid.rows[:, [grid.names.index(n) for n in tap.names]]
-    frame = pd.DataFrame(np.hstack([seen, true, residuals(asm, tap.names, seen)]),
-                         columns=[f"{p}{n}" for p in ("seen.", TRUE, RESID) for n in tap.names])
+    resid, chi2 = residuals(asm, tap.names, seen)
+    frame = pd.DataFrame(np.hstack([seen, true, resid, chi2[:, None]]),
+                         columns=[*(f"{p}{n}" for p in ("seen.", TRUE, RESID) for n in tap.names), CHI2])
     meta = pd.DataFrame({"run": run, "scenario": scn.name, "day": day, "seed": scn.seed,
                          "step": np.arange(asm.n_steps),
                          "time": asm.inputs.times[:asm.n_steps].astype("datetime64[ms]"),
@@ -123,19 +138,26 @@ def run_frame(loaded, run: str, day: int, split: str) -> tuple[pd.DataFrame, dic
     return pd.concat([meta, frame], axis=1), entry
 
 
-def day_frame(loaded, day: int, days: int) -> tuple[pd.DataFrame, dict]:
+def day_frame(loaded, day: int, days: int, seed: int | None = None,
+              dates: tuple[date, date] | None = None) -> tuple[pd.DataFrame, dict]:
     """The rows of day `day` of `days` of a scenario, and its card entry."""
-    scn = day_scenario(loaded.scenario, day)
-    return run_frame(dataclasses.replace(loaded, scenario=scn), f"{scn.name}/day{day:03d}", day, split_of(day, days))
+    scn = day_scenario(loaded.scenario, day, seed, dates)
+    frame, entry = run_frame(dataclasses.replace(loaded, scenario=scn), f"{scn.name}/day{day:03d}", day,
+                             split_of(day, days))
+    return frame, {**entry, "start": str(scn.clock.start)}
 
 
 def generate(scenarios: Sequence, days: int, out: Path, command: str = "",
-             on_run: Callable[[str], None] | None = None) -> dict:
-    """Write the dataset of `days` days of each loaded scenario to `out`; returns the card."""
-    jobs = [partial(day_frame, loaded, day, days) for loaded in scenarios for day in range(days)]
+             on_run: Callable[[str], None] | None = None, seed: int | None = None,
+             dates: tuple[date, date] | None = None) -> dict:
+    """Write the dataset of `days` days of each loaded scenario to `out` (base seed `seed` instead of each
+    file's, start dates drawn from `dates` instead of the file's); returns the card."""
+    jobs = [partial(day_frame, loaded, day, days, seed, dates) for loaded in scenarios for day in range(days)]
     card = {"command": command, "days": days,
+            "dates": None if dates is None else [str(d) for d in dates],
             "scenarios": [{"name": s.scenario.name, "path": str(s.path),
-                           "seeds": [s.scenario.seed + d for d in range(days)]} for s in scenarios]}
+                           "seeds": [(s.scenario.seed if seed is None else seed) + d for d in range(days)]}
+                          for s in scenarios]}
     return _write(jobs, out, card, on_run)
 
 

@@ -56,6 +56,9 @@ class Estimate:
         return int(np.nanargmax(self.normalised)) if np.isfinite(self.normalised).any() else -1
 
 
+TESTS = ("chi2", "lnr", "any")  # the bad-data tests an estimate can alarm on
+
+
 def bonferroni_lnr(significance: float, meters: int) -> float:
     """The largest-normalised-residual threshold that alarms at about `significance` over `meters` meters
     (two-sided, Bonferroni): the LNR test's default."""
@@ -114,13 +117,18 @@ class WLS:
         normalised[use] = np.where(critical, 0.0, np.abs(r) / np.sqrt(np.where(critical, 1.0, omega)))
         return Estimate(V, residual, normalised, float(np.sum(w * r**2)), dof, self.threshold(dof), converged)
 
+    def ratio(self, est: Estimate, test: str | None = None) -> float:
+        """The statistic of `test` (default: the configured one) over its threshold, the larger for `any`:
+        above 1 the test fails (NaN when the estimate did not converge)."""
+        if not est.converged:
+            return float("nan")
+        ratios = {"chi2": est.score, "lnr": est.lnr / self.lnr_threshold}
+        test = test or self.alarm_on
+        return float(np.fmax(*ratios.values())) if test == "any" else ratios[test]
+
     def alarm(self, est: Estimate) -> bool:
         """The configured test (chi2, lnr or any) fails on this estimate."""
-        if not est.converged:
-            return False
-        chi = est.J > est.threshold
-        lnr = est.lnr > self.lnr_threshold
-        return {"chi2": chi, "lnr": lnr, "any": chi or lnr}[self.alarm_on]
+        return self.ratio(est) > 1.0
 
 
 def unobservable_buses(network: Network, meters: Meters, topo: Topology) -> list[int]:

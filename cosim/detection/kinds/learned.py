@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Mapping
 
+import numpy as np
 from pydantic import Field
 
 from cosim.detection.base import DetectorBase
@@ -24,24 +25,33 @@ class LearnedDetector(DetectorBase):
     kind: Literal["learned"] = "learned"
     model: str = Field(description="checkpoint of cosim train-detector, relative to the scenario")
     threshold: float | None = Field(default=None, ge=0, le=1, description="default: the checkpoint's")
+    wls_test: Literal["none", "chi2", "lnr", "any"] | None = Field(
+        default=None, description="also alarm on this WLS test of the same estimate (default: the checkpoint's)")
 
 
 class LearnedRun:
     """The model on the window of the last `window` steps of seen values (and, for a model that reads them,
-    their WLS residuals from `wls`, its own estimator on the run's meters)."""
+    their WLS residuals from `wls`, its own estimator on the run's meters). With a WLS test (`test`) it also
+    alarms when that test fails on the same estimate; its score is then the larger of the model's
+    probability over its threshold and the test's statistic over its own (above 1: alarm)."""
 
-    def __init__(self, trained: "Trained", threshold: float, wls: "WLSRun | None" = None):
+    def __init__(self, trained: "Trained", threshold: float, wls: "WLSRun | None" = None, test: str = "none"):
         from cosim.detection.windows import WindowBuffer
 
-        self.trained, self.threshold, self.wls = trained, threshold, wls
+        self.trained, self.threshold, self.wls, self.test = trained, threshold, wls, test
         self.buffer = WindowBuffer(trained.layout.names, trained.hyper.window)
 
     def step(self, k: int, seen: Mapping[str, float]) -> dict[str, float | str]:
-        if self.wls is not None:
+        estimate = self.wls.estimate(k, seen) if self.wls is not None else None
+        if estimate is not None and self.trained.hyper.residuals:
             names = self.wls.estimator.meters.names
-            seen = {**seen, **{RESID + n: r for n, r in zip(names, self.wls.estimate(k, seen).signed.tolist())}}
+            seen = {**seen, **{RESID + n: r for n, r in zip(names, estimate.signed.tolist())}}
         score = float(self.trained.score(self.buffer.push(seen)[None])[0])
-        return {"alarm": float(score >= self.threshold), "score": score}
+        if self.test == "none":
+            return {"alarm": float(score >= self.threshold), "score": score}
+        ratio = self.wls.estimator.ratio(estimate, self.test)
+        return {"alarm": float(score >= self.threshold or ratio > 1.0),
+                "score": float(np.fmax(score / max(self.threshold, 1e-12), ratio)), "model_score": score, "wls_score": ratio}
 
 
 @register(LearnedDetector)
@@ -72,5 +82,6 @@ def build(spec: LearnedDetector, asm: "Assembly", base_dir: Path) -> LearnedRun:
                             f"{len(signals)} signals are not metered in this run (e.g. "
                             f"{', '.join(unmetered[:3])}); train it on a dataset made with this run's metering",
                             "model")
-    wls = build_wls(WLSDetector(), asm, base_dir) if trained.hyper.residuals else None
-    return LearnedRun(trained, trained.threshold if spec.threshold is None else spec.threshold, wls)
+    test = trained.wls_test if spec.wls_test is None else spec.wls_test
+    wls = build_wls(WLSDetector(), asm, base_dir) if trained.hyper.residuals or test != "none" else None
+    return LearnedRun(trained, trained.threshold if spec.threshold is None else spec.threshold, wls, test)
