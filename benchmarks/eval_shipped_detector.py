@@ -9,8 +9,8 @@ times and targets are the files'. Per detector, scenario and seed: ROC AUC, TPR 
 kind the AUC (that kind's steps against every clean step), TPR and mean time to detect; then per figure the mean over
 seeds with its 95 % percentile-bootstrap interval (`cosim.evaluate.stats`).
 `--heldout DATASET` also scores a held-out dataset (runs of other dates, layouts, attack times,
-targets and strengths) offline, run by run, with WLS's largest-normalised-residual test in place
-of the chi-square one (the dataset records the normalised residuals, not J), and with
+targets and strengths) offline, run by run, with WLS's largest-normalised-residual test and, where
+the dataset records it (`wls.chi2`), the chi-square test and the model's union with it, and with
 `--baselines DATASET` the scikit-learn baselines (`cosim.detection.baselines`) fitted once on that
 dataset's train runs.
 Writes `<out>/eval.json` and prints the markdown tables of the model card.
@@ -38,6 +38,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_detectors import BASELINES, TESTS, test_scenario, tpr_at  # noqa: E402
 from cosim.evaluate.stats import summarize  # noqa: E402
+from cosim.detection.dataset import CHI2  # noqa: E402
+from cosim.detection.kinds.learned import union_score  # noqa: E402
 from cosim.detection.wls import bonferroni_lnr  # noqa: E402
 from cosim.events.impact import Confusion, roc_auc  # noqa: E402
 from cosim.report.data import attack_kind_masks  # noqa: E402
@@ -50,9 +52,11 @@ FIGURES = ("roc_auc", "tpr_at_1pct_fpr", "tpr", "fpr", "precision", "f1", "accur
 
 
 def detectors_of(model: Path) -> list[dict]:
-    """WLS at 1 % significance and the checkpoint, side by side in a run."""
+    """WLS at 1 % significance, the checkpoint alone and the checkpoint with WLS's chi-square test
+    (`wls_test: chi2`, the union of both alarms), side by side in a run."""
     return [{"kind": "wls", "name": "wls", "significance": 0.01},
-            {"kind": "learned", "name": "cnn_rnn", "model": str(model.resolve())}]
+            {"kind": "learned", "name": "cnn_rnn", "model": str(model.resolve()), "wls_test": "none"},
+            {"kind": "learned", "name": "cnn_rnn_chi2", "model": str(model.resolve()), "wls_test": "chi2"}]
 
 
 def time_to_detect(steps: np.ndarray, alarm: np.ndarray, step_s: float) -> float:
@@ -142,8 +146,13 @@ def heldout(dataset: Path, model: Path, baselines: Path | None) -> list[dict]:
         kinds, step_s = attack_kind_masks(part, truth), step_seconds(part["time"])
         lnr = np.nanmax(np.abs(part[[f"resid.{n}" for n in data.signals]].to_numpy(float)), axis=1)
         scores = {"wls_lnr": (lnr, lnr > lnr_threshold)}
+        if CHI2 in part:
+            chi = part[CHI2].to_numpy(float)
+            scores["wls"] = (chi, chi > 1.0)
         cnn = trained.score(one.windows(trained.layout.names, trained.hyper.window)[0])
         scores["cnn_rnn"] = (cnn, cnn >= trained.threshold)
+        if CHI2 in part:  # the union a run's `wls_test: chi2` gives, from the same estimates
+            scores["cnn_rnn_chi2"] = (union_score(cnn / trained.threshold, chi), (cnn >= trained.threshold) | (chi > 1.0))
         windows = one.windows(data.signals, 8)[0]
         for n, b in fitted.items():
             s = b.scores(windows)

@@ -32,8 +32,7 @@ class LearnedDetector(DetectorBase):
 class LearnedRun:
     """The model on the window of the last `window` steps of seen values (and, for a model that reads them,
     their WLS residuals from `wls`, its own estimator on the run's meters). With a WLS test (`test`) it also
-    alarms when that test fails on the same estimate; its score is then the larger of the model's
-    probability over its threshold and the test's statistic over its own (above 1: alarm)."""
+    alarms when that test fails on the same estimate (score: `union_score`)."""
 
     def __init__(self, trained: "Trained", threshold: float, wls: "WLSRun | None" = None, test: str = "none"):
         from cosim.detection.windows import WindowBuffer
@@ -51,7 +50,15 @@ class LearnedRun:
             return {"alarm": float(score >= self.threshold), "score": score}
         ratio = self.wls.estimator.ratio(estimate, self.test)
         return {"alarm": float(score >= self.threshold or ratio > 1.0),
-                "score": float(np.fmax(score / max(self.threshold, 1e-12), ratio)), "model_score": score, "wls_score": ratio}
+                "score": float(union_score(score / max(self.threshold, 1e-12), ratio)), "model_score": score,
+                "wls_score": ratio}
+
+
+def union_score(model: np.ndarray | float, test: np.ndarray | float) -> np.ndarray | float:
+    """The score of a model's alarm or'ed with a test's, both as statistic over threshold (1 and up alarms):
+    the model's, raised to the test's where the test fails, so the model's ranking of the steps the test
+    passes is kept."""
+    return np.fmax(model, np.where(np.asarray(test) > 1.0, test, np.nan))
 
 
 @register(LearnedDetector)
