@@ -6,7 +6,7 @@ environment and the evaluation rollout all start from an `Assembly`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from cosim.detection.network import Topology
 from cosim.detection.runtime import Running, build_detectors
@@ -32,12 +32,14 @@ from cosim.scenario.storage import storage_units
 @dataclass(frozen=True)
 class RunOptions:
     """How to run, not what: real-time pacing (wall s per simulated s), devices read-only, start without missing
-    devices, and `on_row`, called on the run's thread with each recorded step and its row (the live view)."""
+    devices, `on_row`, called on the run's thread with each recorded step and its row (the live view), and
+    `capture_modbus`: record the devices' Modbus traffic with attack labels (`hil.capture`)."""
 
     realtime: float | None = None
     read_only: bool = False
     degraded: bool = False
     on_row: Callable[[int, dict[str, float]], None] | None = None
+    capture_modbus: bool = False
 
 
 @dataclass
@@ -59,6 +61,7 @@ class Assembly:
     switchings: tuple[Switching, ...] = ()  # tie lines closed by restoration (`failures.restoration`)
     refusals: tuple[Refusal, ...] = ()  # dead islands restoration could not re-energise
     forecasts: Forecasts | None = None  # what controllers observe of the future (`forecast:`, cosim/forecast)
+    capture: Any = None  # the bridge's Modbus capture with `capture_modbus` (`hil.capture.Capture`); the runner writes it
 
 
 def assemble(loaded: LoadedScenario, events: EventLog | None = None) -> Assembly:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from cosim.assembly import Assembly
 from hil.bridge import Bridge
+from hil.capture import Capture
 from hil.devices import couplings
 
 if TYPE_CHECKING:
@@ -33,9 +34,11 @@ def build_bridge(asm: Assembly) -> Bridge:
     devices = couplings(scn, asm.loaded.base_dir)
     for c in devices:
         c.attach(model)
+    if asm.options.capture_modbus:  # the runner writes it beside the results, however the run ends
+        asm.capture = Capture(asm.inputs.times[0], asm.step_s)
     return Bridge(scn, devices, asm.step_s, asm.options.read_only, buses=tuple(feeder.bus_labels.tolist()),
                   lines=lines, closed_lines=closed_lines, realtime=asm.options.realtime, clock=asm.clock,
-                  schedule=asm.schedule)
+                  schedule=asm.schedule, capture=asm.capture)
 
 
 def add_bridge(w: "Wiring") -> None:

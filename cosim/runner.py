@@ -232,6 +232,8 @@ def _run(loaded: LoadedScenario, out_dir: Path, on_step: Callable[[int], None] |
             if recording is not None:
                 recording.close()
             record.progress = dict
+        if asm is not None and asm.capture is not None:  # what was captured, also of a run that failed part-way
+            asm.capture.write(out_dir, status, message)
         wall = time.perf_counter() - t0
         metrics, steps = {}, 0
         if recording is not None:

@@ -10,7 +10,9 @@ not the physics). Wire attacks come from a device's `wire:` list and from the sc
 (and one for the grid server, which only a flood targets). Every
 request runs on the caller's event loop; nothing here blocks it. The devices' guards run on
 simulated time (step k is k x step seconds) in a run that is not paced and on the wall clock
-in a real-time one, with a rate budget of at most one step per decision.
+in a real-time one, with a rate budget of at most one step per decision. With a `capture`
+(`cosim run --capture-modbus`, `hil.capture`), every Modbus master of the run is tapped and the
+capture learns the step of each frame and the attacks that reach the wire.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from cosim.events.schedule import Schedule
 from cosim.realtime import WallClock
 from cosim.scenario.units import steps_in
 from cosim.seeding import rng_for
+from hil.capture import BRIDGE, ROGUE, Capture, hits
 from hil.client import DeviceClient
 from hil.coupling import Coupling
 from hil.devices import map_path
@@ -140,11 +143,12 @@ class Bridge:
     def __init__(self, scn: Scenario, couplings: list[Coupling], step_s: float, read_only: bool = False,
                  buses: tuple[int, ...] = (), lines: tuple[int, ...] = (),
                  closed_lines: Callable[[], list[bool]] | None = None, realtime: float | None = None,
-                 clock: WallClock | None = None, schedule: Schedule | None = None):
+                 clock: WallClock | None = None, schedule: Schedule | None = None, capture: Capture | None = None):
         self.scn, self.couplings, self.step_s, self.read_only = scn, couplings, step_s, read_only
         self.realtime = realtime  # wall seconds per simulated second in a paced run; None: not paced
         self.clock = clock  # the schedule of a paced run: the last step stays published for its slot
         self.schedule = schedule  # the scenario's events: those on a device's wire are its wire attacks
+        self.capture = capture  # the run's Modbus capture (None: not captured)
         self.k = -1  # the last step done
         self.buses, self.lines = buses, lines
         self.closed_lines = closed_lines or (lambda: [True] * len(lines))
@@ -185,6 +189,10 @@ class Bridge:
             if GRID_SERVER in scheduled:  # input registers 0-1: the first bus voltage, always published
                 target = FloodTarget(gs.host, gs.port, gs.unit, (4, 0, 2), self._stretch())
                 self.wire[GRID_SERVER] = self._schedule(GRID_SERVER, None, scheduled[GRID_SERVER], 0, target)
+        if self.capture is not None:
+            listed = {name: [a for i, a in enumerate(w.attacks) if i in w.labelled] for name, w in self.wire.items()}
+            self.capture.hits = hits(self.couplings, listed, self.schedule, wire_names_of(self.scn, self.couplings),
+                                     self.step_s)
         await asyncio.gather(*(link.start() for link in self.links))
 
     def _client(self, c: Coupling, host: str, port: int | None) -> DeviceClient:
@@ -192,8 +200,11 @@ class Bridge:
         m = c.spec.modbus
         if m.transport == "iec104":  # the optional c104 extra: imported only when a scenario asks for it
             from hil.iec104_client import client_for
+            if self.capture is not None:
+                self.capture.uncaptured.append(c.name)
             return client_for(c.name, c.regmap, map_path(c.spec, c.base_dir), host, port, m.common_address, m.timeout)
-        return DeviceClient(c.name, host, port, m.unit, m.timeout, serial=line_of(m))
+        trace = self.capture.tap(c.name, BRIDGE) if self.capture is not None else None
+        return DeviceClient(c.name, host, port, m.unit, m.timeout, serial=line_of(m), trace=trace)
 
     def _guard_step(self) -> float:
         """One step on the guards' clock: simulated seconds, or wall seconds in a paced run."""
@@ -272,6 +283,8 @@ class Bridge:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         self.k = k
+        if self.capture is not None:
+            self.capture.k = k
         self.notes = []
         merged = dict(commands)
         if self.server is not None:
@@ -335,8 +348,9 @@ class Bridge:
                 if self.read_only:  # --read-only blocks every write the run makes, its wire attacks' too
                     self.notes.append(Note("guard_blocked", f"{link.name}.{point}", "read-only: wire attack write not sent"))
                     continue
+                trace = self.capture.tap(link.name, ROGUE) if self.capture is not None else None
                 await rogue_write(spec.modbus.host, spec.modbus.port, link.c.regmap, point, value, spec.modbus.unit,
-                                  spec.modbus.timeout)
+                                  spec.modbus.timeout, trace)
         await link.cycle(grid, self._guard_now(k), self._tick_budget(k))
 
     def _tick_budget(self, k: int) -> float | None:

@@ -106,8 +106,10 @@ class DeviceClient:
     points: frozenset[str] | None = None  # the points a read carries: None, every point of the registers read
 
     def __init__(self, name: str, host: str = "127.0.0.1", port: int | None = None, unit: int = 1,
-                 timeout: float = 0.5, backoff: tuple[float, float] = (0.2, 5.0), serial: SerialLine | None = None):
-        """Modbus-TCP to host:port, or Modbus RTU on the `serial` line when one is given (host and port unused)."""
+                 timeout: float = 0.5, backoff: tuple[float, float] = (0.2, 5.0), serial: SerialLine | None = None,
+                 trace: Callable[[bool, Any], Any] | None = None):
+        """Modbus-TCP to host:port, or Modbus RTU on the `serial` line when one is given (host and port unused);
+        `trace` sees every PDU sent and received (pymodbus's `trace_pdu`: the run's capture, `hil.capture`)."""
         logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # failures are reported as DeviceError
         self.name, self.host, self.port, self.unit, self.timeout = name, host, port, unit, timeout
         self.serial = serial
@@ -118,7 +120,7 @@ class DeviceClient:
         self._task: asyncio.Task | None = None
         self._rx = 0  # bytes received, to tell garbage from silence when a request times out
         common: dict[str, Any] = {"timeout": timeout, "retries": 0, "reconnect_delay": 0, "name": name,
-                                  "trace_packet": self._trace}
+                                  "trace_packet": self._trace, "trace_pdu": trace}
         if serial is None:
             self.client = AsyncModbusTcpClient(host, port=port, **common)  # type: ignore[arg-type]
         else:

@@ -25,6 +25,8 @@ import asyncio
 import contextlib
 import struct
 from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from pymodbus.client import AsyncModbusTcpClient
@@ -230,9 +232,10 @@ def _parse(frame: bytes) -> tuple[int, int, int]:
 
 
 async def rogue_write(host: str, port: int, regmap: RegisterMap, point: str, value: float, unit: int = 1,
-                      timeout: float = 1.0) -> bool:
-    """An unauthorised master writes `point` = `value` straight to the device; True if the device accepted it."""
-    client = AsyncModbusTcpClient(host, port=port, timeout=timeout, retries=0, reconnect_delay=0)
+                      timeout: float = 1.0, trace: Callable[[bool, Any], Any] | None = None) -> bool:
+    """An unauthorised master writes `point` = `value` straight to the device; True if the device accepted it.
+    `trace` sees its PDUs (pymodbus's `trace_pdu`: the run's capture)."""
+    client = AsyncModbusTcpClient(host, port=port, timeout=timeout, retries=0, reconnect_delay=0, trace_pdu=trace)
     try:
         if not await client.connect():
             return False

@@ -35,7 +35,10 @@ def run(scenario: Path = typer.Argument(..., help="scenario YAML file"),
                                             help="sign the audit chain's head with this Ed25519 PEM private key"),
         live: bool = typer.Option(False, "--live", help="serve a live view of the run on 127.0.0.1 (URL printed)"),
         live_port: int = typer.Option(0, "--live-port", min=0, max=65535, metavar="PORT",
-                                      help="port of the live view (default: a free one); implies --live")) -> None:
+                                      help="port of the live view (default: a free one); implies --live"),
+        capture_modbus: bool = typer.Option(False, "--capture-modbus",
+                                            help="write modbus_capture.parquet: the devices' Modbus traffic, "
+                                                 "one row per request / response, with attack labels")) -> None:
     """Run a scenario and write run.json, timeseries.parquet, events.csv, metrics.json, report.html, audit.jsonl."""
     from cosim.assembly import RunOptions
     from cosim.audit import AuditKeyError, signing_key
@@ -46,6 +49,11 @@ def run(scenario: Path = typer.Argument(..., help="scenario YAML file"),
     except AuditKeyError as exc:
         fail(f"--sign: {exc}")
     loaded, asm = validated(scenario)
+    if capture_modbus:
+        from hil.capture import capture_problem
+
+        if (why := capture_problem(loaded.scenario)) is not None:
+            fail(f"{scenario}: {why}")
     target = out_dir or default_out_dir(loaded.scenario.name)
     view = _live_view(asm, live_port) if live or live_port else None
     n = loaded.scenario.clock.n_steps
@@ -59,7 +67,7 @@ def run(scenario: Path = typer.Argument(..., help="scenario YAML file"),
                 if k % every == 0 or k == n:
                     progress.update(task, completed=k)
 
-            options = RunOptions(realtime, read_only, degraded, view.feed.on_row if view else None)
+            options = RunOptions(realtime, read_only, degraded, view.feed.on_row if view else None, capture_modbus)
             outcome = run_scenario(loaded, target, on_step, options, asm, key)
     finally:
         if view is not None:  # the server stops with the run, however it ends
