@@ -4,12 +4,14 @@ Whole runs over 127.0.0.1 with an emulated inverter (firmware stub) behind the w
 the capture has a row for every request the bridge's client counted, one read of the inverter's
 measurements per step, rows labelled with an attack exactly inside its window and on its traffic,
 the forged values the proxy put in the answers, and it is written (flagged incomplete) when the run
-fails part-way. Register addresses and scale factors come from the shipped map, not the capture.
+fails part-way; a device on a serial line (RTU, a socat pair) is captured like one over TCP. Register addresses and scale factors come from the shipped map, not the capture.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -134,3 +136,18 @@ def test_capture_of_a_scenario_without_devices_is_refused(tmp_path, cli):
     text = " ".join(output.split())
     assert str(path) in text and "no `devices:` block" in text and "Traceback" not in output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(shutil.which("socat") is None, reason="an emulated RTU device needs socat (make socat)")
+def test_an_rtu_device_is_captured_too(tmp_path):
+    text = inverter_scenario("capture-rtu", "8s", "{kind: droop}", device="stub_args: {ramp_rate: 1000}\n")
+    path = tmp_path / "rtu.yaml"
+    path.write_text(re.sub(r"modbus: \{port: \d+, ", "modbus: {transport: rtu, ", text), encoding="utf-8")
+    outcome, cap, card = _run(path, tmp_path / "out")
+    assert outcome.status == "ok", outcome.message
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    requests = cap[cap["direction"] == "request"]
+    assert len(requests) == metrics["bridge_requests"] == (cap["direction"] == "response").sum()
+    assert (cap["transaction_id"] == 0).all() and (cap["unit_id"] == 1).all()  # RTU frames carry no transaction id
+    assert requests.loc[_reads_of(requests, W), "step"].tolist() == [0, *range(8)]
+    assert card["complete"] and card["attack_rows"] == 0
