@@ -44,8 +44,7 @@ BRIDGE, ROGUE = "bridge", "rogue"  # the masters whose traffic is captured
 READS, WRITES = frozenset({3, 4, 23}), frozenset({6, 16, 23})  # function codes that read / write registers
 COLUMNS = ("wall_time", "step", "direction", "master", "device", "unit_id", "transaction_id", "function_code",
            "address", "count", "write_address", "write_count", "values", "exception_code", "latency_ms")
-(WALL, STEP, DIRECTION, MASTER, DEVICE, UNIT, TID, FC, ADDRESS, COUNT, WADDRESS, WCOUNT, VALUES, EXC,
- LATENCY) = range(len(COLUMNS))
+WALL, ADDRESS, WCOUNT = (COLUMNS.index(name) for name in ("wall_time", "address", "write_count"))  # row positions
 
 
 def capture_problem(scn: Scenario) -> str | None:
