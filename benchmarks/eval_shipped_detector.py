@@ -15,7 +15,7 @@ the dataset records it (`wls.chi2`), the chi-square test and the model's union w
 dataset's train runs.
 Writes `<out>/eval.json` and prints the markdown tables of the model card.
 Usage: python benchmarks/eval_shipped_detector.py [--model models/detectors/ieee33-cnn-rnn.pt]
-       [--seeds 10] [--baselines DATASET] [--heldout DATASET] [--out runs/eval-shipped]
+       [--seeds 10] [--baselines DATASET] [--heldout DATASET]... [--out runs/eval-shipped]
 """
 
 from __future__ import annotations
@@ -122,22 +122,29 @@ def cost_per_step(name: str, detectors: list[dict], out: Path) -> dict[str, floa
     return out_ms
 
 
-def heldout(dataset: Path, model: Path, baselines: Path | None) -> list[dict]:
+def fit_baselines(dataset: Path | None) -> dict:
+    """The scikit-learn baselines fitted on the train runs of `dataset` (none without one)."""
+    from cosim.detection import baselines as sk
+    from cosim.detection.dataset import read_dataset
+
+    if dataset is None:
+        return {}
+    train = read_dataset(dataset)
+    X, y = train.windows(train.signals, 8, split="train")
+    fitted = {n: getattr(sk, c)() for n, c in BASELINES.items()}
+    for b in fitted.values():
+        b.fit(X, y)
+    return fitted
+
+
+def heldout(dataset: Path, model: Path, fitted: dict) -> list[dict]:
     """Every run of a held-out dataset scored offline (the windows a run's detectors meet, `cosim.detection.windows`):
     the checkpoint, WLS's largest-normalised-residual test (its `resid.` columns, Bonferroni at 1 %) and the
-    baselines fitted on `baselines`."""
-    from cosim.detection import baselines as sk
+    `fitted` baselines."""
     from cosim.detection.cnn_rnn import load
     from cosim.detection.dataset import read_dataset
 
     data, trained = read_dataset(dataset), load(model)
-    fitted = {}
-    if baselines is not None:
-        train = read_dataset(baselines)
-        X, y = train.windows(train.signals, 8, split="train")
-        for n, c in BASELINES.items():
-            fitted[n] = getattr(sk, c)()
-            fitted[n].fit(X, y)
     lnr_threshold = bonferroni_lnr(0.01, len(data.signals))
     out = []
     for run, part in data.frame.groupby("run", sort=False):
@@ -216,9 +223,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10, help="runs per test scenario, seeds 7, 8, ... (0: none)")
     ap.add_argument("--baselines", type=Path, default=None,
                     help="a cosim dataset to fit the baselines on (scored on --heldout)")
-    ap.add_argument("--heldout", type=Path, default=None,
+    ap.add_argument("--heldout", type=Path, action="append", default=[],
                     help="a held-out cosim dataset (e.g. of scenarios/detection/ieee33-attacks.yaml --seed 1000), "
-                         "scored offline run by run")
+                         "scored offline run by run; repeat for several")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "eval-shipped")
     args = ap.parse_args()
     import torch
@@ -227,9 +234,10 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     detectors = detectors_of(args.model)
     results = {}
-    if args.heldout is not None:
-        runs = heldout(args.heldout, args.model, args.baselines)
-        results[args.heldout.name] = {"runs": runs, "summary": summary(runs)}
+    fitted = fit_baselines(args.baselines) if args.heldout else {}
+    for dataset in args.heldout:
+        runs = heldout(dataset, args.model, fitted)
+        results[dataset.name] = {"runs": runs, "summary": summary(runs)}
     for name in TESTS if args.seeds else ():
         runs = [evaluate(name, FIRST_SEED + i, detectors, args.out) for i in range(args.seeds)]
         results[name] = {"runs": runs, "summary": summary(runs),
