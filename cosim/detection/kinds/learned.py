@@ -31,7 +31,8 @@ class LearnedDetector(DetectorBase):
 
 class LearnedRun:
     """The model on the window of the last `window` steps of seen values (and, for a model that reads them,
-    their WLS residuals from `wls`, its own estimator on the run's meters). With a WLS test (`test`) it also
+    their WLS residuals from `wls`, its own estimator on the run's meters, sharing the step's estimate with the
+    run's other WLS estimators: `cosim.detection.kinds.wls.share_estimates`). With a WLS test (`test`) it also
     alarms when that test fails on the same estimate (score: `union_score`)."""
 
     def __init__(self, trained: "Trained", threshold: float, wls: "WLSRun | None" = None, test: str = "none"):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Mapping
+from typing import TYPE_CHECKING, Iterable, Literal, Mapping
 
 import numpy as np
 from pydantic import Field
@@ -27,21 +28,43 @@ class WLSDetector(DetectorBase):
     lnr_threshold: float | None = Field(default=None, gt=0)
 
 
-class WLSRun:
-    """The estimator stepping through a run: warm-started on the last estimate while the topology holds."""
+class EstimateSource:
+    """The estimates of one network and meter set and its topology per step, shared by every `WLSRun` of a run
+    that reads them: the last call is remembered, so readers asking for the same values, topology and warm start
+    get it without a second estimate. `key` says which readers may share (`share_estimates`)."""
 
-    def __init__(self, estimator: "WLS", topology_at):
-        self.estimator, self.topology_at = estimator, topology_at
+    def __init__(self, estimator: "WLS", topology_at, key: tuple):
+        self.estimator, self.topology_at, self.key = estimator, topology_at, key
+        self.last: tuple[np.ndarray, "Topology", np.ndarray | None, "Estimate"] | None = None
+
+    def estimate(self, z: np.ndarray, topo: "Topology", warm: np.ndarray | None) -> "Estimate":
+        """`estimator.estimate(z, topo, warm)`, computed once for consecutive equal calls (same arrays or values)."""
+        if self.last is not None:
+            lz, ltopo, lwarm, e = self.last
+            if ltopo is topo and lwarm is warm and np.array_equal(lz, z, equal_nan=True):
+                return e
+        e = self.estimator.estimate(z, topo, warm)
+        self.last = (z, topo, warm, e)
+        return e
+
+
+class WLSRun:
+    """The estimator stepping through a run: warm-started on the last estimate while the topology holds; the
+    estimate comes from `source` (shared with the run's other readers), the tests' thresholds from `estimator`."""
+
+    def __init__(self, estimator: "WLS", source: EstimateSource):
+        self.estimator, self.source = estimator, source
         self.last: tuple["Topology | None", np.ndarray | None] = (None, None)
 
     def estimate(self, k: int, seen: Mapping[str, float]) -> "Estimate":
-        """The estimate of step `k` from its seen values, on the topology the schedule says is in force."""
+        """The estimate of step `k` from its seen values, on the topology the schedule says is in force, with
+        this estimator's chi-square threshold."""
         z = np.array([seen.get(n, math.nan) for n in self.estimator.meters.names])
-        topo = self.topology_at(k)
+        topo = self.source.topology_at(k)
         warm = self.last[1] if self.last[0] is topo else None
-        e = self.estimator.estimate(z, topo, warm)
+        e = self.source.estimate(z, topo, warm)
         self.last = (topo, e.V if e.converged else None)
-        return e
+        return replace(e, threshold=self.estimator.threshold(e.dof))
 
     def step(self, k: int, seen: Mapping[str, float]) -> dict[str, float | str]:
         """Alarm, score (J over its threshold), J, the largest normalised residual and the suspect meter."""
@@ -63,8 +86,20 @@ def build(spec: WLSDetector, asm: "Assembly", base_dir: Path) -> WLSRun:
     from cosim.scenario.metering import perturbed_feeder, run_metering
 
     shared, run = asm.estimator, run_metering(asm.loaded.scenario)
-    network, timeline = shared.network, topology_at(asm)
+    network, timeline, model = shared.network, topology_at(asm), None
     if run is not None and run.metering.model_error.active:
-        network = Network(perturbed_feeder(asm.loaded.feeder, run.metering.model_error))
+        model = run.metering.model_error
+        network = Network(perturbed_feeder(asm.loaded.feeder, model))
         timeline = topology_timeline(network, asm.schedule.on(PHYSICAL))
-    return WLSRun(WLS(network, shared.meters, spec.significance, spec.lnr_threshold, spec.alarm), timeline)
+    wls = WLS(network, shared.meters, spec.significance, spec.lnr_threshold, spec.alarm)
+    # readers of the run's network, or of the same seeded perturbation of it, on the same meters may share
+    key = (id(shared.network), id(shared.meters), None if model is None else tuple(model.model_dump().items()))
+    return WLSRun(wls, EstimateSource(wls, timeline, key))
+
+
+def share_estimates(runs: Iterable[WLSRun]) -> None:
+    """Point the runs whose sources have the same key (one network and meter set) at the first one's source, so
+    a step's estimate is computed once for all of them."""
+    sources: dict[tuple, EstimateSource] = {}
+    for run in runs:
+        run.source = sources.setdefault(run.source.key, run.source)
