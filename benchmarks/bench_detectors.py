@@ -43,6 +43,7 @@ import yaml  # noqa: E402
 from cosim.detection.dataset import generate, read_dataset  # noqa: E402
 from cosim.detection.train import fit  # noqa: E402
 from cosim.events.impact import roc_auc  # noqa: E402
+from cosim.report.plots.detection import roc_points  # noqa: E402
 from cosim.results import read_timeseries  # noqa: E402
 from cosim.runner import run_scenario  # noqa: E402
 from cosim.scenario.errors import ScenarioError  # noqa: E402
@@ -66,13 +67,6 @@ def tpr_at(score: np.ndarray, truth: np.ndarray, fpr: float) -> float:
     neg = np.sort(s[~truth])
     thr = neg[len(neg) - int(np.floor(fpr * len(neg))) - 1] if len(neg) else -np.inf
     return float((s[truth] > thr).mean()) if truth.any() else float("nan")
-
-
-def roc(score: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    s = np.nan_to_num(score, nan=-np.inf)
-    order = np.argsort(-s, kind="stable")
-    t = truth[order]
-    return np.r_[0, np.cumsum(~t) / max(1, (~t).sum())], np.r_[0, np.cumsum(t) / max(1, t.sum())]
 
 
 def trained_detectors(metering: str, args: argparse.Namespace, out: Path) -> tuple[list[dict], dict]:
@@ -152,7 +146,7 @@ def score_run(name: str, metering: str, detectors: list[dict], out: Path) -> dic
                    "mean_time_to_detect_s": m.get(f"{n}_detector_mean_time_to_detect_s"),
                    **{k.removeprefix(f"{n}_detector_"): v for k, v in m.items()
                       if k.startswith(f"{n}_detector_tpr_")},
-                   "roc": [a.tolist() for a in roc(score, truth)]}
+                   "roc": [a.tolist() for a in roc_points(score, truth)]}
     return {"steps": len(ts), "attack_steps": int(truth.sum()), "run_wall_s": round(wall, 1), "detectors": rows}
 
 
