@@ -159,7 +159,8 @@ def heldout(dataset: Path, model: Path, fitted: dict) -> list[dict]:
         cnn = trained.score(one.windows(trained.layout.names, trained.hyper.window)[0])
         scores["cnn_rnn"] = (cnn, cnn >= trained.threshold)
         if CHI2 in part:  # the union a run's `wls_test: chi2` gives, from the same estimates
-            scores["cnn_rnn_chi2"] = (union_score(cnn / trained.threshold, chi), (cnn >= trained.threshold) | (chi > 1.0))
+            union = union_score(cnn / trained.threshold, chi)
+            scores["cnn_rnn_chi2"] = (union, union >= 1.0)
         windows = one.windows(data.signals, 8)[0]
         for n, b in fitted.items():
             s = b.scores(windows)

@@ -61,6 +61,8 @@ class Assembly:
     switchings: tuple[Switching, ...] = ()  # tie lines closed by restoration (`failures.restoration`)
     refusals: tuple[Refusal, ...] = ()  # dead islands restoration could not re-energise
     forecasts: Forecasts | None = None  # what controllers observe of the future (`forecast:`, cosim/forecast)
+    # the run's WLS estimate sources by network and meters, shared by its estimators (`cosim.detection.kinds.wls`)
+    estimate_sources: dict[tuple, Any] = field(default_factory=dict)
     capture: Any = None  # the bridge's Modbus capture with `capture_modbus` (`hil.capture.Capture`); the runner writes it
 
 

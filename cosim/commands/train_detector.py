@@ -52,7 +52,7 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
     from cosim.detection.cnn_rnn import Hyper
     from cosim.detection.dataset import DatasetError, read_dataset
     from cosim.detection.train import fit, tune as search
-    from cosim.detection.wls import TESTS as WLS_TESTS
+    from cosim.detection.kinds.wls import TESTS as WLS_TESTS
 
     if arch != "cnn_rnn":
         fail(f"--arch: the only architecture is cnn_rnn, got {arch!r}")

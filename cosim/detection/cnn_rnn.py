@@ -98,8 +98,8 @@ class Trained:
     def save(self, path: Path, extra: dict | None = None) -> None:
         """A checkpoint that `load` (torch only, `weights_only=True`) reads back."""
         torch.save({"format": FORMAT, "arch": "cnn_rnn", "feeder": self.feeder, "layout": self.layout.to_dict(),
-                    "hyper": asdict(self.hyper), "threshold": float(self.threshold), "history": self.history, "wls_test": self.wls_test,
-                    "state_dict": self.model.state_dict(), **(extra or {})}, path)
+                    "hyper": asdict(self.hyper), "threshold": float(self.threshold), "history": self.history,
+                    "wls_test": self.wls_test, "state_dict": self.model.state_dict(), **(extra or {})}, path)
 
 
 def load(path: Path) -> Trained:

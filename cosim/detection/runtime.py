@@ -3,7 +3,7 @@
 One detector publishes `detector.alarm`, `detector.score` (and its kind's extras, e.g. WLS's
 `detector.chi2`); several publish `detector.<name>.alarm`, ... . Each sees only what the
 measurement channel delivers. The WLS estimators of a run on the same network and meters (`wls` blocks, a
-`learned` block's own) share one estimate per step (`cosim.detection.kinds.wls.share_estimates`).
+`learned` block's own) share one estimate per step (`Assembly.estimate_sources`, `cosim.detection.kinds.wls`).
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping
 
-from cosim.detection.kinds.learned import LearnedRun
-from cosim.detection.kinds.wls import WLSRun, share_estimates
 from cosim.detection.models import detector_specs
 from cosim.detection.registry import Detector, DetectorError, kind_of
 from cosim.scenario.errors import Problem, ScenarioError, field_path
@@ -55,11 +53,4 @@ def build_detectors(asm: "Assembly") -> list[Running]:
             path = (*where, exc.field) if exc.field else where
             raise ScenarioError(loaded.path, [Problem(field_path(path), str(exc), line_for(loaded.lines, path))]) \
                 from None
-    share_estimates(wls for running in out if (wls := wls_run(running.detector)) is not None)
     return out
-
-
-def wls_run(detector: Detector) -> WLSRun | None:
-    """The WLS estimator a detector steps: itself for kind `wls`, its own for kind `learned` (None if it has none)."""
-    inner = detector.wls if isinstance(detector, LearnedRun) else detector
-    return inner if isinstance(inner, WLSRun) else None

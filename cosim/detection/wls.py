@@ -56,9 +56,6 @@ class Estimate:
         return int(np.nanargmax(self.normalised)) if np.isfinite(self.normalised).any() else -1
 
 
-TESTS = ("chi2", "lnr", "any")  # the bad-data tests an estimate can alarm on
-
-
 def bonferroni_lnr(significance: float, meters: int) -> float:
     """The largest-normalised-residual threshold that alarms at about `significance` over `meters` meters
     (two-sided, Bonferroni): the LNR test's default."""

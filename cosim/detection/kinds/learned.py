@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Mapping
 
@@ -10,7 +11,7 @@ from pydantic import Field
 
 from cosim.detection.base import DetectorBase
 from cosim.detection.dataset import RESID
-from cosim.detection.kinds.wls import WLSDetector, WLSRun
+from cosim.detection.kinds.wls import TESTS, WLSDetector, WLSRun
 from cosim.detection.kinds.wls import build as build_wls
 from cosim.detection.registry import DetectorError, register
 
@@ -25,14 +26,14 @@ class LearnedDetector(DetectorBase):
     kind: Literal["learned"] = "learned"
     model: str = Field(description="checkpoint of cosim train-detector, relative to the scenario")
     threshold: float | None = Field(default=None, ge=0, le=1, description="default: the checkpoint's")
-    wls_test: Literal["none", "chi2", "lnr", "any"] | None = Field(
+    wls_test: Literal[("none", *TESTS)] | None = Field(  # type: ignore[valid-type]
         default=None, description="also alarm on this WLS test of the same estimate (default: the checkpoint's)")
 
 
 class LearnedRun:
     """The model on the window of the last `window` steps of seen values (and, for a model that reads them,
     their WLS residuals from `wls`, its own estimator on the run's meters, sharing the step's estimate with the
-    run's other WLS estimators: `cosim.detection.kinds.wls.share_estimates`). With a WLS test (`test`) it also
+    run's other WLS estimators: `Assembly.estimate_sources`). With a WLS test (`test`) it also
     alarms when that test fails on the same estimate (score: `union_score`)."""
 
     def __init__(self, trained: "Trained", threshold: float, wls: "WLSRun | None" = None, test: str = "none"):
@@ -50,15 +51,15 @@ class LearnedRun:
         if self.test == "none":
             return {"alarm": float(score >= self.threshold), "score": score}
         ratio = self.wls.estimator.ratio(estimate, self.test)
-        return {"alarm": float(score >= self.threshold or ratio > 1.0),
-                "score": float(union_score(score / max(self.threshold, 1e-12), ratio)), "model_score": score,
-                "wls_score": ratio}
+        over = score / self.threshold if self.threshold > 0 else (math.inf if score >= 0 else math.nan)  # 0: always
+        union = float(union_score(over, ratio))
+        return {"alarm": float(union >= 1.0), "score": union, "model_score": score, "wls_score": ratio}
 
 
 def union_score(model: np.ndarray | float, test: np.ndarray | float) -> np.ndarray | float:
     """The score of a model's alarm or'ed with a test's, both as statistic over threshold (1 and up alarms):
     the model's, raised to the test's where the test fails, so the model's ranking of the steps the test
-    passes is kept."""
+    passes is kept. It is 1 or more exactly where either alarms."""
     return np.fmax(model, np.where(np.asarray(test) > 1.0, test, np.nan))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Literal, Mapping
+from typing import TYPE_CHECKING, Literal, Mapping
 
 import numpy as np
 from pydantic import Field
@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from cosim.assembly import Assembly
     from cosim.detection.network import Topology
     from cosim.detection.wls import WLS, Estimate
+    from cosim.scenario.metering import ModelError
+
+
+TESTS = ("chi2", "lnr", "any")  # the bad-data tests an estimate can alarm on
 
 
 class WLSDetector(DetectorBase):
@@ -24,17 +28,17 @@ class WLSDetector(DetectorBase):
 
     kind: Literal["wls"] = "wls"
     significance: float = Field(default=0.01, gt=0, lt=0.5)
-    alarm: Literal["chi2", "lnr", "any"] = "chi2"
+    alarm: Literal[TESTS] = "chi2"  # type: ignore[valid-type]
     lnr_threshold: float | None = Field(default=None, gt=0)
 
 
 class EstimateSource:
     """The estimates of one network and meter set and its topology per step, shared by every `WLSRun` of a run
-    that reads them: the last call is remembered, so readers asking for the same values, topology and warm start
-    get it without a second estimate. `key` says which readers may share (`share_estimates`)."""
+    that reads them (one source per network and meters in `Assembly.estimate_sources`): the last call is
+    remembered, so readers asking for the same values, topology and warm start get it without a second estimate."""
 
-    def __init__(self, estimator: "WLS", topology_at, key: tuple):
-        self.estimator, self.topology_at, self.key = estimator, topology_at, key
+    def __init__(self, estimator: "WLS", topology_at):
+        self.estimator, self.topology_at = estimator, topology_at
         self.last: tuple[np.ndarray, "Topology", np.ndarray | None, "Estimate"] | None = None
 
     def estimate(self, z: np.ndarray, topo: "Topology", warm: np.ndarray | None) -> "Estimate":
@@ -77,29 +81,33 @@ class WLSRun:
 @register(WLSDetector)
 def build(spec: WLSDetector, asm: "Assembly", base_dir: Path) -> WLSRun:
     """The block's tests on the run's meters; on the run's network, or with the `metering:` block's
-    `model_error` on the detector's own copy whose line impedances carry that error."""
+    `model_error` on a copy whose line impedances carry that error. The estimates come from the run's source
+    for that network and meters (made by the first estimator that needs it), shared with every other one."""
+    from cosim.detection.wls import WLS
+    from cosim.scenario.metering import run_metering
+
+    shared, run = asm.estimator, run_metering(asm.loaded.scenario)
+    model = run.metering.model_error if run is not None and run.metering.model_error.active else None
+    # readers of the run's network, or of the same seeded perturbation of it, on the same meters share
+    key = (id(shared.network), id(shared.meters), None if model is None else tuple(model.model_dump().items()))
+    if key not in asm.estimate_sources:
+        asm.estimate_sources[key] = estimate_source(asm, model)
+    source = asm.estimate_sources[key]
+    return WLSRun(WLS(source.estimator.network, shared.meters, spec.significance, spec.lnr_threshold, spec.alarm),
+                  source)
+
+
+def estimate_source(asm: "Assembly", model_error: "ModelError | None") -> EstimateSource:
+    """The estimates on the run's network and meters, or on its copy perturbed by `model_error`."""
     from cosim.assembly import topology_at
     from cosim.detection.network import Network
     from cosim.detection.wls import WLS
     from cosim.events.physical import topology_timeline
     from cosim.events.schedule import PHYSICAL
-    from cosim.scenario.metering import perturbed_feeder, run_metering
+    from cosim.scenario.metering import perturbed_feeder
 
-    shared, run = asm.estimator, run_metering(asm.loaded.scenario)
-    network, timeline, model = shared.network, topology_at(asm), None
-    if run is not None and run.metering.model_error.active:
-        model = run.metering.model_error
-        network = Network(perturbed_feeder(asm.loaded.feeder, model))
-        timeline = topology_timeline(network, asm.schedule.on(PHYSICAL))
-    wls = WLS(network, shared.meters, spec.significance, spec.lnr_threshold, spec.alarm)
-    # readers of the run's network, or of the same seeded perturbation of it, on the same meters may share
-    key = (id(shared.network), id(shared.meters), None if model is None else tuple(model.model_dump().items()))
-    return WLSRun(wls, EstimateSource(wls, timeline, key))
-
-
-def share_estimates(runs: Iterable[WLSRun]) -> None:
-    """Point the runs whose sources have the same key (one network and meter set) at the first one's source, so
-    a step's estimate is computed once for all of them."""
-    sources: dict[tuple, EstimateSource] = {}
-    for run in runs:
-        run.source = sources.setdefault(run.source.key, run.source)
+    shared = asm.estimator
+    if model_error is None:
+        return EstimateSource(WLS(shared.network, shared.meters), topology_at(asm))
+    network = Network(perturbed_feeder(asm.loaded.feeder, model_error))
+    return EstimateSource(WLS(network, shared.meters), topology_timeline(network, asm.schedule.on(PHYSICAL)))
