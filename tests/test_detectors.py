@@ -152,6 +152,27 @@ def test_train_detector_on_a_folder_without_a_dataset_exits_2(tmp_path, cli):
     assert code == 2 and "steps.parquet is missing" in " ".join(output.split())
 
 
+def test_train_detector_into_a_folder_writes_the_checkpoint_and_its_learning_curve(tmp_path, cli):
+    """`--out DIR` (the issue's form): DIR/model.pt, and learning_curve.csv/.png with one row per epoch as the
+    checkpoint's own history has it; a file where the folder should be exits 2."""
+    import torch
+
+    path = write(tmp_path, "", GROSS.format(at="1h", duration="40min"), "3h", "2min")
+    assert cli("dataset", path, "--out", tmp_path / "ds", "--days", "3", "-q")[0] == 0
+    code, output, _ = cli("train-detector", tmp_path / "ds", "--out", tmp_path / "det", "--epochs", "3",
+                          "--conv-layers", "2")
+    assert code == 0, output
+    history = torch.load(tmp_path / "det" / "model.pt", map_location="cpu", weights_only=True)["history"]
+    curve = pd.read_csv(tmp_path / "det" / "learning_curve.csv")
+    assert list(curve["epoch"]) == [1, 2, 3]
+    assert curve["train_loss"].tolist() == pytest.approx([e["train_loss"] for e in history])
+    assert curve["val_auc"].tolist() == pytest.approx([e["val_auc"] for e in history])
+    assert (tmp_path / "det" / "learning_curve.png").stat().st_size > 0
+    (tmp_path / "taken").write_text("x")
+    code, output, _ = cli("train-detector", tmp_path / "ds", "--out", tmp_path / "taken", "--epochs", "1")
+    assert code == 2 and "--out" in output and "Traceback" not in output
+
+
 def test_nsabc_finds_the_minimum_of_a_known_function():
     space = [Param("x", -5, 5), Param("y", -5, 5), Param("n", 1, 10, integer=True)]
     result = nsabc(lambda p: [(p["x"] - 1.5) ** 2 + (p["y"] + 2) ** 2 + (p["n"] - 7) ** 2], space,

@@ -12,9 +12,20 @@ import typer
 from cosim.commands._common import app, err, fail, out
 
 
+def checkpoint_target(out: Path) -> tuple[Path, Path | None]:
+    """--out as the checkpoint path and the folder it names (None for a .pt file); exit 2 naming the option when
+    a folder is asked for where a file is."""
+    if out.suffix == ".pt":
+        return out, None
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out}: expected a folder to write model.pt into (or a .pt checkpoint path), found a file")
+    return out / "model.pt", out
+
+
 @app.command("train-detector")
 def train_detector(dataset: Path = typer.Argument(..., help="a folder written by cosim dataset"),
-                   out_path: Path = typer.Option(..., "--out", help="checkpoint to write (model.pt)"),
+                   out_path: Path = typer.Option(..., "--out", help="a folder (model.pt, learning_curve.csv/.png "
+                                                 "written into it) or the checkpoint to write, a .pt file"),
                    epochs: int = typer.Option(10, "--epochs", min=1),
                    window: int = typer.Option(8, "--window", min=1, help="steps per window (the paper: 8)"),
                    conv_layers: int = typer.Option(6, "--conv-layers", min=1, help="the paper: 6"),
@@ -51,7 +62,7 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
 
     from cosim.detection.cnn_rnn import Hyper
     from cosim.detection.dataset import DatasetError, read_dataset
-    from cosim.detection.train import fit, tune as search
+    from cosim.detection.train import fit, tune as search, write_curve
     from cosim.detection.kinds.wls import TESTS as WLS_TESTS
 
     if arch != "cnn_rnn":
@@ -60,6 +71,7 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
         fail(f"--tune: expected none, nsabc or optuna, got {tune!r}")
     if wls_test not in ("none", *WLS_TESTS):
         fail(f"--wls-test: expected none, {', '.join(WLS_TESTS)}, got {wls_test!r}")
+    out_path, folder = checkpoint_target(out_path)
     if tune == "none" and budget is not None:
         fail("--budget: counts the trainings of a search; give it with --tune nsabc or --tune optuna")
     try:
@@ -92,6 +104,8 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
     trained.wls_test = wls_test
     out_path.parent.mkdir(parents=True, exist_ok=True)
     trained.save(out_path, {"dataset": str(dataset.resolve()), "seed": seed, **extra})
+    if folder is not None:
+        write_curve(trained.history, folder)
     aucs = [e["val_auc"] for e in trained.history if e["val_auc"] == e["val_auc"]] or [float("nan")]
     auc = max(aucs) if keep_best else aucs[-1]  # the AUC of the weights kept
     err.print(f"threshold {trained.threshold:.4f} (validation false-alarm rate {target_fpr:g}); "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -92,3 +93,25 @@ def tune(data: Dataset, hyper: Hyper, seed: int, method: str, colony: dict, budg
     else:
         result = tpe(objective, SPACE, TPE_TRIALS if budget is None else budget, seed, startup=colony["scouts"])
     return objective.best[1], result
+
+
+def write_curve(history: Sequence[dict], folder: Path) -> None:
+    """The learning curve (one row per epoch: train loss, validation AUC) as learning_curve.csv and .png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    frame = pd.DataFrame(list(history), columns=["epoch", "train_loss", "val_auc"])
+    frame.to_csv(folder / "learning_curve.csv", index=False)
+    fig, loss = plt.subplots(figsize=(7, 4))
+    loss.plot(frame["epoch"], frame["train_loss"], marker=".", color="tab:blue")
+    loss.set_xlabel("epoch")
+    loss.set_ylabel("training loss", color="tab:blue")
+    auc = loss.twinx()
+    auc.plot(frame["epoch"], frame["val_auc"], marker=".", color="tab:red")
+    auc.set_ylabel("validation ROC AUC", color="tab:red")
+    fig.tight_layout()
+    fig.savefig(folder / "learning_curve.png", dpi=100)
+    plt.close(fig)
