@@ -18,6 +18,7 @@ from cosim.files import resolve_path
 from cosim.grid.feeders import Feeder, FeederError, load_feeder
 from cosim.profiles import ProfileError, csv_profile
 from cosim.scenario import limits
+from cosim.scenario.detector_metering import lift as lift_metering
 from cosim.scenario.devices import KINDS
 from cosim.scenario.errors import Problem, ScenarioError, field_path
 from cosim.scenario.forecast import forecast_problems
@@ -159,6 +160,9 @@ def load_scenario(path: str | Path) -> LoadedScenario:
         raise ScenarioError(path, [Problem(field_path(exc.path), exc.message, exc.line)]) from None
     if not isinstance(data, dict):
         raise ScenarioError(path, [Problem("", "expected a mapping of keys (name, seed, clock, grid, ...) at the top level", 1)])
+    data, lifted = lift_metering(data, path.resolve().parent, lines)
+    if lifted:
+        raise ScenarioError(path, lifted)
     try:
         scn = Scenario.model_validate(data)
     except ValidationError as exc:
