@@ -177,18 +177,20 @@ def test_limited_access_stealthy_attack_leaves_the_residual_and_other_meters_unc
         assert wls.alarm(attacked) == wls.alarm(clean)
 
 
-def test_no_stealthy_attack_for_too_little_access_is_reported(grid, tmp_path):
+def test_too_little_access_for_stealth_is_told_apart_from_none_at_all(grid, tmp_path):
     feeder, net, network = grid
     full = network.meters(plan_for(Detector(), feeder))
     V = WLS(network, full).estimate(_truth(feeder, net, plan_for(Detector(), feeder)), network.topology()).V
     assert _attack(network, full, V, ["bus.17.*", "bus.18.*"])[1] is None  # full metering: the flows give it away
     sparse = network.meters(_sparse(feeder))
     assert _attack(network, sparse, V, ["bus.17.*", "bus.18.*", "bus.1.*"])[1] is None  # the end voltages do
-    path = _write(tmp_path, "metering: sparse\nevents:\n  - {at: 10min, duration: 10min, kind: fdi_stealthy, "
-                            "buses: [17, 18], delta_p_mw: 0.3, meters: ['bus.17.*', 'bus.18.*']}\n")
+    # ... but false data that leaves a residual exists there, so the scenario loads; the substation's three meters
+    # alone cannot move the estimate at buses 17-18 at all, and the loader says so
+    event = "events:\n  - {at: 10min, duration: 10min, kind: fdi_stealthy, buses: [17, 18], delta_p_mw: 0.3, "
+    load_scenario(_write(tmp_path, f"metering: sparse\n{event}meters: ['bus.17.*', 'bus.18.*']}}\n"))
     with pytest.raises(ScenarioError) as exc:
-        load_scenario(path)
-    assert "events[0].meters" in str(exc.value) and "no stealthy attack exists" in str(exc.value)
+        load_scenario(_write(tmp_path, f"metering: sparse\n{event}access: substation}}\n"))
+    assert "events[0].access" in str(exc.value) and "no false data" in str(exc.value)
 
 
 def _false_alarms(grid, scale: float, steps: int, seed: int) -> float:

@@ -1,5 +1,5 @@
 """Loader checks of a run's metering: placements on the feeder, one place to give the meters, observability,
-and stealthy attacks whose access admits no stealthy false data."""
+and stealthy attacks whose access admits no false data at all."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import fnmatch
 
 import numpy as np
 
+from cosim.detection.access import reachable_meters
 from cosim.detection.models import detector_specs
 from cosim.detection.network import Network, plan_for
-from cosim.detection.stealthy import stealthy_false_data
+from cosim.detection.stealthy import best_false_data
 from cosim.detection.wls import unobservable_buses
 from cosim.grid.feeders import Feeder
 from cosim.scenario.schema import Detector, Scenario
@@ -49,7 +50,7 @@ def fused_bus_problems(scn: Scenario, network: Network) -> list[tuple[tuple, str
 def metering_problems(scn: Scenario, feeder: Feeder, model: Detector) -> list[tuple[tuple, str]]:
     """(path in the scenario, message) for metering that cannot run: bad placements, a generator or battery on a
     bus whose injection no meter reads alone, an unobservable feeder, a
-    stealthy attack that no access-limited false data can carry out."""
+    stealthy attack whose access can write no false data that fakes its injections."""
     if scn.metering is not None:
         problems = _placement_problems(scn, feeder)
         if problems:
@@ -67,24 +68,28 @@ def metering_problems(scn: Scenario, feeder: Feeder, model: Detector) -> list[tu
         return [(where, f"the {len(meters.names)} meters leave the feeder unobservable: state estimation cannot "
                         f"determine the voltage at bus {shown}; meter those buses or add load pseudo-measurements "
                         "(metering: {pseudo_loads: {error: 0.3}})")]
-    return [problem for i, e in enumerate(scn.events) if (problem := _stealthy_problem(i, e, network, meters, topo))]
+    return [problem for i, e in enumerate(scn.events) if (problem := _stealthy_problem(i, e, feeder, network, meters, topo))]
 
 
-def _stealthy_problem(i: int, event, network: Network, meters, topo) -> tuple[tuple, str] | None:
-    """A stealthy event whose `meters` admit no stealthy false data at flat start, as a problem."""
-    if getattr(event, "kind", None) != "fdi_stealthy" or event.meters is None:
+def _stealthy_problem(i: int, event, feeder: Feeder, network: Network, meters, topo) -> tuple[tuple, str] | None:
+    """A stealthy event whose access admits no false data at flat start (not even one that leaves a residual),
+    as a problem."""
+    if getattr(event, "kind", None) != "fdi_stealthy" or (event.meters is None and event.access is None):
         return None
-    writable = np.array([any(fnmatch.fnmatch(n, p) for p in event.meters) for n in meters.names])
-    if not writable.any():
-        return None  # the event's target check names the pattern that matches nothing
+    if event.access is not None:
+        key, writable = "access", np.isin(meters.names, reachable_meters(feeder, event.access, event.buses,
+                                                                         meters.names))
+    else:
+        key, writable = "meters", np.array([any(fnmatch.fnmatch(n, p) for p in event.meters) for n in meters.names])
+    if not writable.any() or any(b not in network.bus_row for b in event.buses):
+        return None  # the event's target check names what is missing
     delta = np.zeros((2, len(network.bus)))
     for b in event.buses:
-        if b in network.bus_row:
-            delta[:, network.bus_row[b]] += (event.delta_p_mw, event.delta_q_mvar)
-    if stealthy_false_data(network, topo, network.flat_start(topo), meters, writable, *delta) is not None:
+        delta[:, network.bus_row[b]] += (event.delta_p_mw, event.delta_q_mvar)
+    if best_false_data(network, topo, network.flat_start(topo), meters, writable, *delta) is not None:
         return None
-    return (("events", i, "meters"),
-            f"no stealthy attack exists with access to these {int(writable.sum())} meters: every change of the "
-            f"state that makes bus {', '.join(map(str, event.buses))} seem to inject more also changes a meter the "
-            "attacker cannot write (the residual tests would see it); give access to more meters (every meter "
-            "the faked injections change, e.g. the flows and injections around those buses) or use kind fdi")
+    return (("events", i, key),
+            f"no false data the attacker can write with access to these {int(writable.sum())} meters makes bus "
+            f"{', '.join(map(str, event.buses))} seem to inject more: the meters it cannot write pin the estimate "
+            "there (faking it would move the estimate beyond the linear model); give access to more meters (the "
+            "injections and flows around those buses) or use kind fdi")

@@ -17,9 +17,12 @@ import scipy.sparse as sp
 from scipy.linalg import null_space
 
 from cosim.detection.network import P, Q, Meters, Network, Topology
-from cosim.detection.sparse import null_space_reach
+from cosim.detection.sparse import factorise, null_space_reach
 
 MIN_SHARE = 1e-3  # a shift that fakes less of the wanted injections than this is no attack
+FAKE_TOLERANCE = 0.01  # stealthy false data that fakes the attacked injections to within this share is taken
+STEALTHY_RISE = 1e-3  # a least-residual attack predicted to raise J less than this is stealthy
+MAX_SHIFT = 0.2  # pu / rad: an estimate moved further than this by false data is outside the linearised model
 
 
 def _injections(topo: Topology) -> Meters:
@@ -88,3 +91,89 @@ def _restore(network: Network, topo: Topology, V: np.ndarray, c: np.ndarray, met
         rows = np.flatnonzero(np.diff(sub.indptr))  # the others do not depend on the free states
         c[free] -= np.linalg.lstsq(sub[rows].toarray(), miss[rows], rcond=None)[0]
     return c
+
+
+def least_residual_false_data(network: Network, topo: Topology, V: np.ndarray, meters: Meters,
+                              writable: np.ndarray, delta_mw: np.ndarray, delta_mvar: np.ndarray,
+                              rounds: int = 3) -> np.ndarray | None:
+    """a per meter (zero outside `writable`) that moves the WLS estimate so the attacked buses (those with a delta)
+    seem to inject delta more with the least rise of the chi-square statistic; None when the access can move
+    them only by moving the estimate further than MAX_SHIFT (e.g. through the substation's meters alone).
+
+    Linearised at V: the estimate moves by X a (X = G^-1 H_A^T W_A), the residual by R a (R = E_A - H X), so the
+    attacker solves min a^T R^T W R a subject to C X a = delta (C: the attacked buses' injections over the
+    states): a = M^-1 N^T (N M^-1 N^T)^-1 delta with M = R^T W R, N = C X; the statistic then rises by about a^T R^T W R a."""
+    h = network.measure(topo, V, meters)[0]
+    usable = network.usable(topo, meters)
+    A = np.flatnonzero(writable & usable)
+    rows = _attacked_rows(topo, delta_mw, delta_mvar)
+    if not len(A) or not len(rows):
+        return None
+    wanted = np.r_[delta_mw[topo.theta], delta_mvar[topo.theta]][rows]
+    X, Hu, w = _estimate_response(network, topo, V, meters, A)
+    R = -(Hu @ X)
+    R[np.searchsorted(np.flatnonzero(usable), A), np.arange(len(A))] += 1.0
+    M = R.T @ (w[:, None] * R)
+    injections = _injections(topo)
+    N = network.measure(topo, V, injections)[1][rows] @ X
+    ridge = 1e-12 * max(float(np.trace(M)), 1.0)
+    Y = np.linalg.solve(M + ridge * np.eye(len(A)), N.T)  # a = M^-1 N^T (N M^-1 N^T)^-1 delta, scale-free
+    base, target = network.measure(topo, V, injections)[0][rows], wanted
+    for _ in range(rounds):  # aim off by what the nonlinear injections miss at the state the estimate moves to
+        a_A = Y @ np.linalg.lstsq(N @ Y, target, rcond=None)[0]
+        moved = X @ a_A
+        if not np.all(np.isfinite(moved)) or np.abs(moved).max() > MAX_SHIFT:  # beyond the linearised model
+            return None
+        target = target - (network.measure(topo, network.with_states(topo, V, moved), injections)[0][rows]
+                           - base - wanted)
+    a = np.zeros(len(h))
+    a[A] = a_A
+    if a_A @ M @ a_A < STEALTHY_RISE:  # stealthy after all: written as h(V + c) - h(V), exact on the nonlinear model
+        fixed, c = usable & ~writable, moved.copy()
+        if fixed.any():
+            c = _restore(network, topo, V, c, meters, fixed, h, np.arange(topo.n_states))
+        a = np.where(writable, network.measure(topo, network.with_states(topo, V, c), meters)[0] - h, 0.0)
+    return a
+
+
+def _estimate_response(network: Network, topo: Topology, V: np.ndarray, meters: Meters,
+                       cols: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray]:
+    """X = G^-1 H_cols^T W_cols, how the WLS estimate moves per unit of false data on the meters `cols`
+    (linearised at V), with H over the usable meters and their weights."""
+    rows = np.flatnonzero(network.usable(topo, meters))
+    H = network.measure(topo, V, meters)[1]
+    Hu, w = H[rows], 1.0 / meters.sigma[rows] ** 2
+    lu = factorise((Hu.T @ sp.diags(w) @ Hu).tocsc())
+    return lu.solve(np.asarray((H[cols].T @ sp.diags(1.0 / meters.sigma[cols] ** 2)).todense())), Hu, w
+
+
+def _attacked_rows(topo: Topology, delta_mw: np.ndarray, delta_mvar: np.ndarray) -> np.ndarray:
+    """Rows of `_injections` (P, then Q, at every non-slack live bus) of the buses with a delta."""
+    attacked = (delta_mw[topo.theta] != 0) | (delta_mvar[topo.theta] != 0)
+    return np.flatnonzero(np.r_[attacked, attacked])
+
+
+def _faked(network: Network, topo: Topology, V: np.ndarray, meters: Meters, a: np.ndarray,
+           rows: np.ndarray) -> np.ndarray:
+    """How far false data a moves the WLS estimate's injections at `rows` (linearised at V)."""
+    cols = np.flatnonzero(a)
+    return network.measure(topo, V, _injections(topo))[1][rows] @ (_estimate_response(network, topo, V, meters,
+                                                                                      cols)[0] @ a[cols])
+
+
+def best_false_data(network: Network, topo: Topology, V: np.ndarray, meters: Meters, writable: np.ndarray,
+                    delta_mw: np.ndarray, delta_mvar: np.ndarray) -> np.ndarray | None:
+    """The false data an attacker that wants the attacked buses to seem to inject exactly delta more writes:
+    stealthy if that fakes delta there to within FAKE_TOLERANCE, else the least-residual one, else the stealthy
+    one that comes nearest; None if the access allows neither."""
+    stealthy = stealthy_false_data(network, topo, V, meters, writable, delta_mw, delta_mvar)
+    if stealthy is not None and not (network.usable(topo, meters) & ~writable).any():
+        return stealthy  # every meter written: the exact shift, nothing to compromise on
+    if stealthy is not None:
+        rows = _attacked_rows(topo, delta_mw, delta_mvar)
+        wanted = np.r_[delta_mw[topo.theta], delta_mvar[topo.theta]][rows]
+        miss = _faked(network, topo, V, meters, stealthy, rows) - wanted
+        if np.linalg.norm(miss) <= FAKE_TOLERANCE * np.linalg.norm(wanted):
+            return stealthy
+    least = least_residual_false_data(network, topo, V, meters, writable, delta_mw, delta_mvar)
+    return least if least is not None else stealthy

@@ -107,6 +107,8 @@ def impact_table(ts: pd.DataFrame, schedule: Schedule, step_s: float, limits: tu
         row["recovery_s"] = series.recovery_s(end, reference) if end < n else float("nan")
         if "detector.alarm" in ts and e.is_attack:
             row.update(_detection(ts, e, step_s))
+        if (column := f"attack.{e.id}.residual_j") in ts:  # the residual a stealthy attack left, on average
+            row["residual_j_during"] = float(np.nanmean(ts[column].to_numpy(float)[e.start:end]))
         rows.append(row)
     return pd.DataFrame(rows)
 

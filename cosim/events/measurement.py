@@ -33,6 +33,10 @@ class Attack:
     def apply(self, k: int, seen: dict[str, float]) -> None:
         raise NotImplementedError
 
+    def record(self, k: int) -> dict[str, float]:
+        """What the attack itself reports for step k, every step (e.g. the residual a stealthy one leaves)."""
+        return {}
+
     def _snapshot(self, sensed: dict[str, float]) -> dict[str, float]:
         return {n: sensed[n] for n in self.targets}
 
@@ -89,7 +93,8 @@ class SensorNoise:
 
 
 class MeasurementPath:
-    """Noise, then attacks, on each step's signals; reports the seen value of every attacked signal."""
+    """Noise, then attacks, on each step's signals; reports the seen value of every attacked signal and what
+    the attacks record."""
 
     def __init__(self, attacks: list[Attack], noise: SensorNoise | None = None):
         self.attacks, self.noise = attacks, noise
@@ -105,4 +110,7 @@ class MeasurementPath:
         for a in self.attacks:
             if a.event.active(k):
                 a.apply(k, seen)
-        return seen, {f"seen.{n}": seen[n] for n in self.recorded}
+        record = {f"seen.{n}": seen[n] for n in self.recorded}
+        for a in self.attacks:
+            record.update(a.record(k))
+        return seen, record

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,6 +57,7 @@ class Catalog:
     slack_bus: int
     generators: dict[str, DER]
     wire: "WireNames | None" = None  # what the devices' Modbus wires carry (None: no devices, or no events)
+    feeder: Feeder | None = field(default=None, compare=False, repr=False)  # its topology, for attackers' access
 
     @classmethod
     def of(cls, scn: Scenario, feeder: Feeder, base_dir: Path | None = None) -> "Catalog":
@@ -82,6 +83,7 @@ class Catalog:
             slack_bus=label[net.ext_grid.bus.iloc[0]],
             generators={d.name: d for d in ders},
             wire=_wire_names(scn, base_dir),
+            feeder=feeder,
         )
 
     def device_targets(self, patterns: str | list[str], path: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:

@@ -1,8 +1,10 @@
 """`fdi_stealthy`: false data consistent with the grid model (a = h(x + c) - h(x)), invisible to residual tests.
 
-`meters: [patterns]` limits the attacker to the metered signals it can reach (default: every one);
-it then fakes the shift nearest the one asked for that leaves the other meters unchanged
-(`cosim.detection.stealthy`), and the loader refuses an access set that admits none.
+The attacker's access limits the metered signals it can write (default: every one): `meters:
+[patterns]`, or `access: substation | feeder | all` (`cosim.detection.access`). It then writes the
+best false data that access allows (`cosim.detection.stealthy.best_false_data`): stealthy when some
+shift leaves its other meters unchanged, else the one that disturbs them least; each step records the
+residual it leaves, `attack.<id>.residual_j` (the chi-square statistic's rise on the detector's model).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Callable, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from cosim.detection.access import reachable_meters
 from cosim.events.base import EventProblem, _Event, span
 from cosim.events.measurement import Attack
 from cosim.events.registry import Draw, MeasurementKind, register
@@ -34,17 +37,23 @@ class FDIStealthy(_Event):
     delta_q_mvar: float = 0.0
     meters: list[str] | None = Field(default=None, min_length=1, description="metered signals the attacker "
                                      "can write (shell patterns, e.g. bus.18.*); default: every one")
+    access: Literal["substation", "feeder", "all"] | None = Field(
+        default=None, description="where the attacker sits: the substation's RTU, the attacked buses' feeder, "
+                                  "or the control centre (every meter); instead of meters")
 
     @model_validator(mode="after")
     def _does_something(self) -> "FDIStealthy":
         if self.delta_p_mw == 0 and self.delta_q_mvar == 0:
             raise ValueError("fdi_stealthy needs a non-zero delta_p_mw or delta_q_mvar")
+        if self.meters is not None and self.access is not None:
+            raise ValueError("give the attacker's access either as meters or as access, not both")
         return self
 
 
 class Stealthy(Attack):
     """a = h(x + c) - h(x): the attacker estimates x from what it intercepts, picks the state c that
-    makes the buses seem to inject delta more (within what its meters allow), and rewrites its meters."""
+    makes the buses seem to inject delta more (within what its meters allow), and rewrites its meters;
+    `record` gives the residual that leaves: J(z + a) - J(z) on the detector's model, NaN when idle."""
 
     def __init__(self, event: ScheduledEvent, rng: np.random.Generator, estimator: WLS,
                  topology_at: Callable[[int], Topology]):
@@ -57,9 +66,11 @@ class Stealthy(Attack):
             self.delta_p[net.bus_row[b]] += event.spec.delta_p_mw
             self.delta_q[net.bus_row[b]] += event.spec.delta_q_mvar
         self.writable = np.isin(estimator.meters.names, event.targets)
+        self.column = f"attack.{event.id}.residual_j"
+        self.residual = math.nan
 
     def apply(self, k: int, seen: dict[str, float]) -> None:
-        from cosim.detection.stealthy import stealthy_false_data
+        from cosim.detection.stealthy import best_false_data
 
         est, meters = self.estimator, self.estimator.meters
         topo = self.topology_at(k)
@@ -67,12 +78,18 @@ class Stealthy(Attack):
         x = est.estimate(z, topo)
         if not x.converged:  # the attacker cannot estimate the state this step: leaves it alone
             return
-        a = stealthy_false_data(est.network, topo, x.V, meters, self.writable, self.delta_p, self.delta_q)
-        if a is None:  # no stealthy attack with this access on this step's topology: leaves it alone
+        a = best_false_data(est.network, topo, x.V, meters, self.writable, self.delta_p, self.delta_q)
+        if a is None:  # nothing its meters can fake on this step's topology: leaves it alone
             return
+        after = est.estimate(z + a, topo)
+        self.residual = after.J - x.J if after.converged else math.nan
         for name, value in zip(meters.names, (z + a).tolist()):
             if not math.isnan(value):
                 seen[name] = value
+
+    def record(self, k: int) -> dict[str, float]:
+        residual, self.residual = self.residual, math.nan
+        return {self.column: residual}
 
 
 @register
@@ -91,6 +108,12 @@ class FDIStealthyKind(MeasurementKind):
             if b == cat.slack_bus:
                 raise EventProblem("buses", f"bus {b} is the slack bus: its injection balances the feeder "
                                             "and cannot be faked consistently")
+        if spec.access is not None:
+            reached = reachable_meters(cat.feeder, spec.access, spec.buses, metered)
+            if not reached:
+                raise EventProblem("access", f"access {spec.access} reaches none of the {len(metered)} meters of the "
+                                             "measurement model: the attacker has nothing to write")
+            return reached
         if spec.meters is None:
             return metered
         for p in spec.meters:
