@@ -148,3 +148,13 @@ def test_bad_access_names_the_field(tmp_path, access, message):
     with pytest.raises(ScenarioError) as exc:
         load_scenario(_write(tmp_path, access))
     assert "events[0]" in str(exc.value) and message in str(exc.value)
+
+
+def test_the_attack_stays_stealthy_across_an_outage_mid_attack(tmp_path):
+    path = _write(tmp_path, "access: feeder")
+    path.write_text(path.read_text() + "  - {at: 25min, duration: 5min, kind: line_outage, line: 7}\n")
+    run_scenario(load_scenario(path), tmp_path / "out")
+    ts = pd.read_parquet(tmp_path / "out" / "timeseries.parquet")
+    assert ts["line.7.loading_pct"].iloc[25:30].fillna(0).max() == 0 < ts["line.7.loading_pct"].iloc[31]
+    residual = ts["attack.1.residual_j"].to_numpy()
+    assert len(ts) == 40 and np.abs(residual[20:]).max() < 0.01  # rebuilt on each step's topology

@@ -106,10 +106,9 @@ def least_residual_false_data(network: Network, topo: Topology, V: np.ndarray, m
     h = network.measure(topo, V, meters)[0]
     usable = network.usable(topo, meters)
     A = np.flatnonzero(writable & usable)
-    rows = _attacked_rows(topo, delta_mw, delta_mvar)
+    rows, wanted = _attacked(topo, delta_mw, delta_mvar)
     if not len(A) or not len(rows):
         return None
-    wanted = np.r_[delta_mw[topo.theta], delta_mvar[topo.theta]][rows]
     X, Hu, w = _estimate_response(network, topo, V, meters, A)
     R = -(Hu @ X)
     R[np.searchsorted(np.flatnonzero(usable), A), np.arange(len(A))] += 1.0
@@ -147,10 +146,11 @@ def _estimate_response(network: Network, topo: Topology, V: np.ndarray, meters: 
     return lu.solve(np.asarray((H[cols].T @ sp.diags(1.0 / meters.sigma[cols] ** 2)).todense())), Hu, w
 
 
-def _attacked_rows(topo: Topology, delta_mw: np.ndarray, delta_mvar: np.ndarray) -> np.ndarray:
-    """Rows of `_injections` (P, then Q, at every non-slack live bus) of the buses with a delta."""
+def _attacked(topo: Topology, delta_mw: np.ndarray, delta_mvar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows of `_injections`, P then Q at every non-slack live bus, of the buses with a delta; the delta there)."""
     attacked = (delta_mw[topo.theta] != 0) | (delta_mvar[topo.theta] != 0)
-    return np.flatnonzero(np.r_[attacked, attacked])
+    rows = np.flatnonzero(np.r_[attacked, attacked])
+    return rows, np.r_[delta_mw[topo.theta], delta_mvar[topo.theta]][rows]
 
 
 def _faked(network: Network, topo: Topology, V: np.ndarray, meters: Meters, a: np.ndarray,
@@ -169,11 +169,13 @@ def best_false_data(network: Network, topo: Topology, V: np.ndarray, meters: Met
     stealthy = stealthy_false_data(network, topo, V, meters, writable, delta_mw, delta_mvar)
     if stealthy is not None and not (network.usable(topo, meters) & ~writable).any():
         return stealthy  # every meter written: the exact shift, nothing to compromise on
-    if stealthy is not None:
-        rows = _attacked_rows(topo, delta_mw, delta_mvar)
-        wanted = np.r_[delta_mw[topo.theta], delta_mvar[topo.theta]][rows]
-        miss = _faked(network, topo, V, meters, stealthy, rows) - wanted
-        if np.linalg.norm(miss) <= FAKE_TOLERANCE * np.linalg.norm(wanted):
-            return stealthy
-    least = least_residual_false_data(network, topo, V, meters, writable, delta_mw, delta_mvar)
+    try:  # a gain matrix singular at V (an outage the estimate barely survives) leaves the stealthy data as is
+        if stealthy is not None:
+            rows, wanted = _attacked(topo, delta_mw, delta_mvar)
+            miss = _faked(network, topo, V, meters, stealthy, rows) - wanted
+            if np.linalg.norm(miss) <= FAKE_TOLERANCE * np.linalg.norm(wanted):
+                return stealthy
+        least = least_residual_false_data(network, topo, V, meters, writable, delta_mw, delta_mvar)
+    except np.linalg.LinAlgError:
+        return stealthy
     return least if least is not None else stealthy
