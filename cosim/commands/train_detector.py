@@ -22,6 +22,17 @@ def checkpoint_target(out: Path) -> tuple[Path, Path | None]:
     return out / "model.pt", out
 
 
+def _seeds(text: str) -> list[int]:
+    """`0,1,2` as distinct integers; exit 2 naming --seeds otherwise."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        fail(f"--seeds: expected comma-separated integers such as 0,1,2, got {text!r}")
+    if len(values) < 2 or len(set(values)) != len(values):
+        fail(f"--seeds: expected two or more distinct seeds, got {text!r}")
+    return values
+
+
 @app.command("train-detector")
 def train_detector(dataset: Path = typer.Argument(..., help="a folder written by cosim dataset"),
                    out_path: Path = typer.Option(..., "--out", help="a folder (model.pt, learning_curve.csv/.png "
@@ -56,13 +67,16 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
                    wls_test: str = typer.Option("none", "--wls-test",
                                                 help="in a run, also alarm on this WLS test of the same estimate: "
                                                      "none | chi2 | lnr | any (the checkpoint's default)"),
-                   seed: int = typer.Option(0, "--seed")) -> None:
+                   seed: int = typer.Option(0, "--seed"),
+                   seeds: Optional[str] = typer.Option(None, "--seeds",
+                                                       help="comma-separated seeds, e.g. 0,1,2: one training "
+                                                            "per seed, their logits averaged (an ensemble)")) -> None:
     """Train on the dataset's train runs, set the threshold on its validation runs, write the checkpoint."""
     import torch
 
     from cosim.detection.cnn_rnn import Hyper
     from cosim.detection.dataset import DatasetError, read_dataset
-    from cosim.detection.train import fit, tune as search, write_curve
+    from cosim.detection.train import fit, fit_ensemble, tune as search, write_curve
     from cosim.detection.kinds.wls import TESTS as WLS_TESTS
 
     if arch != "cnn_rnn":
@@ -74,6 +88,9 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
     out_path, folder = checkpoint_target(out_path)
     if tune == "none" and budget is not None:
         fail("--budget: counts the trainings of a search; give it with --tune nsabc or --tune optuna")
+    members = _seeds(seeds) if seeds is not None else None
+    if members is not None and (tune != "none" or seed != 0):
+        fail("--seeds: trains an ensemble of the given seeds without a search; give it without --tune and --seed")
     try:
         data = read_dataset(dataset)
         if not (data.frame["split"] == "train").any():
@@ -98,6 +115,9 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
                             "front": [{"params": x, "objectives": list(f)} for x, f in result.front]}}
         err.print(f"{tune}: {len(result.evaluations)} trainings, best {json.dumps(result.best)} "
                   f"(1 - AUC {result.best_f[0]:.4f})")
+    elif members is not None:
+        trained = fit_ensemble(data, hyper, members, target_fpr, say, keep_best)
+        extra = {"keep_best": keep_best, "seeds": members}
     else:
         trained = fit(data, hyper, seed, target_fpr, say, keep_best)
         extra = {"keep_best": keep_best}
@@ -106,8 +126,16 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
     trained.save(out_path, {"dataset": str(dataset.resolve()), "seed": seed, **extra})
     if folder is not None:
         write_curve(trained.history, folder)
-    aucs = [e["val_auc"] for e in trained.history if e["val_auc"] == e["val_auc"]] or [float("nan")]
-    auc = max(aucs) if keep_best else aucs[-1]  # the AUC of the weights kept
+    if members is not None:
+        from cosim.detection.train import splits
+        from cosim.events.impact import roc_auc
+
+        _, _, Xv, yv = splits(data, hyper)
+        auc = roc_auc(trained.score(Xv), yv >= 0.5)
+    else:
+        aucs = [e["val_auc"] for e in trained.history if e["val_auc"] == e["val_auc"]] or [float("nan")]
+        auc = max(aucs) if keep_best else aucs[-1]  # the AUC of the weights kept
     err.print(f"threshold {trained.threshold:.4f} (validation false-alarm rate {target_fpr:g}); "
-              f"validation AUC {auc:.4f}; hyperparameters {json.dumps(asdict(trained.hyper))}")
+              f"validation AUC {auc:.4f}{f' ({trained.members} seeds averaged)' if members else ''}; "
+              f"hyperparameters {json.dumps(asdict(trained.hyper))}")
     out.print(str(out_path))

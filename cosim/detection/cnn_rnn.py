@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -73,11 +73,24 @@ class CnnRnn(nn.Module):
         return self.head(out[:, -1]).squeeze(-1)
 
 
+class Ensemble(nn.Module):
+    """CNN+RNNs of one layout trained with different seeds; their logits are averaged (the seeds' spread
+    averages out)."""
+
+    def __init__(self, members: Sequence[CnnRnn]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(dim=0)
+
+
 @dataclass
 class Trained:
-    """A trained detector with what it needs to run: layout, hyperparameters, threshold and history."""
+    """A trained detector with what it needs to run: layout, hyperparameters, threshold and history (one model
+    or an `Ensemble`)."""
 
-    model: CnnRnn
+    model: CnnRnn | Ensemble
     layout: Layout
     hyper: Hyper
     threshold: float
@@ -99,7 +112,13 @@ class Trained:
         """A checkpoint that `load` (torch only, `weights_only=True`) reads back."""
         torch.save({"format": FORMAT, "arch": "cnn_rnn", "feeder": self.feeder, "layout": self.layout.to_dict(),
                     "hyper": asdict(self.hyper), "threshold": float(self.threshold), "history": self.history,
-                    "wls_test": self.wls_test, "state_dict": self.model.state_dict(), **(extra or {})}, path)
+                    "wls_test": self.wls_test, "state_dict": self.model.state_dict(), "members": self.members,
+                    **(extra or {})}, path)
+
+    @property
+    def members(self) -> int:
+        """Models averaged: 1, or the ensemble's size."""
+        return len(self.model.members) if isinstance(self.model, Ensemble) else 1
 
 
 def load(path: Path) -> Trained:
@@ -112,7 +131,8 @@ def load(path: Path) -> Trained:
         raise ValueError(f"{path} is not a detector checkpoint of cosim train-detector (format {FORMAT})")
     try:
         layout, hyper = Layout.from_dict(ck["layout"]), Hyper(**ck["hyper"])
-        model = CnnRnn(layout.shape, hyper)
+        n = int(ck.get("members", 1))
+        model = CnnRnn(layout.shape, hyper) if n == 1 else Ensemble([CnnRnn(layout.shape, hyper) for _ in range(n)])
         model.load_state_dict(ck["state_dict"])
     except (KeyError, TypeError, RuntimeError) as exc:  # a missing entry, an unknown hyperparameter, other weights
         raise ValueError(f"{path} does not match this version's CNN+RNN detector ({type(exc).__name__}: {exc}); "
@@ -173,3 +193,17 @@ def train(windows: np.ndarray, labels: np.ndarray, val_windows: np.ndarray, val_
     val = trained.score(val_windows)
     trained.threshold = threshold_at(val, val_labels < 0.5, target_fpr)
     return trained
+
+
+def ensemble(members: Sequence[Trained], seeds: Sequence[int], val_windows: np.ndarray, val_labels: np.ndarray,
+             target_fpr: float = 0.01) -> Trained:
+    """One detector averaging the logits of `members` (trained with `seeds` on the same data), its threshold set
+    again on validation; ValueError if they differ in layout or hyperparameters."""
+    first = members[0]
+    if any(m.layout.to_dict() != first.layout.to_dict() or m.hyper != first.hyper for m in members):
+        raise ValueError("an ensemble's members must share the layout and hyperparameters (one dataset, one recipe)")
+    history = [{**e, "seed": s} for m, s in zip(members, seeds) for e in m.history]
+    out = Trained(Ensemble([m.model for m in members]), first.layout, first.hyper, 0.5, first.feeder, history,
+                  first.wls_test)
+    out.threshold = threshold_at(out.score(val_windows), val_labels < 0.5, target_fpr)
+    return out

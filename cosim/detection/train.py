@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from cosim.detection.cnn_rnn import Hyper, Trained, train
+from cosim.detection.cnn_rnn import Hyper, Trained, ensemble, train
 from cosim.detection.dataset import Dataset
 from cosim.detection.nsabc import Param, Result, nsabc, summary
 
@@ -34,6 +34,15 @@ def fit(data: Dataset, hyper: Hyper, seed: int, target_fpr: float = 0.01,
     epoch of the best validation AUC)."""
     X, y, Xv, yv = splits(data, hyper)
     return train(X, y, Xv, yv, data.inputs(hyper.residuals), data.feeder, hyper, seed, target_fpr, on_epoch, keep_best)
+
+
+def fit_ensemble(data: Dataset, hyper: Hyper, seeds: Sequence[int], target_fpr: float = 0.01,
+                 on_epoch: Callable[[dict], None] | None = None, keep_best: bool = False) -> Trained:
+    """One training per seed (as `fit`), averaged into an ensemble whose threshold is set on validation."""
+    X, y, Xv, yv = splits(data, hyper)
+    names = data.inputs(hyper.residuals)
+    members = [train(X, y, Xv, yv, names, data.feeder, hyper, s, target_fpr, on_epoch, keep_best) for s in seeds]
+    return ensemble(members, seeds, Xv, yv, target_fpr)
 
 
 class Trainings:
@@ -96,21 +105,28 @@ def tune(data: Dataset, hyper: Hyper, seed: int, method: str, colony: dict, budg
 
 
 def write_curve(history: Sequence[dict], folder: Path) -> None:
-    """The learning curve (one row per epoch: train loss, validation AUC) as learning_curve.csv and .png."""
+    """The learning curve (one row per epoch: train loss, validation AUC; per seed for an ensemble) as
+    learning_curve.csv and .png."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    frame = pd.DataFrame(list(history), columns=["epoch", "train_loss", "val_auc"])
+    seeded = any("seed" in e for e in history)
+    frame = pd.DataFrame(list(history), columns=["seed"] * seeded + ["epoch", "train_loss", "val_auc"])
     frame.to_csv(folder / "learning_curve.csv", index=False)
     fig, loss = plt.subplots(figsize=(7, 4))
-    loss.plot(frame["epoch"], frame["train_loss"], marker=".", color="tab:blue")
+    auc = loss.twinx()
+    for i, (seed, part) in enumerate(frame.groupby("seed") if seeded else [(None, frame)]):
+        shade = max(0.3, 1 - 0.2 * i)
+        loss.plot(part["epoch"], part["train_loss"], marker=".", color="tab:blue", alpha=shade,
+                  label="" if seed is None else f"seed {seed}")
+        auc.plot(part["epoch"], part["val_auc"], marker=".", color="tab:red", alpha=shade)
+    if seeded:
+        loss.legend(loc="center right")
     loss.set_xlabel("epoch")
     loss.set_ylabel("training loss", color="tab:blue")
-    auc = loss.twinx()
-    auc.plot(frame["epoch"], frame["val_auc"], marker=".", color="tab:red")
     auc.set_ylabel("validation ROC AUC", color="tab:red")
     fig.tight_layout()
     fig.savefig(folder / "learning_curve.png", dpi=100)
