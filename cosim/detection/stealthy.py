@@ -8,6 +8,9 @@ until every meter of B reads the same to machine precision. If no shift in that 
 any of the wanted injections, no stealthy attack exists for that access. H is sparse; the null
 space is that of H_B over the states it reaches (`null_space_reach`: the others are pinned by B),
 dense over those only, so a local access set costs little on a large feeder.
+
+Where no stealthy shift fakes what the attacker wants, `least_residual_false_data` writes the false
+data that does with the least rise of the chi-square statistic; `best_false_data` picks between them.
 """
 
 from __future__ import annotations
@@ -93,6 +96,32 @@ def _restore(network: Network, topo: Topology, V: np.ndarray, c: np.ndarray, met
     return c
 
 
+class _Linear:
+    """The WLS estimate's linear response to false data at state V: the meters' readings, H over the usable ones
+    with their weights, the gain matrix's factors and the injections' readings and Jacobian, computed once for
+    every question `best_false_data` asks."""
+
+    def __init__(self, network: Network, topo: Topology, V: np.ndarray, meters: Meters):
+        self.network, self.topo, self.V, self.meters = network, topo, V, meters
+        self.h, H = network.measure(topo, V, meters)
+        self.usable = network.usable(topo, meters)
+        self.rows = np.flatnonzero(self.usable)
+        self.H, self.Hu, self.w = H, H[self.rows], 1.0 / meters.sigma[self.rows] ** 2
+        self.lu = factorise((self.Hu.T @ sp.diags(self.w) @ self.Hu).tocsc())
+        self.injections = _injections(topo)
+        self.inj, self.C = network.measure(topo, V, self.injections)
+
+    def response(self, cols: np.ndarray) -> np.ndarray:
+        """X = G^-1 H_cols^T W_cols: how the estimate moves per unit of false data on the meters `cols`."""
+        weights = sp.diags(1.0 / self.meters.sigma[cols] ** 2)
+        return self.lu.solve(np.asarray((self.H[cols].T @ weights).todense()))
+
+    def faked(self, a: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """How far false data a moves the estimate's injections at `rows`."""
+        cols = np.flatnonzero(a)
+        return self.C[rows] @ (self.response(cols) @ a[cols])
+
+
 def least_residual_false_data(network: Network, topo: Topology, V: np.ndarray, meters: Meters,
                               writable: np.ndarray, delta_mw: np.ndarray, delta_mvar: np.ndarray,
                               rounds: int = 3) -> np.ndarray | None:
@@ -103,47 +132,40 @@ def least_residual_false_data(network: Network, topo: Topology, V: np.ndarray, m
     Linearised at V: the estimate moves by X a (X = G^-1 H_A^T W_A), the residual by R a (R = E_A - H X), so the
     attacker solves min a^T R^T W R a subject to C X a = delta (C: the attacked buses' injections over the
     states): a = M^-1 N^T (N M^-1 N^T)^-1 delta with M = R^T W R, N = C X; the statistic then rises by about a^T R^T W R a."""
-    h = network.measure(topo, V, meters)[0]
-    usable = network.usable(topo, meters)
-    A = np.flatnonzero(writable & usable)
+    return _least_residual(_Linear(network, topo, V, meters), writable, delta_mw, delta_mvar, rounds)
+
+
+def _least_residual(lin: _Linear, writable: np.ndarray, delta_mw: np.ndarray, delta_mvar: np.ndarray,
+                    rounds: int = 3) -> np.ndarray | None:
+    """`least_residual_false_data` on a linearisation already made."""
+    network, topo, V, meters = lin.network, lin.topo, lin.V, lin.meters
+    A = np.flatnonzero(writable & lin.usable)
     rows, wanted = _attacked(topo, delta_mw, delta_mvar)
     if not len(A) or not len(rows):
         return None
-    X, Hu, w = _estimate_response(network, topo, V, meters, A)
-    R = -(Hu @ X)
-    R[np.searchsorted(np.flatnonzero(usable), A), np.arange(len(A))] += 1.0
-    M = R.T @ (w[:, None] * R)
-    injections = _injections(topo)
-    N = network.measure(topo, V, injections)[1][rows] @ X
+    X = lin.response(A)
+    R = -(lin.Hu @ X)
+    R[np.searchsorted(lin.rows, A), np.arange(len(A))] += 1.0
+    M = R.T @ (lin.w[:, None] * R)
+    N = lin.C[rows] @ X
     ridge = 1e-12 * max(float(np.trace(M)), 1.0)
     Y = np.linalg.solve(M + ridge * np.eye(len(A)), N.T)  # a = M^-1 N^T (N M^-1 N^T)^-1 delta, scale-free
-    base, target = network.measure(topo, V, injections)[0][rows], wanted
+    base, target = lin.inj[rows], wanted
     for _ in range(rounds):  # aim off by what the nonlinear injections miss at the state the estimate moves to
         a_A = Y @ np.linalg.lstsq(N @ Y, target, rcond=None)[0]
         moved = X @ a_A
         if not np.all(np.isfinite(moved)) or np.abs(moved).max() > MAX_SHIFT:  # beyond the linearised model
             return None
-        target = target - (network.measure(topo, network.with_states(topo, V, moved), injections)[0][rows]
+        target = target - (network.measure(topo, network.with_states(topo, V, moved), lin.injections)[0][rows]
                            - base - wanted)
-    a = np.zeros(len(h))
+    a = np.zeros(len(lin.h))
     a[A] = a_A
     if a_A @ M @ a_A < STEALTHY_RISE:  # stealthy after all: written as h(V + c) - h(V), exact on the nonlinear model
-        fixed, c = usable & ~writable, moved.copy()
+        fixed, c = lin.usable & ~writable, moved.copy()
         if fixed.any():
-            c = _restore(network, topo, V, c, meters, fixed, h, np.arange(topo.n_states))
-        a = np.where(writable, network.measure(topo, network.with_states(topo, V, c), meters)[0] - h, 0.0)
+            c = _restore(network, topo, V, c, meters, fixed, lin.h, np.arange(topo.n_states))
+        a = np.where(writable, network.measure(topo, network.with_states(topo, V, c), meters)[0] - lin.h, 0.0)
     return a
-
-
-def _estimate_response(network: Network, topo: Topology, V: np.ndarray, meters: Meters,
-                       cols: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray]:
-    """X = G^-1 H_cols^T W_cols, how the WLS estimate moves per unit of false data on the meters `cols`
-    (linearised at V), with H over the usable meters and their weights."""
-    rows = np.flatnonzero(network.usable(topo, meters))
-    H = network.measure(topo, V, meters)[1]
-    Hu, w = H[rows], 1.0 / meters.sigma[rows] ** 2
-    lu = factorise((Hu.T @ sp.diags(w) @ Hu).tocsc())
-    return lu.solve(np.asarray((H[cols].T @ sp.diags(1.0 / meters.sigma[cols] ** 2)).todense())), Hu, w
 
 
 def _attacked(topo: Topology, delta_mw: np.ndarray, delta_mvar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -151,14 +173,6 @@ def _attacked(topo: Topology, delta_mw: np.ndarray, delta_mvar: np.ndarray) -> t
     attacked = (delta_mw[topo.theta] != 0) | (delta_mvar[topo.theta] != 0)
     rows = np.flatnonzero(np.r_[attacked, attacked])
     return rows, np.r_[delta_mw[topo.theta], delta_mvar[topo.theta]][rows]
-
-
-def _faked(network: Network, topo: Topology, V: np.ndarray, meters: Meters, a: np.ndarray,
-           rows: np.ndarray) -> np.ndarray:
-    """How far false data a moves the WLS estimate's injections at `rows` (linearised at V)."""
-    cols = np.flatnonzero(a)
-    return network.measure(topo, V, _injections(topo))[1][rows] @ (_estimate_response(network, topo, V, meters,
-                                                                                      cols)[0] @ a[cols])
 
 
 def best_false_data(network: Network, topo: Topology, V: np.ndarray, meters: Meters, writable: np.ndarray,
@@ -170,12 +184,12 @@ def best_false_data(network: Network, topo: Topology, V: np.ndarray, meters: Met
     if stealthy is not None and not (network.usable(topo, meters) & ~writable).any():
         return stealthy  # every meter written: the exact shift, nothing to compromise on
     try:  # a gain matrix singular at V (an outage the estimate barely survives) leaves the stealthy data as is
+        lin = _Linear(network, topo, V, meters)
         if stealthy is not None:
             rows, wanted = _attacked(topo, delta_mw, delta_mvar)
-            miss = _faked(network, topo, V, meters, stealthy, rows) - wanted
-            if np.linalg.norm(miss) <= FAKE_TOLERANCE * np.linalg.norm(wanted):
+            if np.linalg.norm(lin.faked(stealthy, rows) - wanted) <= FAKE_TOLERANCE * np.linalg.norm(wanted):
                 return stealthy
-        least = least_residual_false_data(network, topo, V, meters, writable, delta_mw, delta_mvar)
+        least = _least_residual(lin, writable, delta_mw, delta_mvar)
     except np.linalg.LinAlgError:
         return stealthy
     return least if least is not None else stealthy
