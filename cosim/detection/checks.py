@@ -3,15 +3,13 @@ and stealthy attacks whose access admits no false data at all."""
 
 from __future__ import annotations
 
-import fnmatch
-
 import numpy as np
 
-from cosim.detection.access import reachable_meters
 from cosim.detection.models import detector_specs
 from cosim.detection.network import Network, plan_for
 from cosim.detection.stealthy import best_false_data
 from cosim.detection.wls import unobservable_buses
+from cosim.events.kinds.fdi_stealthy import injection_shift, writable_meters
 from cosim.grid.feeders import Feeder
 from cosim.scenario.schema import Detector, Scenario
 
@@ -68,7 +66,8 @@ def metering_problems(scn: Scenario, feeder: Feeder, model: Detector) -> list[tu
         return [(where, f"the {len(meters.names)} meters leave the feeder unobservable: state estimation cannot "
                         f"determine the voltage at bus {shown}; meter those buses or add load pseudo-measurements "
                         "(metering: {pseudo_loads: {error: 0.3}})")]
-    return [problem for i, e in enumerate(scn.events) if (problem := _stealthy_problem(i, e, feeder, network, meters, topo))]
+    return [problem for i, e in enumerate(scn.events)
+            if (problem := _stealthy_problem(i, e, feeder, network, meters, topo))]
 
 
 def _stealthy_problem(i: int, event, feeder: Feeder, network: Network, meters, topo) -> tuple[tuple, str] | None:
@@ -76,19 +75,13 @@ def _stealthy_problem(i: int, event, feeder: Feeder, network: Network, meters, t
     as a problem."""
     if getattr(event, "kind", None) != "fdi_stealthy" or (event.meters is None and event.access is None):
         return None
-    if event.access is not None:
-        key, writable = "access", np.isin(meters.names, reachable_meters(feeder, event.access, event.buses,
-                                                                         meters.names))
-    else:
-        key, writable = "meters", np.array([any(fnmatch.fnmatch(n, p) for p in event.meters) for n in meters.names])
+    writable = np.isin(meters.names, writable_meters(event, feeder, meters.names))
     if not writable.any() or any(b not in network.bus_row for b in event.buses):
         return None  # the event's target check names what is missing
-    delta = np.zeros((2, len(network.bus)))
-    for b in event.buses:
-        delta[:, network.bus_row[b]] += (event.delta_p_mw, event.delta_q_mvar)
+    delta = injection_shift(event, network)
     if best_false_data(network, topo, network.flat_start(topo), meters, writable, *delta) is not None:
         return None
-    return (("events", i, key),
+    return (("events", i, "access" if event.access is not None else "meters"),
             f"no false data the attacker can write with access to these {int(writable.sum())} meters makes bus "
             f"{', '.join(map(str, event.buses))} seem to inject more: the meters it cannot write pin the estimate "
             "there (faking it would move the estimate beyond the linear model); give access to more meters (the "

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from cosim.detection.wls import WLS
     from cosim.events.schedule import ScheduledEvent
     from cosim.events.targets import Catalog
+    from cosim.grid.feeders import Feeder
 
 
 class FDIStealthy(_Event):
@@ -50,6 +51,23 @@ class FDIStealthy(_Event):
         return self
 
 
+def writable_meters(spec: FDIStealthy, feeder: Feeder, metered: tuple[str, ...]) -> tuple[str, ...]:
+    """The metered signals an attacker with `spec`'s access writes: its zone's, its patterns', or every one."""
+    if spec.access is not None:
+        return reachable_meters(feeder, spec.access, spec.buses, metered)
+    if spec.meters is None:
+        return metered
+    return tuple(n for n in metered if any(fnmatch.fnmatch(n, p) for p in spec.meters))
+
+
+def injection_shift(spec: FDIStealthy, network: Network) -> np.ndarray:
+    """(2, buses): the MW and Mvar the attack makes each bus row of `network` seem to inject more."""
+    delta = np.zeros((2, len(network.bus)))
+    for b in spec.buses:
+        delta[:, network.bus_row[b]] += (spec.delta_p_mw, spec.delta_q_mvar)
+    return delta
+
+
 class Stealthy(Attack):
     """a = h(x + c) - h(x): the attacker estimates x from what it intercepts, picks the state c that
     makes the buses seem to inject delta more (within what its meters allow), and rewrites its meters;
@@ -59,12 +77,7 @@ class Stealthy(Attack):
                  topology_at: Callable[[int], Topology]):
         super().__init__(event, rng)
         self.estimator, self.topology_at = estimator, topology_at
-        net: Network = estimator.network
-        self.delta_p = np.zeros(len(net.bus))
-        self.delta_q = np.zeros(len(net.bus))
-        for b in event.spec.buses:
-            self.delta_p[net.bus_row[b]] += event.spec.delta_p_mw
-            self.delta_q[net.bus_row[b]] += event.spec.delta_q_mvar
+        self.delta = injection_shift(event.spec, estimator.network)
         self.writable = np.isin(estimator.meters.names, event.targets)
         self.column = f"attack.{event.id}.residual_j"
         self.residual = math.nan
@@ -78,7 +91,7 @@ class Stealthy(Attack):
         x = est.estimate(z, topo)
         if not x.converged:  # the attacker cannot estimate the state this step: leaves it alone
             return
-        a = best_false_data(est.network, topo, x.V, meters, self.writable, self.delta_p, self.delta_q)
+        a = best_false_data(est.network, topo, x.V, meters, self.writable, *self.delta)
         if a is None:  # nothing its meters can fake on this step's topology: leaves it alone
             return
         after = est.estimate(z + a, topo)
@@ -108,19 +121,15 @@ class FDIStealthyKind(MeasurementKind):
             if b == cat.slack_bus:
                 raise EventProblem("buses", f"bus {b} is the slack bus: its injection balances the feeder "
                                             "and cannot be faked consistently")
-        if spec.access is not None:
-            reached = reachable_meters(cat.feeder, spec.access, spec.buses, metered)
-            if not reached:
-                raise EventProblem("access", f"access {spec.access} reaches none of the {len(metered)} meters of the "
-                                             "measurement model: the attacker has nothing to write")
-            return reached
-        if spec.meters is None:
-            return metered
-        for p in spec.meters:
+        for p in spec.meters or ():
             if not fnmatch.filter(metered, p):
                 raise EventProblem("meters", f"{p!r} matches no meter of the measurement model "
                                              f"({len(metered)} meters, e.g. {', '.join(metered[:4])})")
-        return tuple(n for n in metered if any(fnmatch.fnmatch(n, p) for p in spec.meters))
+        reached = writable_meters(spec, cat.feeder, metered)
+        if spec.access is not None and not reached:
+            raise EventProblem("access", f"access {spec.access} reaches none of the {len(metered)} meters of the "
+                                         "measurement model: the attacker has nothing to write")
+        return reached
 
     def target_text(self, event: ScheduledEvent) -> str:
         """`buses 17,18`."""
