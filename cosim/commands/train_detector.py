@@ -116,7 +116,7 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
         err.print(f"{tune}: {len(result.evaluations)} trainings, best {json.dumps(result.best)} "
                   f"(1 - AUC {result.best_f[0]:.4f})")
     elif members is not None:
-        trained = fit_ensemble(data, hyper, members, target_fpr, say, keep_best)
+        trained, ensemble_auc = fit_ensemble(data, hyper, members, target_fpr, say, keep_best)
         extra = {"keep_best": keep_best, "seeds": members}
     else:
         trained = fit(data, hyper, seed, target_fpr, say, keep_best)
@@ -127,11 +127,7 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
     if folder is not None:
         write_curve(trained.history, folder)
     if members is not None:
-        from cosim.detection.train import splits
-        from cosim.events.impact import roc_auc
-
-        _, _, Xv, yv = splits(data, hyper)
-        auc = roc_auc(trained.score(Xv), yv >= 0.5)
+        auc = ensemble_auc
     else:
         aucs = [e["val_auc"] for e in trained.history if e["val_auc"] == e["val_auc"]] or [float("nan")]
         auc = max(aucs) if keep_best else aucs[-1]  # the AUC of the weights kept

@@ -37,12 +37,17 @@ def fit(data: Dataset, hyper: Hyper, seed: int, target_fpr: float = 0.01,
 
 
 def fit_ensemble(data: Dataset, hyper: Hyper, seeds: Sequence[int], target_fpr: float = 0.01,
-                 on_epoch: Callable[[dict], None] | None = None, keep_best: bool = False) -> Trained:
-    """One training per seed (as `fit`), averaged into an ensemble whose threshold is set on validation."""
+                 on_epoch: Callable[[dict], None] | None = None,
+                 keep_best: bool = False) -> tuple[Trained, float]:
+    """One training per seed (as `fit`), averaged into an ensemble whose threshold is set on validation; with
+    the ensemble's validation AUC."""
+    from cosim.events.impact import roc_auc
+
     X, y, Xv, yv = splits(data, hyper)
     names = data.inputs(hyper.residuals)
     members = [train(X, y, Xv, yv, names, data.feeder, hyper, s, target_fpr, on_epoch, keep_best) for s in seeds]
-    return ensemble(members, seeds, Xv, yv, target_fpr)
+    trained = ensemble(members, seeds, Xv, yv, target_fpr)
+    return trained, roc_auc(trained.score(Xv), yv >= 0.5)
 
 
 class Trainings:
