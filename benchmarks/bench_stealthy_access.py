@@ -48,7 +48,8 @@ SKIP = {("full", "real meters only"), ("sparse", "buses 16-18, lines 16-17")}  #
 
 
 def run(metering: str, access: str, out: Path) -> dict:
-    """One run's row: refused (the loader's message), or residual, fake and each detector's rates."""
+    """One run's row: refused (the loader's message), or the residual, what it wrote at bus 17 and each
+    detector's rates."""
     path = scenario("fdi-stealthy", METERING[metering], out, f"{metering}-{access.replace(' ', '')}")
     scn = yaml.safe_load(path.read_text())
     scn["events"][0].update(ACCESS[access])
