@@ -38,15 +38,15 @@ def write_scenario(tmp_path: Path):
     return write
 
 
-@pytest.fixture
-def cli():
-    """Invoke the `cosim` CLI in-process; returns (exit_code, stdout + stderr)."""
+def run_cli(*args):
+    """Invoke the `cosim` CLI in-process; returns (exit_code, stdout + stderr, the click result)."""
     from cosim.cli import app
 
-    runner = CliRunner()
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output, result
 
-    def invoke(*args: str):
-        result = runner.invoke(app, [str(a) for a in args])
-        return result.exit_code, result.output, result
 
-    return invoke
+@pytest.fixture
+def cli():
+    """`run_cli` as a fixture."""
+    return run_cli

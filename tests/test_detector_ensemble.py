@@ -11,19 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from typer.testing import CliRunner
-
-from cosim.cli import app
+from conftest import run_cli
 from cosim.detection.cnn_rnn import ensemble, load, threshold_at
 from cosim.detection.dataset import read_dataset
 from cosim.detection.train import splits
 from test_detectors import GROSS, write
-
-
-def cli_module(*args) -> tuple[int, str, object]:
-    """The `cosim` CLI in-process (the conftest's `cli`, usable from a module-scoped fixture)."""
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    return result.exit_code, result.output, result
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +23,13 @@ def trained(tmp_path_factory):
     """A 3-day dataset with gross false data, `--seeds 0,1` and the two seeds trained alone."""
     tmp = tmp_path_factory.mktemp("ensemble")
     path = write(tmp, "", GROSS.format(at="1h", duration="40min"), "3h", "2min")
-    assert cli_module("dataset", path, "--out", tmp / "ds", "--days", "3", "-q")[0] == 0
+    assert run_cli("dataset", path, "--out", tmp / "ds", "--days", "3", "-q")[0] == 0
     base = ("--epochs", "2", "--conv-layers", "2")
-    code, output, _ = cli_module("train-detector", tmp / "ds", "--out", tmp / "ens", "--seeds", "0,1", *base)
+    code, output, _ = run_cli("train-detector", tmp / "ds", "--out", tmp / "ens", "--seeds", "0,1", *base)
     assert code == 0, output
     for seed in (0, 1):
-        code, output_one, _ = cli_module("train-detector", tmp / "ds", "--out", tmp / f"s{seed}.pt", "--seed", str(seed),
-                                         *base)
+        code, output_one, _ = run_cli("train-detector", tmp / "ds", "--out", tmp / f"s{seed}.pt", "--seed",
+                                      str(seed), *base)
         assert code == 0, output_one
     return tmp, output
 
@@ -74,5 +66,5 @@ def test_members_of_another_recipe_are_refused(trained):
 ])
 def test_bad_seeds_exit_2(trained, args, words):
     tmp, _ = trained
-    code, output, _ = cli_module("train-detector", tmp / "ds", "--out", tmp / "bad.pt", "--epochs", "1", *args)
+    code, output, _ = run_cli("train-detector", tmp / "ds", "--out", tmp / "bad.pt", "--epochs", "1", *args)
     assert code == 2 and words in " ".join(output.split()) and "Traceback" not in output
