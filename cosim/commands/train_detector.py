@@ -64,6 +64,9 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
                                                   help="weights of the epoch with the best validation AUC"),
                    residuals: bool = typer.Option(False, "--residuals/--no-residuals",
                                                   help="also read each meter's WLS normalised residual"),
+                   scaling: str = typer.Option("std", "--scaling",
+                                               help="input standardisation: std (per signal) | asinh (per-signal "
+                                                    "median, per-family spread, asinh; docs/detection.md)"),
                    wls_test: str = typer.Option("none", "--wls-test",
                                                 help="in a run, also alarm on this WLS test of the same estimate: "
                                                      "none | chi2 | lnr | any (the checkpoint's default)"),
@@ -77,6 +80,7 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
     from cosim.detection.cnn_rnn import Hyper
     from cosim.detection.dataset import DatasetError, read_dataset
     from cosim.detection.train import fit, fit_ensemble, tune as search, write_curve
+    from cosim.detection.features import SCALINGS
     from cosim.detection.kinds.wls import TESTS as WLS_TESTS
 
     if arch != "cnn_rnn":
@@ -85,6 +89,8 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
         fail(f"--tune: expected none, nsabc or optuna, got {tune!r}")
     if wls_test not in ("none", *WLS_TESTS):
         fail(f"--wls-test: expected none, {', '.join(WLS_TESTS)}, got {wls_test!r}")
+    if scaling not in SCALINGS:
+        fail(f"--scaling: expected {' or '.join(SCALINGS)}, got {scaling!r}")
     out_path, folder = checkpoint_target(out_path)
     if tune == "none" and budget is not None:
         fail("--budget: counts the trainings of a search; give it with --tune nsabc or --tune optuna")
@@ -99,7 +105,7 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
         fail(str(exc))
     torch.set_num_threads(1)  # small batches: threads cost more than they give, and results stay reproducible
     hyper = Hyper(lr=lr, gamma=gamma, window=window, conv_layers=conv_layers, neurons=neurons, layers=layers,
-                  epochs=epochs, residuals=residuals)
+                  epochs=epochs, residuals=residuals, scaling=scaling)
     say = lambda e: err.print(f"epoch {e['epoch']}: train loss {e['train_loss']:.4f}, val AUC {e['val_auc']:.4f}")  # noqa: E731
     extra = {}
     if tune != "none":

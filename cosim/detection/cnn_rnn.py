@@ -38,6 +38,7 @@ class Hyper:
     layers: int = 1  # RNN layers (the search range of the paper: 1..10)
     epochs: int = 10
     residuals: bool = False  # also read each meter's WLS normalised residual (more image rows; docs/detection.md)
+    scaling: str = "std"  # how inputs are standardised: std | asinh (cosim.detection.features)
 
 
 def _odd(kernel: int, size: int) -> int:
@@ -158,7 +159,7 @@ def train(windows: np.ndarray, labels: np.ndarray, val_windows: np.ndarray, val_
     from cosim.events.impact import roc_auc
 
     torch.manual_seed(seed)
-    layout = Layout.fit(names, windows[:, -1, :])
+    layout = Layout.fit(names, windows[:, -1, :], hyper.scaling)
     model = CnnRnn(layout.shape, hyper)
     x, y = torch.from_numpy(layout.images(windows)), torch.from_numpy(labels.astype(np.float32))
     pos = max(1.0, float(labels.sum()))
