@@ -12,7 +12,7 @@ seeds with its 95 % percentile-bootstrap interval (`cosim.evaluate.stats`).
 targets and strengths) offline, run by run, with WLS's largest-normalised-residual test and, where
 the dataset records it (`wls.chi2`), the chi-square test and the model's union with it, and with
 `--baselines DATASET` the scikit-learn baselines (`cosim.detection.baselines`) fitted once on that
-dataset's train runs.
+dataset's train runs. There the stealthy steps are also split by target, at a DER bus or at load buses only.
 Writes `<out>/eval.json` and prints the markdown tables of the model card.
 Usage: python benchmarks/eval_shipped_detector.py [--model models/detectors/ieee33-cnn-rnn.pt]
        [--seeds 10] [--baselines DATASET] [--heldout DATASET]... [--out runs/eval-shipped]
@@ -137,6 +137,20 @@ def fit_baselines(dataset: Path | None) -> dict:
     return fitted
 
 
+def stealthy_by_bus(part: pd.DataFrame, kinds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The stealthy steps split by target: at a bus hosting a DER (its true injection is positive at some step of
+    the run: a PV or wind bus) or at a load bus only. Where PV and wind swing, a shift there looks like weather."""
+    if "fdi_stealthy" not in kinds:
+        return {}
+    der = {int(c.split(".")[2]) for c in part.columns
+           if c.startswith("true.bus.") and c.endswith(".p_mw") and (part[c] > 1e-6).any()}
+    buses = part["label.target"].fillna("").str.extract(r"fdi_stealthy:buses ([\d,]+)")[0].fillna("")
+    at_der = buses.map(lambda b: any(int(x) in der for x in b.split(",") if x)).to_numpy(bool)
+    steps = kinds["fdi_stealthy"]
+    split = {"fdi_stealthy at a DER bus": steps & at_der, "fdi_stealthy at load buses": steps & ~at_der}
+    return {name: mask for name, mask in split.items() if mask.any()}
+
+
 def heldout(dataset: Path, model: Path, fitted: dict) -> list[dict]:
     """Every run of a held-out dataset scored offline (the windows a run's detectors meet, `cosim.detection.windows`):
     the checkpoint, WLS's largest-normalised-residual test (its `resid.` columns, Bonferroni at 1 %) and the
@@ -151,6 +165,7 @@ def heldout(dataset: Path, model: Path, fitted: dict) -> list[dict]:
         one = dataclasses.replace(data, frame=part)
         truth = part["label.attack"].to_numpy(float) >= 0.5
         kinds, step_s = attack_kind_masks(part, truth), step_seconds(part["time"])
+        kinds.update(stealthy_by_bus(part, kinds))
         lnr = np.nanmax(np.abs(part[[f"resid.{n}" for n in data.signals]].to_numpy(float)), axis=1)
         scores = {"wls_lnr": (lnr, lnr > lnr_threshold)}
         if CHI2 in part:
