@@ -91,6 +91,37 @@ def test_random_schedule_is_reproducible_and_clash_free():
     assert [e.start for e in a.events] == sorted(e.start for e in a.events)
 
 
+def test_random_buses_narrow_the_targets_of_kinds_that_pick_a_bus():
+    """`random.buses`: stealthy shifts, voltage biases, stuck sensors and load steps land only there; other kinds
+    keep their own targets."""
+    feeder = load_feeder("ieee33")
+    text = """\
+events:
+  - random: {kinds: [fdi_stealthy, fdi, sensor_stuck, load_step, dg_trip], rate_per_day: 60, seed: 3, buses: [18, 25]}
+"""
+    schedule, problems = build_schedule(_scenario(text, duration="24h", step="5min"), feeder)
+    assert problems == []
+    picked: dict[str, set[int]] = {}
+    for e in schedule.events:
+        spec = e.spec.model_dump()
+        buses = {"fdi_stealthy": lambda: set(spec["buses"]), "load_step": lambda: {spec["bus"]},
+                 "dg_trip": set}.get(e.kind, lambda: {int(spec["target"].split(".")[1])})()
+        picked.setdefault(e.kind, set()).update(buses)
+    assert set(picked) == {"fdi_stealthy", "fdi", "sensor_stuck", "load_step", "dg_trip"}
+    for kind in ("fdi_stealthy", "fdi", "sensor_stuck", "load_step"):
+        assert picked[kind] and picked[kind] <= {18, 25}, (kind, picked[kind])
+
+
+@pytest.mark.parametrize("buses, words", [([1], "bus 1 is the slack bus"), ([99], "bus 99 is not a bus of the grid")])
+def test_random_buses_that_cannot_be_targets_are_refused(write_scenario, cli, buses, words):
+    from events_helpers import scenario_text
+
+    path = write_scenario(scenario_text(f"events:\n  - random: {{kinds: [fdi_stealthy], rate_per_day: 3, buses: {buses}}}\n"))
+    code, output, _ = cli("validate", path)
+    text = " ".join(output.split())
+    assert code == 2 and "events[0].random.buses" in text and words in text and "Traceback" not in text
+
+
 @pytest.mark.slow  # a whole day or a real process; CI runs it in the slow step
 def test_same_scenario_and_seed_give_identical_runs(tmp_path):
     extra = RANDOM.replace("rate_per_day: 40", "rate_per_day: 8") + "detector: {}\n"

@@ -34,6 +34,7 @@ class RandomSpec(Strict):
     rate_per_day: float = Field(gt=0)
     seed: int | None = None
     duration: tuple[Seconds, Seconds] = (600.0, 3600.0)
+    buses: list[int] | None = Field(None, min_length=1)  # kinds that pick a bus, bus voltage or load pick among these
 
     @field_validator("duration")
     @classmethod

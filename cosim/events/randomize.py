@@ -36,10 +36,24 @@ def unusable(kind: str, cat: Catalog) -> str | None:
 
 
 def random_params(kind: str, rng: np.random.Generator, cat: Catalog, step: float, at: float,
-                  duration: float) -> dict:
-    """Kind-specific keys of one random event: a sign draw first, for every kind, then the kind's own."""
+                  duration: float, only: frozenset[int] | None = None) -> dict:
+    """Kind-specific keys of one random event: a sign draw first, for every kind, then the kind's own; targets
+    that are buses among `only` if given."""
     sign = 1.0 if rng.random() < 0.5 else -1.0
-    return random_kind(kind).random_params(Draw(rng, cat, step, at, duration, sign))
+    return random_kind(kind).random_params(Draw(rng, cat, step, at, duration, sign, only))
+
+
+def _only(spec: RandomSpec, cat: Catalog) -> frozenset[int] | None:
+    """The entry's `buses`, checked against the grid (EventProblem on random.buses)."""
+    if spec.buses is None:
+        return None
+    for b in spec.buses:
+        if b not in cat.buses or b == cat.slack_bus:
+            raise EventProblem("random.buses", f"bus {b} is {'the slack bus' if b == cat.slack_bus else 'not a bus of the grid'}"
+                                               f": expected non-slack buses among {min(cat.buses)}..{max(cat.buses)}")
+    if "load_step" in spec.kinds and not set(spec.buses) & cat.load_buses:
+        raise EventProblem("random.buses", f"load_step needs a bus with a load among {spec.buses}")
+    return frozenset(spec.buses)
 
 
 def expand(spec: RandomSpec, index: int, scn: Scenario, cat: Catalog, metered: tuple[str, ...],
@@ -52,6 +66,7 @@ def expand(spec: RandomSpec, index: int, scn: Scenario, cat: Catalog, metered: t
             raise EventProblem("random.kinds", str(exc)) from None
         if why:
             raise EventProblem("random.kinds", f"cannot generate {kind} events: {why}")
+    only = _only(spec, cat)
     clock = scn.clock
     rng = rng_for(scn.seed if spec.seed is None else spec.seed, "events", "random", str(index))
     n = int(rng.poisson(spec.rate_per_day * clock.duration / 86400.0))
@@ -65,7 +80,7 @@ def expand(spec: RandomSpec, index: int, scn: Scenario, cat: Catalog, metered: t
             continue
         start = int(rng.integers(first, clock.n_steps - steps + 1))
         at, duration = start * clock.step, steps * clock.step
-        entry = {"kind": kind, "at": at, "duration": duration, **random_params(kind, rng, cat, clock.step, at, duration)}
+        entry = {"kind": kind, "at": at, "duration": duration, **random_params(kind, rng, cat, clock.step, at, duration, only)}
         event = resolve(_EVENT.validate_python(entry), cat, clock, metered, ("events", index))
         if all(conflict(e, event) is None for e in taken + out):
             out.append(event)

@@ -46,7 +46,8 @@ class UnknownKind(KeyError):
 @dataclass
 class Draw:
     """What one random event's parameters are drawn from: the seeded stream, the grid's names and the
-    event's place; `sign` (+1 or -1) is drawn before any kind-specific value, for every kind."""
+    event's place; `sign` (+1 or -1) is drawn before any kind-specific value, for every kind. `only` (the
+    entry's `buses`) narrows the buses, bus voltages and load buses a kind may pick."""
 
     rng: np.random.Generator
     cat: "Catalog"
@@ -54,6 +55,7 @@ class Draw:
     at: float
     duration: float
     sign: float
+    only: frozenset[int] | None = None
 
     def pick(self, seq: typing.Sequence) -> typing.Any:
         """One element of `seq`, uniformly (one integer draw)."""
@@ -62,13 +64,18 @@ class Draw:
     @property
     def voltages(self) -> list[str]:
         """Bus voltage signals other than the slack bus's."""
-        slack = sig.bus(self.cat.slack_bus)
-        return [s for s in self.cat.signals if s != slack and sig.is_bus_voltage(s)]
+        buses = {sig.bus(b) for b in self.buses}
+        return [s for s in self.cat.signals if s in buses]
 
     @property
     def buses(self) -> list[int]:
         """Bus numbers other than the slack bus."""
-        return [b for b in self.cat.buses if b != self.cat.slack_bus]
+        return [b for b in self.cat.buses if b != self.cat.slack_bus and (self.only is None or b in self.only)]
+
+    @property
+    def load_buses(self) -> list[int]:
+        """Buses with a load, in bus order."""
+        return sorted(b for b in self.cat.load_buses if self.only is None or b in self.only)
 
     @property
     def ders(self) -> list["DER"]:

@@ -42,7 +42,7 @@ class LoadStepKind(PhysicalKind):
 
     def random_params(self, draw: Draw) -> dict:
         """A random loaded bus, factor 1.2..2."""
-        return {"bus": draw.pick(sorted(draw.cat.load_buses)), "factor": round(float(draw.rng.uniform(1.2, 2.0)), 3)}
+        return {"bus": draw.pick(draw.load_buses), "factor": round(float(draw.rng.uniform(1.2, 2.0)), 3)}
 
     def disrupt(self, event: ScheduledEvent) -> dict[str, tuple]:
         """(bus number, factor) per target bus."""
