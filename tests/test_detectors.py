@@ -285,3 +285,36 @@ def test_train_detector_with_asinh_scaling_writes_it_into_the_checkpoint(tmp_pat
     assert trained.layout.scaling == "asinh" and trained.hyper.scaling == "asinh"
     code, output, _ = cli("train-detector", tmp_path / "ds", "--out", tmp_path / "x.pt", "--scaling", "minmax")
     assert code == 2 and "--scaling" in output and "minmax" in output and "Traceback" not in output
+
+
+def test_clock_features_are_the_time_of_day_and_of_year_on_the_unit_circle():
+    """By hand: 06:00 is a quarter day (sin 1, cos 0); noon of 2 July (day 183) is (182.5 / 365.25) of a year."""
+    from cosim.detection.features import clock_features
+
+    got = clock_features(pd.DatetimeIndex(["2025-01-01 06:00", "2025-07-02 12:00"]))
+    year = 2 * np.pi * np.array([0.25 / 365.25, 182.5 / 365.25])
+    assert got[0, :2] == pytest.approx([1.0, 0.0], abs=1e-12)
+    assert got[1, :2] == pytest.approx([0.0, -1.0], abs=1e-12)
+    assert got[:, 2] == pytest.approx(np.sin(year)) and got[:, 3] == pytest.approx(np.cos(year))
+
+
+def test_a_model_reading_the_clock_scores_a_run_as_it_scores_that_run_in_a_dataset(tmp_path):
+    """`clock=True`: the run feeds the model the step's time as the dataset's windows do, so a real run's scores
+    equal the offline scores of the same scenario and seed written by `cosim dataset`."""
+    from cosim.detection.cnn_rnn import Hyper
+    from cosim.detection.features import CLOCK
+    from cosim.detection.train import fit
+
+    train_path = write(tmp_path, "", "".join(GROSS.format(at=a, duration="20min") for a in ("20min", "80min")),
+                       "2h", "5min", "train")
+    generate([load_scenario(train_path)], 2, tmp_path / "ds")
+    trained = fit(read_dataset(tmp_path / "ds"), Hyper(epochs=2, conv_layers=1, neurons=8, clock=True), seed=0)
+    trained.save(tmp_path / "m.pt")
+    assert trained.layout.names[-4:] == CLOCK and len(set(trained.layout.row[-4:])) == 1
+    held = write(tmp_path, "detector: {kind: learned, model: m.pt}\n", GROSS.format(at="50min", duration="30min"),
+                 "2h", "5min", "held", seed=11)
+    ts, _, _ = real_run(held)
+    generate([load_scenario(held)], 1, tmp_path / "ds-held")
+    data = read_dataset(tmp_path / "ds-held")
+    offline = trained.score(data.windows(trained.layout.names, trained.hyper.window)[0])
+    assert ts["detector.score"].to_numpy() == pytest.approx(offline, abs=1e-6)

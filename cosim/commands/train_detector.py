@@ -64,6 +64,8 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
                                                   help="weights of the epoch with the best validation AUC"),
                    residuals: bool = typer.Option(False, "--residuals/--no-residuals",
                                                   help="also read each meter's WLS normalised residual"),
+                   clock: bool = typer.Option(False, "--clock/--no-clock",
+                                              help="also read the step's time of day and of year"),
                    scaling: str = typer.Option("std", "--scaling",
                                                help="input standardisation: std (per signal) | asinh (per-signal "
                                                     "median, per-family spread, asinh; docs/detection.md)"),
@@ -105,7 +107,7 @@ def train_detector(dataset: Path = typer.Argument(..., help="a folder written by
         fail(str(exc))
     torch.set_num_threads(1)  # small batches: threads cost more than they give, and results stay reproducible
     hyper = Hyper(lr=lr, gamma=gamma, window=window, conv_layers=conv_layers, neurons=neurons, layers=layers,
-                  epochs=epochs, residuals=residuals, scaling=scaling)
+                  epochs=epochs, residuals=residuals, scaling=scaling, clock=clock)
     say = lambda e: err.print(f"epoch {e['epoch']}: train loss {e['train_loss']:.4f}, val AUC {e['val_auc']:.4f}")  # noqa: E731
     extra = {}
     if tune != "none":

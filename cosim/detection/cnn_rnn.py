@@ -39,6 +39,7 @@ class Hyper:
     epochs: int = 10
     residuals: bool = False  # also read each meter's WLS normalised residual (more image rows; docs/detection.md)
     scaling: str = "std"  # how inputs are standardised: std | asinh (cosim.detection.features)
+    clock: bool = False  # also read the step's time of day and of year (features.CLOCK)
 
 
 def _odd(kernel: int, size: int) -> int:

@@ -30,6 +30,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from cosim.detection.features import CLOCK, clock_features
 from cosim.detection.windows import frame_windows
 
 STEPS, CARD = "steps.parquet", "dataset.json"
@@ -241,12 +242,13 @@ class Dataset:
     def signals(self) -> list[str]:
         return list(self.card["signals"])
 
-    def inputs(self, residuals: bool = False) -> list[str]:
-        """A detector's input names: the metered signals, then (`residuals`) their `resid.` residuals."""
+    def inputs(self, residuals: bool = False, clock: bool = False) -> list[str]:
+        """A detector's input names: the metered signals, then (`residuals`) their `resid.` residuals, then
+        (`clock`) the time inputs `CLOCK`."""
         if residuals and not self.card.get("residuals"):
             raise DatasetError(f"{self.path} holds no WLS residuals (made before they were recorded): "
                                "make it again with cosim dataset")
-        return self.signals + ([RESID + n for n in self.signals] if residuals else [])
+        return self.signals + ([RESID + n for n in self.signals] if residuals else []) + (list(CLOCK) if clock else [])
 
     @property
     def feeder(self) -> str:
@@ -263,14 +265,16 @@ class Dataset:
                 ) -> tuple[np.ndarray, np.ndarray]:
         """(windows n x length x names of seen values (or residuals, for `resid.` names), labels 0/1 of each
         window's last step)."""
-        columns = [n if n.startswith(RESID) else f"seen.{n}" for n in names]
-        missing = [n for n, c in zip(names, columns) if c not in self.frame.columns]
+        columns = [n if n.startswith(RESID) or n in CLOCK else f"seen.{n}" for n in names]
+        missing = [n for n, c in zip(names, columns) if c not in self.frame.columns and n not in CLOCK]
         if missing:
             raise DatasetError(f"{self.path} has no seen values of {len(missing)} signal(s), e.g. "
                                f"{', '.join(missing[:3])}")
         rows = self.part(split)
         if not len(rows):
             raise DatasetError(f"{self.path} has no runs in split {split}")
+        if any(n in CLOCK for n in names):
+            rows = rows.assign(**dict(zip(CLOCK, clock_features(pd.DatetimeIndex(rows["time"])).T)))
         return frame_windows(rows, columns, length), rows["label.attack"].to_numpy(float)
 
 

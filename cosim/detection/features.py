@@ -18,14 +18,24 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 
 _NUMBER = re.compile(r"\d+")
 SCALINGS = ("std", "asinh")
+CLOCK = ("clock.day_sin", "clock.day_cos", "clock.year_sin", "clock.year_cos")
 
 
 def family(name: str) -> str:
-    """`bus.18.vm_pu` -> `bus.<n>.vm_pu`."""
-    return _NUMBER.sub("<n>", name)
+    """`bus.18.vm_pu` -> `bus.<n>.vm_pu`; the clock inputs are one family."""
+    return "clock" if name in CLOCK else _NUMBER.sub("<n>", name)
+
+
+def clock_features(times: pd.DatetimeIndex) -> np.ndarray:
+    """(n, 4): sine and cosine of the time of day and of the time of year (`CLOCK` order)."""
+    day = (times.hour * 3600 + times.minute * 60 + times.second).to_numpy(float) / 86400.0
+    year = (times.dayofyear.to_numpy(float) - 1 + day) / 365.25
+    angles = 2 * np.pi * np.column_stack([day, day, year, year])
+    return np.column_stack([np.sin(angles[:, 0]), np.cos(angles[:, 1]), np.sin(angles[:, 2]), np.cos(angles[:, 3])])
 
 
 @dataclass(frozen=True)

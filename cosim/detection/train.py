@@ -21,7 +21,7 @@ TPE_TRIALS = 12  # TPE's trainings without a budget: as many as NSABC's default 
 def splits(data: Dataset, hyper: Hyper) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Training and validation windows of the inputs `hyper` reads (validation: the val runs, else the
     training runs themselves)."""
-    names = data.inputs(hyper.residuals)
+    names = data.inputs(hyper.residuals, hyper.clock)
     X, y = data.windows(names, hyper.window, split="train")
     has_val = (data.frame["split"] == "val").any()
     Xv, yv = data.windows(names, hyper.window, split="val") if has_val else (X, y)
@@ -33,7 +33,7 @@ def fit(data: Dataset, hyper: Hyper, seed: int, target_fpr: float = 0.01,
     """One training run on the dataset's train split, threshold on its validation split (`keep_best`: the
     epoch of the best validation AUC)."""
     X, y, Xv, yv = splits(data, hyper)
-    return train(X, y, Xv, yv, data.inputs(hyper.residuals), data.feeder, hyper, seed, target_fpr, on_epoch, keep_best)
+    return train(X, y, Xv, yv, data.inputs(hyper.residuals, hyper.clock), data.feeder, hyper, seed, target_fpr, on_epoch, keep_best)
 
 
 def fit_ensemble(data: Dataset, hyper: Hyper, seeds: Sequence[int], target_fpr: float = 0.01,
@@ -44,7 +44,7 @@ def fit_ensemble(data: Dataset, hyper: Hyper, seeds: Sequence[int], target_fpr: 
     from cosim.events.impact import roc_auc
 
     X, y, Xv, yv = splits(data, hyper)
-    names = data.inputs(hyper.residuals)
+    names = data.inputs(hyper.residuals, hyper.clock)
     members = [train(X, y, Xv, yv, names, data.feeder, hyper, s, target_fpr, on_epoch, keep_best) for s in seeds]
     trained = ensemble(members, seeds, Xv, yv, target_fpr)
     return trained, roc_auc(trained.score(Xv), yv >= 0.5)
@@ -64,7 +64,7 @@ class Trainings:
         """Train with the searched values `x` over the base hyperparameters; the objectives."""
         from cosim.events.impact import roc_auc
 
-        t = train(self.X, self.y, self.Xv, self.yv, self.data.inputs(self.hyper.residuals), self.data.feeder,
+        t = train(self.X, self.y, self.Xv, self.yv, self.data.inputs(self.hyper.residuals, self.hyper.clock), self.data.feeder,
                   replace(self.hyper, **x), self.seed, self.target_fpr)
         auc = roc_auc(t.score(self.Xv), self.yv >= 0.5)
         f = (1.0 - (auc if np.isfinite(auc) else 0.5), sum(p.numel() for p in t.model.parameters()) / 1e5)
