@@ -34,8 +34,8 @@ def clock_features(times: pd.DatetimeIndex) -> np.ndarray:
     """(n, 4): sine and cosine of the time of day and of the time of year (`CLOCK` order)."""
     day = (times.hour * 3600 + times.minute * 60 + times.second).to_numpy(float) / 86400.0
     year = (times.dayofyear.to_numpy(float) - 1 + day) / 365.25
-    angles = 2 * np.pi * np.column_stack([day, day, year, year])
-    return np.column_stack([np.sin(angles[:, 0]), np.cos(angles[:, 1]), np.sin(angles[:, 2]), np.cos(angles[:, 3])])
+    day, year = 2 * np.pi * day, 2 * np.pi * year
+    return np.column_stack([np.sin(day), np.cos(day), np.sin(year), np.cos(year)])
 
 
 @dataclass(frozen=True)

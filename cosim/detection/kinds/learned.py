@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Mapping
 
@@ -40,21 +39,20 @@ class LearnedRun:
     alarms when that test fails on the same estimate (score: `union_score`)."""
 
     def __init__(self, trained: "Trained", threshold: float, wls: "WLSRun | None" = None, test: str = "none",
-                 start: datetime | None = None, step_s: float = 60.0):
+                 clock: np.ndarray | None = None):
         from cosim.detection.windows import WindowBuffer
 
         self.trained, self.threshold, self.wls, self.test = trained, threshold, wls, test
         self.buffer = WindowBuffer(trained.layout.names, trained.hyper.window)
-        self.start, self.step_s = start, step_s  # the clock, for a model that reads the time (`CLOCK`)
+        self.clock = clock  # per step, the `CLOCK` inputs of a model that reads the time
 
     def step(self, k: int, seen: Mapping[str, float]) -> dict[str, float | str]:
         estimate = self.wls.estimate(k, seen) if self.wls is not None else None
         if estimate is not None and self.trained.hyper.residuals:
             names = self.wls.estimator.meters.names
             seen = {**seen, **{RESID + n: r for n, r in zip(names, estimate.signed.tolist())}}
-        if self.trained.hyper.clock:
-            now = pd.DatetimeIndex([self.start + timedelta(seconds=k * self.step_s)])
-            seen = {**seen, **dict(zip(CLOCK, clock_features(now)[0].tolist()))}
+        if self.clock is not None:
+            seen = {**seen, **dict(zip(CLOCK, self.clock[k].tolist()))}
         score = float(self.trained.score(self.buffer.push(seen)[None])[0])
         if self.test == "none":
             return {"alarm": float(score >= self.threshold), "score": score}
@@ -86,7 +84,8 @@ def build(spec: LearnedDetector, asm: "Assembly", base_dir: Path) -> LearnedRun:
     feeder = asm.loaded.scenario.grid.feeder
     if trained.feeder != feeder:
         raise DetectorError(f"{path} was trained on feeder {trained.feeder}, the scenario's is {feeder}", "model")
-    signals = list(dict.fromkeys(n.removeprefix(RESID) for n in trained.layout.names if n not in CLOCK))  # residuals read their meter
+    # the meters read: a residual reads its meter's, the clock none
+    signals = list(dict.fromkeys(n.removeprefix(RESID) for n in trained.layout.names if n not in CLOCK))
     published = set(asm.model.signal_names)
     missing = [n for n in signals if n not in published]
     if missing:
@@ -101,6 +100,5 @@ def build(spec: LearnedDetector, asm: "Assembly", base_dir: Path) -> LearnedRun:
                             "model")
     test = trained.wls_test if spec.wls_test is None else spec.wls_test
     wls = build_wls(WLSDetector(), asm, base_dir) if trained.hyper.residuals or test != "none" else None
-    clock = asm.loaded.scenario.clock
-    return LearnedRun(trained, trained.threshold if spec.threshold is None else spec.threshold, wls, test,
-                      clock.start, clock.step)
+    clock = clock_features(pd.DatetimeIndex(asm.inputs.times)) if trained.hyper.clock else None  # the dataset's `time`
+    return LearnedRun(trained, trained.threshold if spec.threshold is None else spec.threshold, wls, test, clock)
