@@ -112,13 +112,29 @@ class PerDEREnv(gym.Env):
         return self._observe()[self.learner], {"day": self.day_seed, "layout": layout_seed,
                                                "feeder": self.loaded.scenario.grid.feeder, "ders": len(self.ders)}
 
+    @property
+    def model(self):
+        """The grid model of the current layout (the truth an oracle optimises over)."""
+        return self._asm.model
+
+    @property
+    def features(self) -> np.ndarray:
+        """Every DER's features at the current step, (DERs, features)."""
+        return self._features
+
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         """The learner's action and the others' (shared policy) act at the next step; solve and score it."""
         acts = self._actions
         acts[self.learner] = action
         if self.others is not None and self._others.any():
             acts[self._others] = self.others(self._features[self._others])
-        setpoints = np.concatenate(self.fmap.setpoints(acts))
+        features, reward, terminated, truncated, info = self.step_all(acts)
+        return features[self.learner], reward, terminated, truncated, info
+
+    def step_all(self, actions: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        """Every DER's actions, (DERs, actions) in [-1, 1], act at the next step; as `step`, with every DER's
+        features (an imitation learner labels them all)."""
+        setpoints = np.concatenate(self.fmap.setpoints(actions))
         if self._named:
             self.loop.submit(self.t, dict(zip(self._action_names, setpoints.tolist())))
         else:
@@ -129,7 +145,7 @@ class PerDEREnv(gym.Env):
         info: dict[str, Any] = {"violations": self._violations, "loss_kw": self.loss_kw}
         if truncated or not ok:
             info.update(day=self.day_seed, day_kpis=self.day_kpis())
-        return self._observe()[self.learner], reward, not ok, truncated, info
+        return self._observe(), reward, not ok, truncated, info
 
     def day_kpis(self) -> dict[str, float]:
         """The KPIs of the day so far (`cosim.metrics`)."""

@@ -40,7 +40,8 @@ from torch import nn
 
 from controllers.drl.checkpoint import FORMAT_PER_DER, MLP, save_policy
 from controllers.drl.env import DAY_KPIS, HELDOUT_BASE, GridEnv, NoGenerators, RewardWeights
-from controllers.drl.features import PerDERSpec
+from controllers.drl.features import DEFAULT_FEATURES, PerDERSpec
+from controllers.drl.imitate import CURVE_EXTRA, Imitation, imitate
 from controllers.drl.per_der_env import PerDEREnv
 from controllers.drl.sources import ScenarioSource, open_source
 from cosim.scenario.loader import LoadedScenario
@@ -78,6 +79,9 @@ class TrainConfig:
     gae_lambda: float = 0.95
     clip_range: float = 0.2
     reward: RewardWeights = RewardWeights()
+    dagger_rounds: int = 5  # imitation (`--algo dagger`): rounds of labelled days, each followed by a fit
+    dagger_margin: float = 0.005  # imitation: pu inside the voltage limits the oracle labels for
+    features: tuple[str, ...] = DEFAULT_FEATURES  # what a per-DER actor reads (`controllers.drl.features`)
     per_der: bool = False  # one actor shared by every DER (always so for a distribution)
     envs: int = 1  # environments stepped in parallel worker processes (1: in this process)
 
@@ -171,7 +175,8 @@ ALGORITHMS: dict[str, Algorithm] = {
                                                    "gae_lambda": cfg.gae_lambda, "clip_range": cfg.clip_range},
                      lambda m: _linears(m.policy.mlp_extractor.policy_net) + [m.policy.action_net], "clip"),
 }
-ALGOS = tuple(ALGORITHMS)
+IMITATION = "dagger"  # not reinforcement learning: the per-DER actor imitates the OPF oracle (`controllers.drl.imitate`)
+ALGOS = (*ALGORITHMS, IMITATION)
 
 
 def _model(cfg: TrainConfig, env: gym.Env) -> BaseAlgorithm:
@@ -193,10 +198,11 @@ def export_actor(model: BaseAlgorithm, algo: str) -> MLP:
     return net.eval()
 
 
-def write_curve(rows: list[dict], csv_path: Path, png_path: Path) -> None:
-    """The learning curve as CSV and as a two-panel PNG (return; violations and losses per day)."""
+def write_curve(rows: list[dict], csv_path: Path, png_path: Path, extra: tuple[str, ...] = ()) -> None:
+    """The learning curve as CSV (with the learner's own `extra` columns) and as a two-panel PNG (return;
+    violations and losses per day)."""
     with csv_path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=CURVE_FIELDS, extrasaction="ignore")
+        writer = csv.DictWriter(f, fieldnames=[*CURVE_FIELDS, *extra], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     import matplotlib
@@ -223,7 +229,7 @@ def write_curve(rows: list[dict], csv_path: Path, png_path: Path) -> None:
 
 def _per_der_env(source: ScenarioSource, cfg: TrainConfig) -> PerDEREnv:
     """The per-DER environment of `cfg` (Q, and P limits when curtailing)."""
-    return PerDEREnv(source, PerDERSpec(actions=("q", "p") if cfg.curtail else ("q",)), cfg.reward)
+    return PerDEREnv(source, PerDERSpec(cfg.features, ("q", "p") if cfg.curtail else ("q",)), cfg.reward)
 
 
 def _env(source: ScenarioSource, cfg: TrainConfig) -> gym.Env:
@@ -306,15 +312,56 @@ def train(scenario: str | Path | LoadedScenario | ScenarioSource, cfg: TrainConf
         raise TrainError(f"--steps must be at least 1, got {cfg.steps}")
     if cfg.envs < 1:
         raise TrainError(f"--envs must be at least 1, got {cfg.envs}")
+    if cfg.algo == IMITATION and (cfg.curtail or cfg.envs > 1):
+        raise TrainError(f"--algo {IMITATION} learns reactive setpoints in one process; leave out --curtail and --envs")
     torch.set_num_threads(1)  # small networks: one thread is fastest and leaves the other core free
     t0 = time.perf_counter()
     source = scenario if hasattr(scenario, "draw") else open_source(scenario, cfg.events_per_day)
     try:
-        env = _env(source, cfg)
+        env = _per_der_env(source, cfg) if cfg.algo == IMITATION else _env(source, cfg)
         if isinstance(env, PerDEREnv):
             env.reset(seed=cfg.seed)  # fails here, not inside SB3, when a drawn scenario has no DERs
     except NoGenerators as exc:
         raise TrainError(str(exc)) from None
+    if cfg.algo == IMITATION:
+        (net, rows, env_steps), table = _imitate(env, cfg, on_progress), None
+    else:
+        net, rows, env_steps, table = _reinforce(env, source, cfg, on_progress)
+    wall = time.perf_counter() - t0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "algo": cfg.algo,
+        **_trained_on(env, source),
+        "action_table": table.tolist() if table is not None else None,
+        "training": {**asdict(cfg), "wall_s": round(wall, 1), "episodes": len(rows),
+                     "env_steps_per_s": round(env_steps / wall, 1),
+                     "days": f"random seeds in [0, {HELDOUT_BASE}); held-out days use {HELDOUT_BASE} + k",
+                     "command": command},
+        "versions": {"cosim-testbed": importlib_metadata.version("cosim-testbed"), "torch": torch.__version__,
+                     "python": platform.python_version()},
+        "created": datetime.now().isoformat(timespec="seconds"),
+    }
+    fmt = {"fmt": FORMAT_PER_DER} if isinstance(env, PerDEREnv) else {}
+    weights, meta_path = save_policy(out_dir / "policy", net, meta, **fmt)
+    curve_csv, curve_png = out_dir / "learning_curve.csv", out_dir / "learning_curve.png"
+    write_curve(rows, curve_csv, curve_png, CURVE_EXTRA if cfg.algo == IMITATION else ())
+    return TrainResult(weights, meta_path, curve_csv, curve_png, wall, len(rows), env_steps)
+
+
+def _imitate(env: PerDEREnv, cfg: TrainConfig, on_progress: Callable[[int], None] | None) -> tuple:
+    """DAgger on the OPF oracle's labels: (actor, learning-curve rows, env steps)."""
+    torch.manual_seed(cfg.seed)  # the actor's initial weights
+    net = MLP([len(env.spec.features), *cfg.hidden, len(env.spec.actions)], "tanh")
+    report = None if on_progress is None else (lambda row: on_progress(row["timesteps"]))
+    rows = imitate(env, net, cfg.steps, cfg.seed, Imitation(rounds=cfg.dagger_rounds, learning_rate=cfg.learning_rate,
+                                                            margin=cfg.dagger_margin), report)
+    return net.eval(), rows, rows[-1]["timesteps"]
+
+
+def _reinforce(env: gym.Env, source: ScenarioSource, cfg: TrainConfig,
+               on_progress: Callable[[int], None] | None) -> tuple:
+    """A stable-baselines3 learner in `env` (or `cfg.envs` workers): (actor, learning-curve rows, env steps,
+    DQN action table or None)."""
     train_env: gym.Env = DiscreteActions(env, cfg.dqn_levels) if cfg.algo == "dqn" else env
     table = train_env.table if cfg.algo == "dqn" else None
     vec = vector_env(source, cfg) if cfg.envs > 1 else None
@@ -335,23 +382,4 @@ def train(scenario: str | Path | LoadedScenario | ScenarioSource, cfg: TrainConf
     finally:
         if vec is not None:
             vec.close()
-    wall = time.perf_counter() - t0
-    out_dir.mkdir(parents=True, exist_ok=True)
-    net = export_actor(model, cfg.algo)
-    meta = {
-        "algo": cfg.algo,
-        **_trained_on(env, source),
-        "action_table": table.tolist() if table is not None else None,
-        "training": {**asdict(cfg), "wall_s": round(wall, 1), "episodes": len(callback.rows),
-                     "env_steps_per_s": round(model.num_timesteps / wall, 1),
-                     "days": f"random seeds in [0, {HELDOUT_BASE}); held-out days use {HELDOUT_BASE} + k",
-                     "command": command},
-        "versions": {"cosim-testbed": importlib_metadata.version("cosim-testbed"), "torch": torch.__version__,
-                     "python": platform.python_version()},
-        "created": datetime.now().isoformat(timespec="seconds"),
-    }
-    fmt = {"fmt": FORMAT_PER_DER} if isinstance(env, PerDEREnv) else {}
-    weights, meta_path = save_policy(out_dir / "policy", net, meta, **fmt)
-    curve_csv, curve_png = out_dir / "learning_curve.csv", out_dir / "learning_curve.png"
-    write_curve(callback.rows, curve_csv, curve_png)
-    return TrainResult(weights, meta_path, curve_csv, curve_png, wall, len(callback.rows), model.num_timesteps)
+    return export_actor(model, cfg.algo), callback.rows, model.num_timesteps, table

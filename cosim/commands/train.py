@@ -14,7 +14,8 @@ from cosim.commands._common import app, fail, out, step_progress
 @app.command()
 def train(scenario: Path = typer.Argument(..., help="scenario YAML file (episodes are random days of it) or "
                                          "distribution YAML file (top-level feeders:; a scenario drawn per episode)"),
-          algo: str = typer.Option("sac", "--algo", help="sac, td3 (off-policy) or ppo (on-policy), continuous setpoints; dqn (discretised)"),
+          algo: str = typer.Option("sac", "--algo", help="sac, td3 (off-policy) or ppo (on-policy), continuous setpoints; dqn (discretised); "
+                             "dagger: the per-DER actor imitates the OPF oracle"),
           steps: int = typer.Option(60_000, "--steps", help="environment steps (one per scenario step)"),
           seed: int = typer.Option(0, "--seed", help="seed of the training days and the learner"),
           out_dir: Optional[Path] = typer.Option(None, "--out", help="output folder (default runs/<name>-<algo>-<timestamp>)"),
@@ -29,6 +30,13 @@ def train(scenario: Path = typer.Argument(..., help="scenario YAML file (episode
           reactive_weight: float = typer.Option(0.0, "--reactive-weight", min=0.0,
                                                 help="reward per DER per unit of |Q| over its own rating (MAPDN's "
                                                 "q loss), against 1 per violated bus"),
+          rounds: int = typer.Option(5, "--rounds", min=1, help="dagger: rounds of labelled days, each followed "
+                                     "by a fit (the oracle acts on a day with probability 0.5^round)"),
+          margin: float = typer.Option(0.005, "--margin", min=0.0, max=0.049, help="dagger: pu inside the voltage "
+                                       "limits the oracle labels for (room for the actor's error)"),
+          features: Optional[str] = typer.Option(None, "--features", help="per-DER actor: comma-separated features "
+                                                 "(default v_own,v_parent,v_child,p_avail,p,q,rating,hour_sin,hour_cos,"
+                                                 "feeder_p; docs/drl.md lists them)"),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
     """Train a deep-RL policy; writes policy.pt + policy.json and learning_curve.csv/.png."""
     import shlex
@@ -40,14 +48,21 @@ def train(scenario: Path = typer.Argument(..., help="scenario YAML file (episode
     from cosim.runner import default_out_dir
     from cosim.scenario.errors import ScenarioError
 
+    from controllers.drl.features import DEFAULT_FEATURES, LayoutUnreadable, PerDERSpec
+
     try:
         source = open_source(scenario, events)
     except ScenarioError as exc:
         fail(str(exc))
+    chosen = DEFAULT_FEATURES if features is None else tuple(f.strip() for f in features.split(",") if f.strip())
+    try:
+        PerDERSpec(chosen)
+    except LayoutUnreadable as exc:
+        fail(f"--features: {exc}")
     name = source.loaded.scenario.name if isinstance(source, SingleScenario) else source.spec.name
     target = out_dir or default_out_dir(f"{name}-{algo}")
     cfg = TrainConfig(algo=algo, steps=steps, seed=seed, curtail=curtail, events_per_day=events, per_der=per_der,
-                      envs=envs, reward=RewardWeights(loss_per_kw=loss_weight, reactive_per_pu=reactive_weight))
+                      envs=envs, dagger_rounds=rounds, dagger_margin=margin, features=chosen, reward=RewardWeights(loss_per_kw=loss_weight, reactive_per_pu=reactive_weight))
     command = shlex.join(["cosim", *sys.argv[1:]])
     progress, task = step_progress(f"{algo} on {name}", steps, quiet, refresh=4)
     with progress:
