@@ -221,3 +221,28 @@ def test_opf_falls_back_to_doing_nothing_and_says_so(monkeypatch):
     assert events == [("opf_fallback", "opf")]
     assert out == {"pv1.p_limit_mw": 2.0, "pv1.q_set_mvar": 0.0, "pv2.p_limit_mw": 1.5, "pv2.q_set_mvar": 0.0,
                    "pv3.p_limit_mw": 1.5, "pv3.q_set_mvar": 0.0, "wt1.p_limit_mw": 1.2, "wt1.q_set_mvar": 0.0}
+
+
+def test_opf_q_only_keeps_every_p_and_holds_the_voltages_an_overloaded_line_cannot(tmp_path):
+    # a line rating the PV export at noon breaks: the full oracle curtails to relieve it; the Q-only bound
+    # (volt-var's) cannot, and still brings every voltage within limits with Q alone
+    path = tmp_path / "tight.yaml"
+    text = (SCENARIOS / "regression" / "ieee33-noon-overvoltage.yaml").read_text()
+    path.write_text(text.replace("line_max_i_ka: 0.4", "line_max_i_ka: 0.06"))
+    asm = assemble(load_scenario(path))
+    info = controller_info(asm.loaded.scenario, asm.model.signal_names, Truth(asm.model, asm.inputs))
+    nameplate = {f"{d.name}.p_limit_mw": d.p_mw for d in info.ders}
+    full, volt_var = OPFOracle(), OPFOracle(q_only=True)
+    for oracle in (full, volt_var):
+        oracle.setup(info)
+    k, inp = 31, asm.inputs  # the setpoints of step 30 act at step 31
+    flow = lambda q=None: asm.model.step(inp.load_scale[k], inp.der_p_avail_mw[k], None, q,  # noqa: E731
+                                         inp.native_pv_pu[k], inp.native_wind_pu[k]).pf
+    nothing = flow()
+    assert np.nanmax(nothing.line_loading_pct) > 100 and np.nanmax(nothing.vm_pu) > 1.06
+    curtailed = full.act({"time.step": 30.0})
+    assert any(curtailed[n] < p - 1e-3 for n, p in nameplate.items())
+    out = volt_var.act({"time.step": 30.0})
+    assert {n: out[n] for n in nameplate} == nameplate
+    pf = flow(np.array([out[f"{d.name}.q_set_mvar"] for d in info.ders]))
+    assert np.nanmax(pf.vm_pu) <= 1.05 - 0.001 + 1e-4 and np.nanmax(pf.line_loading_pct) > 100

@@ -18,6 +18,10 @@ meet the limits (it then minimises the worst violation). Only limits within 0.01
 100 % loading) of binding at the start enter the solver; a solution that breaks another
 limit is solved again with it. A step where the solver fails or ends worse than doing
 nothing falls back to doing nothing and records an `opf_fallback` event.
+
+`q_only=True` is the bound of a volt-var controller: every P stays at the available power and only
+the voltage limits bind (a Q-only controller cannot relieve a line that PV overloads, and a
+loading slack shared with the voltages would let the solver ignore them).
 """
 
 from __future__ import annotations
@@ -46,12 +50,14 @@ class OPFOracle(Controller):
 
     oracle = True
 
-    def __init__(self, curtailment_weight: float = 1.0, voltage_margin: float = 0.001, max_iter: int = 100):
+    def __init__(self, curtailment_weight: float = 1.0, voltage_margin: float = 0.001, max_iter: int = 100,
+                 q_only: bool = False):
         if curtailment_weight < 0:
             raise ValueError(f"curtailment_weight must be >= 0, got {curtailment_weight}")
         if not 0 <= voltage_margin < 0.05:
             raise ValueError(f"voltage_margin must be in [0, 0.05) pu, got {voltage_margin}")
         self.weight, self.margin, self.max_iter = float(curtailment_weight), float(voltage_margin), int(max_iter)
+        self.q_only = bool(q_only)
 
     def setup(self, info: ControllerInfo) -> None:
         super().setup(info)
@@ -116,7 +122,7 @@ class _Problem:
             cost = r.pf.loss_mw + self.o.weight * float(np.sum(self.avail - r.der_p_mw))
             vm = r.pf.vm_pu[np.isfinite(r.pf.vm_pu)]
             loading = np.concatenate([r.pf.line_loading_pct, r.pf.trafo_loading_pct])
-            loading = loading[np.isfinite(loading)]
+            loading = loading[np.isfinite(loading)] if not self.o.q_only else loading[:0]
             self._flows[key] = (cost, np.concatenate([self.o.hi - vm, vm - self.o.lo, (100.0 - loading) / 100.0]))
         return self._flows[key]
 
@@ -127,7 +133,7 @@ class _Problem:
             cost0, m0 = self.flow(x)
             n = self.o.n
             g, jac = np.zeros(2 * n), np.zeros((m0.size, 2 * n))
-            for j in range(2 * n):
+            for j in range(n if self.o.q_only else 0, 2 * n):  # a fixed P has no gradient to take
                 # P steps down (its upper bound is the available power), u steps towards zero
                 h = FD_STEP if (x[j] < FD_STEP if j < n else x[j] <= 0) else -FD_STEP
                 xj = x.copy()
@@ -148,7 +154,7 @@ class _Problem:
         u0 = np.clip(np.divide(self.o.q_last, q_room, out=np.zeros(n), where=q_room > 0), -1.0, 1.0)
         nothing = np.concatenate([avail, np.zeros(n)])
         x = np.concatenate([avail, u0])
-        bounds = [(0.0, a) for a in avail] + [(-1.0, 1.0)] * n + [(0.0, None)]
+        bounds = [(a if self.o.q_only else 0.0, a) for a in avail] + [(-1.0, 1.0)] * n + [(0.0, None)]
         active = np.flatnonzero(self.flow(x)[1] < ACTIVE_MARGIN)
         for _ in range(MAX_ROUNDS):
             x = self._solve_with(np.append(x, self.violation(x)), active, bounds)

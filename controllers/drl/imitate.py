@@ -9,8 +9,8 @@ setpoints lead to. The oracle's label depends only on the grid and the inputs, n
 the labels of every round answer the same question. It is the offline-OPF-then-regression design of
 local controllers (Karagiannopoulos et al., IEEE Trans. Smart Grid 10(6), 2019) with DAgger's rounds.
 
-The oracle labels with a high curtailment price (`CURTAIL_PRICE`): the actor sets Q only, so its
-targets are the Q the oracle would use before it curtails.
+The actor sets Q only, so the oracle labels as the bound of a volt-var controller (`q_only`): P at
+the available power, the voltage limits only (a line that PV overloads is not Q's to relieve).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from controllers.drl.checkpoint import MLP
 from controllers.drl.per_der_env import PerDEREnv
 
 CURVE_EXTRA = ("round", "oracle_acted", "fit_mse")  # learning-curve columns of this learner
-CURTAIL_PRICE = 10.0  # MW of loss the oracle would accept to avoid curtailing 1 MW
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ class Labeller:
 
     def __init__(self, env: PerDEREnv, margin: float = Imitation.margin):
         scn = env.loaded.scenario
-        self.oracle = OPFOracle(curtailment_weight=CURTAIL_PRICE, voltage_margin=margin)
+        self.oracle = OPFOracle(voltage_margin=margin, q_only=True)
         self.oracle.setup(ControllerInfo(scn.grid.feeder, scn.clock.step, (env.v_lo, env.v_hi), env.ders, (),
                                          truth=Truth(env.model, env.loop.inputs)))
         self.q_names = [f"{d.name}.q_set_mvar" for d in env.ders]
