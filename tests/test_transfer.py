@@ -147,7 +147,8 @@ def test_shipped_single_scenario_policy_still_loads_as_format_1():
     assert ctrl.layout.obs_names[0] == "bus.18.vm_pu"
 
 
-@pytest.mark.parametrize("policy", ["voltvar-general.pt", "voltvar-general-td3.pt", "voltvar-general-ppo.pt"])
+@pytest.mark.parametrize("policy", ["voltvar-general.pt", "voltvar-general-td3.pt", "voltvar-general-ppo.pt",
+                                    "voltvar-general-dagger.pt"])
 def test_shipped_general_policy_runs_on_both_feeders_and_lowers_the_four_pv_overvoltage(tmp_path, cli, policy):
     shipped = REPO / "policies" / policy
     assert load_policy(shipped)[1]["format"] == FORMAT_PER_DER
