@@ -7,6 +7,7 @@ recorded signals of a real `cosim run` for the actions.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import shutil
@@ -19,6 +20,7 @@ import torch
 
 from controllers.base import ControllerInfo, DERInfo
 from controllers.drl.checkpoint import FORMAT, FORMAT_PER_DER, load_policy
+from controllers.drl.features import FeatureMap, LayoutUnreadable, PerDERSpec
 from controllers.drl.distribution import load_distribution
 from controllers.drl.policy import PolicyController
 from controllers.drl.train import TrainConfig, train
@@ -68,6 +70,45 @@ def test_feeder_tree_is_the_published_ieee33_topology():
     leaves = {18, 22, 25, 33}
     assert all(tree.child[b] == b for b in leaves)
     assert tree.child[2] == 3 and tree.child[6] == 7  # the feeder continues along its longer branch
+
+
+# Baran & Wu (1989), Table: r and x in ohm of branches 1-17, the path from the substation (bus 1) to bus 18
+IEEE33_PATH_TO_18 = [(0.0922, 0.0470), (0.4930, 0.2511), (0.3660, 0.1864), (0.3811, 0.1941), (0.8190, 0.7070),
+                     (0.1872, 0.6188), (0.7114, 0.2351), (1.0300, 0.7400), (1.0440, 0.7400), (0.1966, 0.0650),
+                     (0.3744, 0.1238), (1.4680, 1.1550), (0.5416, 0.7129), (0.5910, 0.5260), (0.7463, 0.5450),
+                     (1.2890, 1.7210), (0.7320, 0.5740)]
+
+
+def test_path_impedance_is_the_published_sum_and_predicts_the_power_flow_sensitivity():
+    feeder = load_feeder("ieee33")
+    tree = feeder_tree(feeder)
+    z_base = 12.66**2  # ohm per pu at 1 MVA
+    r18, x18 = (sum(z[i] for z in IEEE33_PATH_TO_18) / z_base for i in (0, 1))
+    assert tree.r_path[18] == pytest.approx(r18, rel=1e-3) and tree.x_path[18] == pytest.approx(x18, rel=1e-3)
+    assert tree.r_path[1] == tree.x_path[1] == 0.0
+    # LinDistFlow's dV = R P + X Q against a pandapower AC power flow, 0.1 MW and 0.1 Mvar injected at bus 18
+    import pandapower as pp
+
+    net = copy.deepcopy(feeder.net)
+    bus18 = net.bus.index[list(feeder.bus_labels).index(18)]
+    pp.runpp(net)
+    v0 = net.res_bus.vm_pu.at[bus18]
+    for p_mw, q_mvar, z in ((0.1, 0.0, r18), (0.0, 0.1, x18)):
+        sgen = pp.create_sgen(net, bus18, p_mw=p_mw, q_mvar=q_mvar)
+        pp.runpp(net)
+        assert net.res_bus.vm_pu.at[bus18] - v0 == pytest.approx(0.1 * z, rel=0.15)
+        net.sgen.drop(sgen, inplace=True)
+
+
+def test_sensitivity_features_scale_with_rating_and_need_the_feeder():
+    tree = feeder_tree(load_feeder("ieee33"))
+    ders = [DERInfo("a", "pv", 18, 2.0, 2.0), DERInfo("b", "pv", 1, 1.0, 1.0)]
+    fm = FeatureMap(PerDERSpec(("dv_dp", "dv_dq")), ders, tree, (0.95, 1.05))
+    f = fm.features(np.ones(len(fm.names)))
+    assert f[0] == pytest.approx([tree.r_path[18] * 2.0 / 0.05, tree.x_path[18] * 2.0 / 0.05], rel=1e-5)
+    assert f[1].tolist() == [0.0, 0.0]  # at the substation nothing moves
+    with pytest.raises(LayoutUnreadable, match="impedances"):
+        FeatureMap(PerDERSpec(("v_own", "dv_dq")), ders, None, (0.95, 1.05))
 
 
 def test_checkpoint_describes_the_per_der_layout_not_names(policy):

@@ -13,6 +13,10 @@ so the same table serves the environment (signals by column) and the runtime (si
 | `rating` | the constant 1 | 0, 1 / S in MVA (the feature is S) |
 | `hour_sin`, `hour_cos` | `time.hour_sin`, `time.hour_cos` | 0, 1 |
 | `feeder_p`, `feeder_q` | `grid.ext_p_mw`, `grid.ext_q_mvar` (feeder-head flow) | 0, the summed DER ratings |
+| `dv_dp`, `dv_dq` | the constant 1 | 0, 1 / (R or X of the own bus's path to the substation x S / half the limits' width) |
+
+`dv_dp` and `dv_dq` are how far the DER's own full-rating P and Q move its voltage (LinDistFlow, in
+the units of `v_own`), so one actor can tell a stiff bus from a weak one on any feeder.
 
 Actions, each in [-1, 1]: `q` sets `<der>.q_set_mvar` = a * S; `p` sets `<der>.p_limit_mw` = (a + 1) / 2 * P nameplate.
 A signal that reads NaN (a de-energised bus) is 0 after normalisation, so the DER still acts.
@@ -31,7 +35,8 @@ from controllers.drl.tree import FeederTree
 from cosim import signals as sig
 
 VOLTAGES = ("v_own", "v_parent", "v_child", "v_substation")
-FEATURES = (*VOLTAGES, "p_avail", "p", "q", "rating", "hour_sin", "hour_cos", "feeder_p", "feeder_q")
+SENSITIVITIES = ("dv_dp", "dv_dq")
+FEATURES = (*VOLTAGES, "p_avail", "p", "q", "rating", "hour_sin", "hour_cos", "feeder_p", "feeder_q", *SENSITIVITIES)
 ACTIONS = ("q", "p")
 DEFAULT_FEATURES = ("v_own", "v_parent", "v_child", "p_avail", "p", "q", "rating", "hour_sin", "hour_cos",
                     "feeder_p")
@@ -79,6 +84,9 @@ class FeatureMap:
         lo, hi = voltage_limits
         mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
         total = sum(d.s_mva for d in ders) or 1.0
+        if tree is None and set(spec.features) & set(SENSITIVITIES):
+            raise LayoutUnreadable(f"per_der.features: {', '.join(SENSITIVITIES)} need the feeder's impedances, "
+                                   "and the feeder cannot be loaded here")
         parent = tree.parent if tree else {}
         child = tree.child if tree else {}
         root = tree.root if tree else None
@@ -92,6 +100,9 @@ class FeatureMap:
                 return sig.der(d.name, {"p_avail": "p_avail_mw", "p": "p_mw", "q": "q_mvar"}[feature]), 0.0, d.s_mva
             if feature == "rating":
                 return CONST, 0.0, 1.0 / d.s_mva
+            if feature in SENSITIVITIES:
+                z = (tree.r_path if feature == "dv_dp" else tree.x_path)[d.bus] * d.s_mva / half
+                return CONST, 0.0, 1.0 / z if z > 0 else np.inf  # a DER at the substation: 0
             if feature in ("hour_sin", "hour_cos"):
                 return f"time.{feature}", 0.0, 1.0
             return sig.grid("ext_p_mw" if feature == "feeder_p" else "ext_q_mvar"), 0.0, total

@@ -63,7 +63,10 @@ class PerDERRuntime:
         if not info.ders:
             raise PerDERMismatch(f"policy {self.path} does not match the scenario: field 'generators': expected at "
                                  "least one DER for the per-DER policy to drive, but the scenario has none")
-        self.map = fm = FeatureMap(self.spec, info.ders, scenario_tree(info.feeder), info.voltage_limits)
+        try:
+            self.map = fm = FeatureMap(self.spec, info.ders, scenario_tree(info.feeder), info.voltage_limits)
+        except LayoutUnreadable as exc:
+            raise PerDERMismatch(f"policy {self.path} does not match the scenario: field {exc}") from None
         available = set(info.measurements) | set(TIME_FEATURES) | {CONST}
         missing = [n for n in fm.names if n not in available]
         if missing:

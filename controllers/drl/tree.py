@@ -4,12 +4,16 @@ A per-DER policy reads the voltages next to its own bus along the feeder path. O
 the parent is the bus one branch closer to the substation; the main child is the child with the
 largest subtree (where the feeder continues). The substation's parent is itself and a leaf's child
 is itself, so every bus has both neighbours. A meshed feeder gets the breadth-first spanning tree.
+
+Each bus also gets the series resistance and reactance of its path to the substation (pu on 1 MVA):
+by LinDistFlow (Baran & Wu 1989) a bus's voltage moves by R P + X Q (pu) per MW and Mvar injected
+there, so these say how strongly a DER's own P and Q act on its voltage.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -19,49 +23,62 @@ from cosim.grid.feeders import Feeder
 
 @dataclass(frozen=True)
 class FeederTree:
-    """Parent and main child of every bus (published numbers), and the substation bus."""
+    """Parent and main child of every bus (published numbers), the substation bus, and each bus's path
+    resistance and reactance to the substation in pu on 1 MVA."""
 
     root: int
     parent: dict[int, int]
     child: dict[int, int]
+    r_path: dict[int, float] = field(default_factory=dict)
+    x_path: dict[int, float] = field(default_factory=dict)
 
 
-def _edges(feeder: Feeder) -> np.ndarray:
-    """Bus-position pairs of in-service lines, transformers and closed bus-bus switches."""
+def _edges(feeder: Feeder) -> tuple[np.ndarray, np.ndarray]:
+    """Bus-position pairs of in-service lines, transformers and closed bus-bus switches, and each one's
+    series impedance (r, x) in pu on 1 MVA (a switch has none)."""
     net = feeder.net
     pos = pd.Index(net.bus.index)
-    pairs = [np.column_stack([pos.get_indexer(net.line.from_bus), pos.get_indexer(net.line.to_bus)])
-             [net.line.in_service.to_numpy(bool)]]
+    line = net.line[net.line.in_service.to_numpy(bool)]
+    z_base = net.bus.vn_kv.loc[line.from_bus].to_numpy() ** 2  # ohm per pu at 1 MVA
+    per = line.length_km.to_numpy() / line.parallel.to_numpy() / z_base
+    pairs = [np.column_stack([pos.get_indexer(line.from_bus), pos.get_indexer(line.to_bus)])]
+    imp = [np.column_stack([line.r_ohm_per_km.to_numpy() * per, line.x_ohm_per_km.to_numpy() * per])]
     if len(net.trafo):
-        pairs.append(np.column_stack([pos.get_indexer(net.trafo.hv_bus), pos.get_indexer(net.trafo.lv_bus)])
-                     [net.trafo.in_service.to_numpy(bool)])
+        tr = net.trafo[net.trafo.in_service.to_numpy(bool)]
+        z, r = tr.vk_percent.to_numpy() / 100 / tr.sn_mva.to_numpy(), tr.vkr_percent.to_numpy() / 100 / tr.sn_mva.to_numpy()
+        pairs.append(np.column_stack([pos.get_indexer(tr.hv_bus), pos.get_indexer(tr.lv_bus)]))
+        imp.append(np.column_stack([r, np.sqrt(np.maximum(z**2 - r**2, 0.0))]))
     sw = net.switch
     if len(sw):
         bb = sw[(sw.et == "b") & sw.closed.astype(bool)]
         pairs.append(np.column_stack([pos.get_indexer(bb.bus), pos.get_indexer(bb.element)]))
-    return np.vstack(pairs).astype(np.int64)
+        imp.append(np.zeros((len(bb), 2)))
+    return np.vstack(pairs).astype(np.int64), np.vstack(imp).astype(float)
 
 
 def feeder_tree(feeder: Feeder) -> FeederTree:
     """Breadth-first tree from the (first in-service) external grid's bus."""
     net = feeder.net
     n = len(net.bus)
-    neighbours: list[list[int]] = [[] for _ in range(n)]
-    for a, b in _edges(feeder):
+    neighbours: list[list[tuple[int, int]]] = [[] for _ in range(n)]  # (bus, edge)
+    pairs, imp = _edges(feeder)
+    for e, (a, b) in enumerate(pairs):
         if a >= 0 and b >= 0 and a != b:
-            neighbours[a].append(b)
-            neighbours[b].append(a)
+            neighbours[a].append((b, e))
+            neighbours[b].append((a, e))
     ext = net.ext_grid[net.ext_grid.in_service.astype(bool)]
     root = int(pd.Index(net.bus.index).get_indexer(ext.bus)[0]) if len(ext) else 0
     parent = np.full(n, -1)
     parent[root] = root
+    z_path = np.zeros((n, 2))
     order, queue = [], deque([root])
     while queue:
         u = queue.popleft()
         order.append(u)
-        for v in neighbours[u]:
+        for v, e in neighbours[u]:
             if parent[v] < 0:
                 parent[v] = u
+                z_path[v] = z_path[u] + imp[e]
                 queue.append(v)
     size = np.ones(n, np.int64)
     for u in reversed(order[1:]):
@@ -75,4 +92,6 @@ def feeder_tree(feeder: Feeder) -> FeederTree:
     labels = [int(x) for x in feeder.bus_labels]
     parent = np.where(parent < 0, np.arange(n), parent)  # buses not connected to the substation stand alone
     return FeederTree(labels[root], {labels[i]: labels[parent[i]] for i in range(n)},
-                      {labels[i]: labels[child[i]] for i in range(n)})
+                      {labels[i]: labels[child[i]] for i in range(n)},
+                      {labels[i]: float(z_path[i, 0]) for i in range(n)},
+                      {labels[i]: float(z_path[i, 1]) for i in range(n)})
