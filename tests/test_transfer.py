@@ -20,8 +20,8 @@ import torch
 
 from controllers.base import ControllerInfo, DERInfo
 from controllers.drl.checkpoint import FORMAT, FORMAT_PER_DER, load_policy
-from controllers.drl.features import FeatureMap, LayoutUnreadable, PerDERSpec
 from controllers.drl.distribution import load_distribution
+from controllers.drl.features import FeatureMap, LayoutUnreadable, PerDERSpec
 from controllers.drl.policy import PolicyController
 from controllers.drl.train import TrainConfig, train
 from controllers.drl.tree import feeder_tree

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from cosim.grid.branches import branches
 from cosim.grid.feeders import Feeder
 
 
@@ -52,23 +53,8 @@ def lindistflow(feeder: Feeder) -> LinDistFlow:
     """The LinDistFlow model of a feeder's in-service lines and transformers."""
     net = feeder.net
     pos = pd.Index(net.bus.index)
-    vn = net.bus.vn_kv.to_numpy(float)
-    ends, r, x = [], [], []
-    lines = net.line[net.line.in_service.astype(bool)]
-    f, t = pos.get_indexer(lines.from_bus), pos.get_indexer(lines.to_bus)
-    z_base = vn[f] ** 2  # kV^2 / 1 MVA
-    par = lines.parallel.to_numpy(float)
-    r += list(lines.r_ohm_per_km.to_numpy(float) * lines.length_km.to_numpy(float) / par / z_base)
-    x += list(lines.x_ohm_per_km.to_numpy(float) * lines.length_km.to_numpy(float) / par / z_base)
-    ends += list(zip(f, t))
-    if len(net.trafo):
-        tr = net.trafo[net.trafo.in_service.astype(bool)]
-        sn = tr.sn_mva.to_numpy(float) * tr.parallel.to_numpy(float)
-        rk = tr.vkr_percent.to_numpy(float) / 100.0 / sn
-        zk = tr.vk_percent.to_numpy(float) / 100.0 / sn
-        r += list(rk)
-        x += list(np.sqrt(np.maximum(zk**2 - rk**2, 0.0)))
-        ends += list(zip(pos.get_indexer(tr.hv_bus), pos.get_indexer(tr.lv_bus)))
+    br = branches(feeder)
+    ends = br.ends.tolist()
     n = len(pos)
     neighbours: list[list[tuple[int, int]]] = [[] for _ in range(n)]
     for b, (i, j) in enumerate(ends):
@@ -90,4 +76,4 @@ def lindistflow(feeder: Feeder) -> LinDistFlow:
     for u in order[1:]:  # parents come first: a bus's path is its parent's plus its own branch
         path[u] = path[parent[u]]
         path[u, up_branch[u]] = 1.0
-    return LinDistFlow(path, np.asarray(r, float), np.asarray(x, float), root)
+    return LinDistFlow(path, br.r, br.x, root)

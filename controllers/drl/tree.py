@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from cosim.grid.branches import branches
 from cosim.grid.feeders import Feeder
 
 
@@ -36,24 +37,15 @@ class FeederTree:
 def _edges(feeder: Feeder) -> tuple[np.ndarray, np.ndarray]:
     """Bus-position pairs of in-service lines, transformers and closed bus-bus switches, and each one's
     series impedance (r, x) in pu on 1 MVA (a switch has none)."""
-    net = feeder.net
-    pos = pd.Index(net.bus.index)
-    line = net.line[net.line.in_service.to_numpy(bool)]
-    z_base = net.bus.vn_kv.loc[line.from_bus].to_numpy() ** 2  # ohm per pu at 1 MVA
-    per = line.length_km.to_numpy() / line.parallel.to_numpy() / z_base
-    pairs = [np.column_stack([pos.get_indexer(line.from_bus), pos.get_indexer(line.to_bus)])]
-    imp = [np.column_stack([line.r_ohm_per_km.to_numpy() * per, line.x_ohm_per_km.to_numpy() * per])]
-    if len(net.trafo):
-        tr = net.trafo[net.trafo.in_service.to_numpy(bool)]
-        z, r = tr.vk_percent.to_numpy() / 100 / tr.sn_mva.to_numpy(), tr.vkr_percent.to_numpy() / 100 / tr.sn_mva.to_numpy()
-        pairs.append(np.column_stack([pos.get_indexer(tr.hv_bus), pos.get_indexer(tr.lv_bus)]))
-        imp.append(np.column_stack([r, np.sqrt(np.maximum(z**2 - r**2, 0.0))]))
-    sw = net.switch
+    br = branches(feeder)
+    pairs, imp = [br.ends], [np.column_stack([br.r, br.x])]
+    sw = feeder.net.switch
     if len(sw):
+        pos = pd.Index(feeder.net.bus.index)
         bb = sw[(sw.et == "b") & sw.closed.astype(bool)]
         pairs.append(np.column_stack([pos.get_indexer(bb.bus), pos.get_indexer(bb.element)]))
         imp.append(np.zeros((len(bb), 2)))
-    return np.vstack(pairs).astype(np.int64), np.vstack(imp).astype(float)
+    return np.vstack(pairs).astype(np.int64), np.vstack(imp)
 
 
 def feeder_tree(feeder: Feeder) -> FeederTree:
