@@ -100,6 +100,28 @@ def test_path_impedance_is_the_published_sum_and_predicts_the_power_flow_sensiti
         net.sgen.drop(sgen, inplace=True)
 
 
+def test_feeder_tree_follows_only_closed_branches_of_a_meshed_simbench_feeder():
+    """SimBench MV rural is meshed by six lines whose switch is open: the tree's paths are those of
+    pandapower's own switch-respecting graph, and their impedances pandapower's per-unit branch impedances."""
+    import networkx as nx
+    import pandapower.topology as top
+
+    feeder = load_feeder("simbench:1-MV-rural--0-sw")
+    net, labels = feeder.net, [int(b) for b in feeder.bus_labels]
+    graph = top.create_nxgraph(net, respect_switches=True, calc_branch_impedances=True, branch_impedance_unit="pu")
+    tree = feeder_tree(feeder)
+    by_label = dict(zip(labels, net.bus.index))
+    root = by_label[tree.root]
+    open_lines = set(net.switch.element[(net.switch.et == "l") & ~net.switch.closed.astype(bool)])
+    assert len(open_lines) == 6
+    for label, parent in tree.parent.items():
+        if label != tree.root:
+            assert graph.has_edge(by_label[parent], by_label[label])  # no step through an open line
+        path = nx.shortest_path(graph, root, by_label[label])  # the one path but for the two parallel trafos
+        r = sum(min(d.get("r_pu", 0.0) for d in graph.get_edge_data(a, b).values()) for a, b in zip(path, path[1:]))
+        assert tree.r_path[label] == pytest.approx(r, rel=1e-3, abs=1e-12)  # trafo: pandapower rescales by its rated kV
+
+
 def test_sensitivity_features_scale_with_rating_and_need_the_feeder():
     tree = feeder_tree(load_feeder("ieee33"))
     ders = [DERInfo("a", "pv", 18, 2.0, 2.0), DERInfo("b", "pv", 1, 1.0, 1.0)]

@@ -5,19 +5,17 @@ loss terms) gives each branch's flow as the sum of the net loads below it, P_b =
 and each bus's voltage change for injection changes (generation positive) as
 dV_i = sum_j (R_ij dp_j + X_ij dq_j) / V_i, where R_ij (X_ij) is the resistance (reactance) of
 the path the substation shares with buses i and j. Losses are sum_b r_b (P_b^2 + Q_b^2) at 1 pu.
-Branches are lines and transformers (their short-circuit impedance); a meshed feeder is read as
-its breadth-first spanning tree from the external grid, so the model is for radial feeders.
+Branches are closed lines, transformers (their short-circuit impedance) and bus-bus switches; a meshed
+feeder is read as its breadth-first spanning tree from the external grid, so the model is for radial feeders.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
-from cosim.grid.branches import branches
+from cosim.grid.branches import branches, spanning_tree
 from cosim.grid.feeders import Feeder
 
 
@@ -50,30 +48,11 @@ class LinDistFlow:
 
 
 def lindistflow(feeder: Feeder) -> LinDistFlow:
-    """The LinDistFlow model of a feeder's in-service lines and transformers."""
-    net = feeder.net
-    pos = pd.Index(net.bus.index)
+    """The LinDistFlow model of a feeder's closed lines, transformers and bus-bus switches."""
     br = branches(feeder)
-    ends = br.ends.tolist()
-    n = len(pos)
-    neighbours: list[list[tuple[int, int]]] = [[] for _ in range(n)]
-    for b, (i, j) in enumerate(ends):
-        neighbours[i].append((j, b))
-        neighbours[j].append((i, b))
-    root = int(pos.get_indexer(net.ext_grid.bus)[0])
-    up_branch, parent = np.full(n, -1), np.full(n, -1)
-    parent[root] = root
-    queue = deque([root])
-    order = []
-    while queue:
-        u = queue.popleft()
-        order.append(u)
-        for v, b in neighbours[u]:
-            if parent[v] < 0:
-                parent[v], up_branch[v] = u, b
-                queue.append(v)
-    path = np.zeros((n, len(ends)))
-    for u in order[1:]:  # parents come first: a bus's path is its parent's plus its own branch
-        path[u] = path[parent[u]]
-        path[u, up_branch[u]] = 1.0
-    return LinDistFlow(path, br.r, br.x, root)
+    tree = spanning_tree(feeder, br)
+    path = np.zeros((len(feeder.net.bus), len(br.r)))
+    for u in tree.order[1:]:  # parents come first: a bus's path is its parent's plus its own branch
+        path[u] = path[tree.parent[u]]
+        path[u, tree.up[u]] = 1.0
+    return LinDistFlow(path, br.r, br.x, tree.root)
