@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -167,3 +168,21 @@ def test_report_has_one_box_plot_per_metric_with_numpys_quartiles():
     assert page.count("<figure class='box'") == 2 and page.count("data:image/png;base64,") == 2
     for m in metrics:
         assert f"data-metric='{m}'" in page
+
+
+def test_a_run_does_not_depend_on_the_runs_before_it_in_the_process():
+    # held-out draw 1 of the general distribution (IEEE 69, random outages and trips): droop's row must equal a fresh
+    # rollout of that draw (what `cosim run` does) whether or not another controller ran on the draw before it
+    from controllers.registry import controller_class, instantiate
+    from controllers.rollout import rollout
+    from cosim.assembly import assemble
+    from cosim.evaluate.runner import controller_blocks, draw, run_one
+    from cosim.scenario.schema import Controller
+
+    path = str(Path(__file__).resolve().parents[1] / "scenarios" / "drl" / "voltvar-general.yaml")
+    blocks = controller_blocks(["none", "droop"])
+    run_one(path, "none", blocks["none"], 1, 0, 1)
+    after = run_one(path, "droop", blocks["droop"], 1, 0, 1)
+    spec = Controller.model_validate(blocks["droop"])
+    fresh = rollout(assemble(draw(path, 1, 0, 1)), instantiate(controller_class(spec, Path.cwd()), spec, Path.cwd()))
+    assert after.status == "ok" and after.kpis == fresh.kpis

@@ -19,7 +19,7 @@ from controllers.drl.env import HELDOUT_BASE
 from controllers.drl.sources import ScenarioSource, open_source
 from controllers.registry import check, controller_class, instantiate, parse_spec
 from controllers.rollout import rollout
-from cosim.assembly import Assembly, assemble
+from cosim.assembly import assemble
 from cosim.scenario.loader import LoadedScenario
 from cosim.scenario.schema import Controller as ControllerBlock
 from cosim.sweep.backends import BackendError, open_backend
@@ -67,16 +67,13 @@ def draw(path: str, seed: int, day: int, days: int) -> LoadedScenario:
     return _source(path).draw(*seeds_of(seed, day, days))
 
 
-@functools.lru_cache(maxsize=2)
-def _assembled(path: str, seed: int, day: int, days: int) -> Assembly:
-    """The draw's assembly, shared by the controllers that run on it one after another in this process."""
-    return assemble(draw(path, seed, day, days))
-
-
 def run_one(path: str, label: str, block: dict, seed: int, day: int, days: int) -> Run:
-    """Worker: one controller on one held-out draw, scored by the rollout."""
-    asm = _assembled(path, seed, day, days)
-    asm.model.reset()  # the previous controller's outages, positions and warm start are over
+    """Worker: one controller on one held-out draw, scored by the rollout.
+
+    Each run assembles its draw afresh, as `cosim run` does: a model reused from the run before starts its power
+    flows from another point (1e-10 pu apart), and a closed loop can turn that into another violation count, so a
+    row would depend on which controllers ran before it in the process."""
+    asm = assemble(draw(path, seed, day, days))
     scn = asm.loaded.scenario
     layout_seed, day_seed = seeds_of(seed, day, days)
     spec = ControllerBlock.model_validate(block)
