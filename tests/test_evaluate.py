@@ -11,8 +11,14 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from controllers.registry import controller_class, instantiate
+from controllers.rollout import rollout
+from cosim.assembly import assemble
 from cosim.evaluate.report import box_data, comparison_table, report_html, units
+from cosim.evaluate.runner import controller_blocks, draw, run_one
 from cosim.evaluate.stats import bootstrap_interval, paired, summarize, t_interval
+from cosim.scenario.schema import Controller
+from tests.conftest import SCENARIOS
 
 NOON = """\
 name: noon
@@ -173,13 +179,7 @@ def test_report_has_one_box_plot_per_metric_with_numpys_quartiles():
 def test_a_run_does_not_depend_on_the_runs_before_it_in_the_process():
     # held-out draw 1 of the general distribution (IEEE 69, random outages and trips): droop's row must equal a fresh
     # rollout of that draw (what `cosim run` does) whether or not another controller ran on the draw before it
-    from controllers.registry import controller_class, instantiate
-    from controllers.rollout import rollout
-    from cosim.assembly import assemble
-    from cosim.evaluate.runner import controller_blocks, draw, run_one
-    from cosim.scenario.schema import Controller
-
-    path = str(Path(__file__).resolve().parents[1] / "scenarios" / "drl" / "voltvar-general.yaml")
+    path = str(SCENARIOS / "drl" / "voltvar-general.yaml")
     blocks = controller_blocks(["none", "droop"])
     run_one(path, "none", blocks["none"], 1, 0, 1)
     after = run_one(path, "droop", blocks["droop"], 1, 0, 1)
